@@ -1,0 +1,181 @@
+// session_broker: the heart of the product, with no I/O.
+//
+// It decides who holds one of the N slots, who waits in the FIFO queue, when a holder is warned
+// and when a session ends.  Every call takes `now` and records what happened as events in an
+// outbox, which the I/O shell (session_service) drains and turns into WebSocket pushes,
+// upstream hang-ups and metrics.  Time never passes inside the broker: the shell calls
+// advance(now) at next_deadline().  One owner (the service's strand) calls it; it is not
+// thread-safe by itself.
+#pragma once
+
+#include "voice_broker/session_limits.hpp"
+#include "voice_broker/time.hpp"
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace voice_broker {
+
+enum class entry_state { active, queued, ended };
+enum class end_reason { expired, left, forced, abandoned, shutdown };
+
+std::string_view to_string(entry_state s);
+std::string_view to_string(end_reason r);
+
+// What a visitor can know about their own place.
+struct entry_status {
+    std::string ticket;
+    entry_state state = entry_state::ended;
+    std::size_t position = 0;  // 1-based, queued only
+    std::size_t queue_length = 0;
+    std::int64_t eta_seconds = 0;  // queued only: an upper bound on the wait
+    steady_time started_at{};
+    steady_time expires_at{};
+    std::int64_t remaining_seconds = 0;  // active only
+    bool confirmed = false;
+    end_reason reason = end_reason::left;  // ended only
+    int tokens_minted = 0;
+};
+
+struct broker_event {
+    enum class kind {
+        admitted,       // ticket now holds a slot
+        warning,        // ticket has `seconds_left` before its end
+        ended,          // ticket's entry ended with `reason` (active or queued)
+        queue_changed,  // positions or ETAs of queued entries may have changed
+    };
+    kind what;
+    std::string ticket;
+    std::chrono::seconds seconds_left{0};
+    end_reason reason = end_reason::left;
+    bool was_active = false;    // ended: the entry held a slot (a call may need hanging up)
+    steady_time started_at{};   // ended + was_active: for usage accounting
+    steady_time waited_since{}; // admitted: when the visitor joined (wait-time metrics)
+};
+
+struct join_outcome {
+    enum class kind { joined, existing, queue_full };
+    kind what;
+    entry_status status;  // not set for queue_full
+};
+
+struct active_summary {
+    steady_time started_at;
+    steady_time expires_at;
+};
+
+class session_broker {
+public:
+    explicit session_broker(session_limits limits);
+
+    const session_limits& limits() const { return limits_; }
+
+    // Joins with a freshly generated ticket, or returns the current state when `existing`
+    // names a live entry (one place per visitor).
+    join_outcome join(const std::string& fresh_ticket, const std::string* existing, steady_time now);
+
+    std::optional<entry_status> status(std::string_view ticket, steady_time now) const;
+
+    // Proof of life without a WebSocket; also confirms a fresh admission.
+    std::optional<entry_status> heartbeat(std::string_view ticket, steady_time now);
+
+    // A live channel (WebSocket) opened or closed for this ticket.  While at least one is open
+    // the entry cannot be abandoned; opening one confirms an admission.
+    bool channel_opened(std::string_view ticket, steady_time now);
+    void channel_closed(std::string_view ticket, steady_time now);
+
+    // Ends the entry with reason "left" (active or queued).  False when unknown or already ended.
+    bool leave(std::string_view ticket, steady_time now);
+
+    // Ends every active session with reason "forced"; returns how many.
+    std::size_t force_end_all(steady_time now);
+
+    // Ends everything with reason "shutdown".
+    void shutdown(steady_time now);
+
+    // Replaces the limits.  Current sessions keep their deadlines; a lower slot count lets them
+    // finish instead of cutting them off.
+    void reload(session_limits limits, steady_time now);
+
+    // Reserves one upstream key for the active holder, at most `max_per_session` per session.
+    // Minting proves presence, so it also confirms a fresh admission.
+    enum class token_reservation { reserved, not_active, limit_reached };
+    token_reservation reserve_token(std::string_view ticket, int max_per_session, steady_time now);
+
+    // Processes every deadline at or before now: warnings, expiries, abandonment.
+    void advance(steady_time now);
+
+    // The earliest instant at which advance() has something to do.
+    std::optional<steady_time> next_deadline() const;
+
+    // Takes the events recorded since the last call, in the order they happened.
+    std::vector<broker_event> take_events();
+
+    // Every queued entry, head first, with its ETA: one pass for a broadcast.
+    std::vector<entry_status> queued_statuses(steady_time now) const;
+
+    std::size_t active_count() const { return active_.size(); }
+    std::size_t queue_length() const { return queue_.size(); }
+    std::vector<active_summary> active_sessions() const;
+
+private:
+    struct entry {
+        std::uint64_t id = 0;  // join order: smaller ids joined first
+        std::string ticket;
+        entry_state state = entry_state::queued;
+        steady_time joined_at{};
+        steady_time started_at{};
+        steady_time expires_at{};
+        steady_time last_seen{};
+        steady_time admission_deadline{};  // meaningful while active && !confirmed
+        bool confirmed = false;
+        int open_channels = 0;
+        std::vector<std::chrono::seconds> warning_offsets;  // fixed at admission, largest first
+        std::size_t next_warning = 0;
+        end_reason reason = end_reason::left;
+        steady_time ended_at{};
+        int tokens_minted = 0;
+        std::optional<steady_time> deadline;  // mirrored in deadlines_
+    };
+
+    entry* find_live(std::string_view ticket);
+    const entry* find(std::string_view ticket) const;
+    entry_status make_status(const entry& e, steady_time now) const;
+    std::vector<std::int64_t> queue_etas(std::size_t how_many, steady_time now) const;
+
+    entry& create(const std::string& ticket, steady_time now);
+    void admit(entry& e, steady_time now);
+    void admit_waiting(steady_time now);
+    void end(entry& e, end_reason why, steady_time now);
+    void process(entry& e, steady_time now);
+    void reindex(entry& e);
+    std::optional<steady_time> compute_deadline(const entry& e) const;
+    void forget_old_ended(steady_time now);
+    void note_queue_changed();
+    void emit(broker_event ev) { events_.push_back(std::move(ev)); }
+
+    session_limits limits_;
+    bool closed_ = false;
+    std::uint64_t next_id_ = 1;
+    std::unordered_map<std::uint64_t, entry> entries_;           // live and recently ended
+    std::unordered_map<std::string, std::uint64_t> ids_;         // ticket -> id
+    std::set<std::uint64_t> queue_;                              // FIFO by join order
+    std::set<std::uint64_t> active_;                             // slot holders
+    std::set<std::pair<steady_time, std::uint64_t>> deadlines_;  // live entries' next deadline
+    std::deque<std::uint64_t> ended_;                            // tombstones, oldest first
+    std::vector<broker_event> events_;
+};
+
+// How long an ended entry still answers status queries, and how many are kept at most.
+inline constexpr std::chrono::minutes ended_entry_retention{10};
+inline constexpr std::size_t max_ended_entries = 10000;
+
+}  // namespace voice_broker

@@ -1,0 +1,99 @@
+#include "voice_broker/http_message.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+namespace voice_broker {
+
+namespace {
+bool iequals(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+           });
+}
+int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+}  // namespace
+
+std::optional<std::string> percent_decode(std::string_view in, bool plus_is_space) {
+    std::string out;
+    out.reserve(in.size());
+    for (std::size_t i = 0; i < in.size(); ++i) {
+        const char c = in[i];
+        if (c == '%') {
+            if (i + 2 >= in.size()) return std::nullopt;
+            const int hi = hex_value(in[i + 1]);
+            const int lo = hex_value(in[i + 2]);
+            if (hi < 0 || lo < 0) return std::nullopt;
+            out += static_cast<char>(hi * 16 + lo);
+            i += 2;
+        } else if (c == '+' && plus_is_space) {
+            out += ' ';
+        } else {
+            out += c;
+        }
+    }
+    return out;
+}
+
+std::string_view http_request::header(std::string_view lower_name) const {
+    for (const auto& [k, v] : headers) {
+        if (k == lower_name) return v;
+    }
+    return {};
+}
+
+std::optional<std::string> http_request::query_param(std::string_view name) const {
+    std::string_view rest = query;
+    while (!rest.empty()) {
+        const auto amp = rest.find('&');
+        const auto pair = rest.substr(0, amp);
+        rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
+        const auto eq = pair.find('=');
+        const auto key = percent_decode(pair.substr(0, eq), true);
+        if (key && *key == name) {
+            if (eq == std::string_view::npos) return std::string{};
+            return percent_decode(pair.substr(eq + 1), true);
+        }
+    }
+    return std::nullopt;
+}
+
+std::optional<std::string> http_request::cookie(std::string_view name) const {
+    for (const auto& [k, v] : headers) {
+        if (k != "cookie") continue;
+        std::string_view rest = v;
+        while (!rest.empty()) {
+            const auto semi = rest.find(';');
+            auto item = rest.substr(0, semi);
+            rest = semi == std::string_view::npos ? std::string_view{} : rest.substr(semi + 1);
+            while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+            const auto eq = item.find('=');
+            if (eq != std::string_view::npos && item.substr(0, eq) == name) return std::string(item.substr(eq + 1));
+        }
+    }
+    return std::nullopt;
+}
+
+void http_response::set_header(std::string name, std::string value) {
+    for (auto& [k, v] : headers) {
+        if (iequals(k, name)) {
+            v = std::move(value);
+            return;
+        }
+    }
+    headers.emplace_back(std::move(name), std::move(value));
+}
+
+std::string_view http_response::header(std::string_view name) const {
+    for (const auto& [k, v] : headers) {
+        if (iequals(k, name)) return v;
+    }
+    return {};
+}
+
+}  // namespace voice_broker

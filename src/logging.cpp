@@ -1,0 +1,85 @@
+#include "voice_broker/logging.hpp"
+
+#include "voice_broker/time.hpp"
+
+#include <nlohmann/json.hpp>
+#include <spdlog/pattern_formatter.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+namespace voice_broker {
+
+namespace {
+
+class line_formatter final : public spdlog::formatter {
+public:
+    line_formatter(log_format style, std::vector<std::string> secrets) : style_(style), secrets_(std::move(secrets)) {
+        std::erase_if(secrets_, [](const std::string& s) { return s.size() < 4; });
+    }
+
+    void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
+        std::string text(msg.payload.data(), msg.payload.size());
+        for (const auto& secret : secrets_) {
+            for (auto pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos)) {
+                text.replace(pos, secret.size(), "[redacted]");
+            }
+        }
+        const auto when = format_iso8601(msg.time);
+        const auto level = spdlog::level::to_string_view(msg.level);
+        std::string line;
+        if (style_ == log_format::json) {
+            nlohmann::json doc = {{"time", when}, {"level", std::string_view(level.data(), level.size())}, {"msg", text}};
+            line = doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        } else {
+            line = when + " " + std::string(level.data(), level.size()) + " " + text;
+        }
+        line += '\n';
+        dest.append(line.data(), line.data() + line.size());
+    }
+
+    std::unique_ptr<spdlog::formatter> clone() const override {
+        return std::make_unique<line_formatter>(style_, secrets_);
+    }
+
+private:
+    log_format style_;
+    std::vector<std::string> secrets_;
+};
+
+}  // namespace
+
+void setup_logging(log_format style, const std::string& level, std::vector<std::string> secrets,
+                   std::shared_ptr<spdlog::sinks::sink> sink) {
+    if (!sink) sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+    auto logger = std::make_shared<spdlog::logger>("voice-broker", sink);
+    logger->set_formatter(std::make_unique<line_formatter>(style, std::move(secrets)));
+    logger->set_level(spdlog::level::from_str(level));
+    logger->flush_on(spdlog::level::trace);
+    spdlog::set_default_logger(logger);
+}
+
+std::string redact_query(std::string_view target) {
+    const auto q = target.find('?');
+    if (q == std::string_view::npos) return std::string(target);
+    std::string out(target.substr(0, q + 1));
+    std::string_view rest = target.substr(q + 1);
+    bool first = true;
+    while (!rest.empty()) {
+        const auto amp = rest.find('&');
+        const auto pair = rest.substr(0, amp);
+        rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
+        if (!first) out += '&';
+        first = false;
+        const auto eq = pair.find('=');
+        const auto key = pair.substr(0, eq);
+        if (key == "ticket" || key == "token" || key == "key") {
+            out += key;
+            out += "=[redacted]";
+        } else {
+            out += pair;
+        }
+    }
+    return out;
+}
+
+}  // namespace voice_broker

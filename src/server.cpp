@@ -1,0 +1,350 @@
+// server: the listener, TLS detection on the single port, signals and the two-phase shutdown.
+#include "voice_broker/server.hpp"
+
+#include "voice_broker/certificate.hpp"
+#include "voice_broker/metrics.hpp"
+#include "voice_broker/openai_client.hpp"
+#include "voice_broker/router.hpp"
+#include "voice_broker/session_service.hpp"
+#include "voice_broker/static_files.hpp"
+#include "voice_broker/tls_context.hpp"
+#include "server_context.hpp"
+
+#include <boost/beast/core/detect_ssl.hpp>
+#include <spdlog/spdlog.h>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+namespace voice_broker {
+
+// ---- connection bookkeeping -------------------------------------------------------------------
+
+std::uint64_t connection_registry::add(std::weak_ptr<connection> c) {
+    std::lock_guard lock(mutex_);
+    const auto id = next_id_++;
+    live_.emplace(id, std::move(c));
+    return id;
+}
+
+void connection_registry::remove(std::uint64_t id) {
+    std::lock_guard lock(mutex_);
+    live_.erase(id);
+}
+
+void connection_registry::shutdown_all() {
+    std::vector<std::shared_ptr<connection>> alive;
+    {
+        std::lock_guard lock(mutex_);
+        for (auto& [id, weak] : live_) {
+            if (auto c = weak.lock()) alive.push_back(std::move(c));
+        }
+    }
+    for (auto& c : alive) c->begin_shutdown();
+}
+
+std::size_t connection_registry::size() const {
+    std::lock_guard lock(mutex_);
+    return live_.size();
+}
+
+void fail(const error_code& ec, const char* what, std::uint64_t connection_id) {
+    // The ordinary ways a connection ends are not worth a line.
+    if (ec == net::error::operation_aborted || ec == beast::error::timeout || ec == net::error::eof ||
+        ec == net::error::connection_reset || ec == net::error::broken_pipe || ec == net::error::not_connected ||
+        ec == net::ssl::error::stream_truncated || ec == beast::http::error::end_of_stream ||
+        ec == net::error::bad_descriptor) {
+        spdlog::debug("connection {}: {}: {}", connection_id, what, ec.message());
+        return;
+    }
+    spdlog::info("connection {}: {}: {}", connection_id, what, ec.message());
+}
+
+// ---- the server ---------------------------------------------------------------------------------
+
+namespace {
+
+std::string read_text(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw std::runtime_error("cannot read " + path);
+    std::ostringstream out;
+    out << in.rdbuf();
+    return out.str();
+}
+
+std::shared_ptr<ssl::context> load_tls(const config& c) {
+    if (!c.tls_cert_file.empty()) {
+        try {
+            return make_server_tls_context(read_text(c.tls_cert_file), read_text(c.tls_key_file));
+        } catch (const std::exception& e) {
+            throw std::runtime_error(std::string("TLS_CERT_FILE/TLS_KEY_FILE: ") + e.what());
+        }
+    }
+    if (c.tls_self_signed) {
+        std::vector<std::string> names{"localhost", "127.0.0.1", "::1"};
+        if (c.host != "0.0.0.0" && c.host != "::" && c.host != "127.0.0.1") names.push_back(c.host);
+        const auto pem = make_self_signed_certificate(names, 30);
+        spdlog::warn("TLS: using a throwaway self-signed certificate; browsers will warn. Use a real one in production.");
+        return make_server_tls_context(pem.certificate, pem.private_key);
+    }
+    return nullptr;
+}
+
+}  // namespace
+
+// An io_context whose pending handlers can be destroyed once its threads have ended: they hold
+// the server (and the sessions) alive through shared_from_this, so they must go first.
+class owning_io_context : public net::io_context {
+public:
+    using net::io_context::shutdown;
+};
+
+struct server::impl : std::enable_shared_from_this<server::impl> {
+    config settings;
+    server_options options;
+    owning_io_context ioc;
+    metrics stats;
+    std::shared_ptr<session_service> service;
+    std::shared_ptr<router> routes;
+    std::shared_ptr<server_context> ctx;
+    tcp::acceptor acceptor{ioc};
+    net::steady_timer accept_backoff{ioc};
+    net::steady_timer grace_timer{ioc};
+    net::signal_set signals{ioc};
+    std::mutex tls_mutex;
+    std::shared_ptr<ssl::context> tls;
+    std::vector<std::thread> threads;
+    std::atomic<bool> stopping{false};
+    std::uint16_t bound_port = 0;
+    std::chrono::steady_clock::time_point last_accept_warning{};
+
+    impl(config c, server_options o) : settings(std::move(c)), options(std::move(o)) {}
+
+    void init() {
+        tls = load_tls(settings);
+        auto upstream = options.upstream;
+        if (!upstream && !settings.openai.api_key.empty()) upstream = make_openai_client(settings.openai, stats);
+        service = session_service::create(ioc, settings, stats, upstream);
+        routes = std::make_shared<router>(service, stats, static_files::load(settings.static_dir));
+        ctx = std::make_shared<server_context>(settings, routes, service, stats);
+
+        error_code ec;
+        const auto address = net::ip::make_address(settings.host, ec);
+        if (ec) throw std::runtime_error("HOST " + settings.host + " is not an IP address");
+        const tcp::endpoint endpoint{address, settings.port};
+        const auto where = settings.host + ":" + std::to_string(settings.port);
+        acceptor.open(endpoint.protocol(), ec);
+        if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
+        if (!ec) acceptor.bind(endpoint, ec);
+        if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
+        if (ec) throw std::runtime_error("cannot listen on " + where + ": " + ec.message());
+        bound_port = acceptor.local_endpoint().port();
+        ctx->public_port = bound_port;
+    }
+
+    void start_accepting() {
+        if (options.handle_signals) {
+            signals.add(SIGTERM);
+            signals.add(SIGINT);
+            signals.add(SIGHUP);
+            wait_signal();
+        }
+        do_accept();
+    }
+
+    void wait_signal() {
+        signals.async_wait([self = shared_from_this()](error_code ec, int signo) {
+            if (ec) return;
+            if (signo == SIGHUP) {
+                if (self->options.reload_config) {
+                    if (auto fresh = self->options.reload_config()) self->reload(*fresh);
+                }
+            } else if (self->stopping.load()) {
+                spdlog::warn("second signal: stopping at once");
+                std::_Exit(1);
+            } else {
+                spdlog::info("signal {}: shutting down (send it again to stop at once)", signo);
+                self->begin_stop();
+            }
+            self->wait_signal();
+        });
+    }
+
+    void do_accept() {
+        acceptor.async_accept(net::make_strand(ioc), [self = shared_from_this()](error_code ec, tcp::socket socket) {
+            self->on_accept(ec, std::move(socket));
+        });
+    }
+
+    void on_accept(error_code ec, tcp::socket socket) {
+        if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
+        if (ec == net::error::no_descriptors || ec == boost::system::errc::too_many_files_open_in_system ||
+            ec == net::error::no_buffer_space || ec == net::error::no_memory) {
+            // Out of file descriptors: wait for connections to close instead of spinning.
+            const auto now = std::chrono::steady_clock::now();
+            if (now - last_accept_warning > std::chrono::seconds{10}) {
+                last_accept_warning = now;
+                spdlog::warn("accept: {}; pausing new connections for 100 ms", ec.message());
+            }
+            accept_backoff.expires_after(std::chrono::milliseconds{100});
+            accept_backoff.async_wait([self = shared_from_this()](error_code e) {
+                if (!e) self->do_accept();
+            });
+            return;
+        }
+        if (ec) {
+            spdlog::info("accept: {}", ec.message());
+            return do_accept();
+        }
+        const auto open = stats.open_connections.fetch_add(1, std::memory_order_relaxed);
+        connection_slot slot(&stats.open_connections);
+        if (static_cast<std::size_t>(open) >= settings.limits.max_connections) {
+            stats.connections_rejected.fetch_add(1, std::memory_order_relaxed);
+            error_code ignored;
+            socket.close(ignored);  // the slot's destructor gives the count back
+        } else {
+            socket.set_option(tcp::no_delay(true), ec);
+            start_connection(std::move(socket), std::move(slot));
+        }
+        do_accept();
+    }
+
+    void start_connection(tcp::socket socket, connection_slot slot) {
+        beast::tcp_stream stream(std::move(socket));
+        std::shared_ptr<ssl::context> tls_now;
+        {
+            std::lock_guard lock(tls_mutex);
+            tls_now = tls;
+        }
+        if (!tls_now) return run_plain_http(std::move(stream), beast::flat_buffer{}, ctx, std::move(slot), false);
+        // One port for both: TLS is detected from the first bytes; plain HTTP gets a redirect.
+        auto detector = std::make_shared<tls_detector>(std::move(stream), std::move(tls_now), ctx, std::move(slot));
+        detector->run();
+    }
+
+    struct tls_detector : std::enable_shared_from_this<tls_detector> {
+        beast::tcp_stream stream;
+        std::shared_ptr<ssl::context> tls;
+        std::shared_ptr<server_context> ctx;
+        connection_slot slot;
+        beast::flat_buffer buffer;
+
+        tls_detector(beast::tcp_stream s, std::shared_ptr<ssl::context> t, std::shared_ptr<server_context> c,
+                     connection_slot sl)
+            : stream(std::move(s)), tls(std::move(t)), ctx(std::move(c)), slot(std::move(sl)) {}
+
+        void run() {
+            stream.expires_after(ctx->settings.limits.tls_handshake_timeout);
+            beast::async_detect_ssl(stream, buffer, beast::bind_front_handler(&tls_detector::on_detect, shared_from_this()));
+        }
+
+        void on_detect(error_code ec, bool is_tls) {
+            if (ec) return fail(ec, "detect", 0);
+            if (!is_tls) return run_plain_http(std::move(stream), std::move(buffer), ctx, std::move(slot), true);
+            // Each SSL object holds a reference to its SSL_CTX, so a certificate reload cannot
+            // pull the context from under a live stream.
+            run_tls_http(beast::ssl_stream<beast::tcp_stream>(std::move(stream), *tls), std::move(buffer), ctx,
+                         std::move(slot));
+        }
+    };
+
+    void reload(const config& fresh) {
+        try {
+            auto new_tls = load_tls(fresh);
+            if (new_tls) {
+                std::lock_guard lock(tls_mutex);
+                tls = std::move(new_tls);
+            }
+            routes->replace_static_files(static_files::load(fresh.static_dir));
+            service->reload(fresh);
+            spdlog::info("reloaded: certificate, static files and session limits");
+        } catch (const std::exception& e) {
+            spdlog::error("reload failed, keeping the running settings: {}", e.what());
+        }
+    }
+
+    void begin_stop() {
+        net::post(ioc, [self = shared_from_this()] {
+            if (self->stopping.exchange(true)) return;
+            // Phase 1: no new connections; tell everyone why.
+            error_code ignored;
+            self->acceptor.close(ignored);
+            self->accept_backoff.cancel();
+            self->ctx->shutting_down.store(true);
+            self->routes->set_shutting_down();
+            self->service->shutdown([self] {
+                // Phase 2: idle connections close now, busy ones after their answer; WebSockets
+                // get "going away".  Whatever is left when the grace ends is cut off.
+                self->ctx->registry.shutdown_all();
+                self->grace_timer.expires_after(self->settings.shutdown_grace);
+                self->grace_timer.async_wait([self](error_code ec) {
+                    if (!ec) spdlog::warn("shutdown: grace period over with {} connection(s) open", self->ctx->registry.size());
+                    self->signals.cancel();
+                    self->ioc.stop();
+                });
+                self->poll_drained();
+            });
+        });
+    }
+
+    // Stops as soon as the last connection has closed, without waiting for the whole grace.
+    void poll_drained() {
+        if (ctx->registry.size() == 0 && stats.open_connections.load() == 0) {
+            grace_timer.cancel();
+            return;
+        }
+        drain_check.expires_after(std::chrono::milliseconds{20});
+        drain_check.async_wait([self = shared_from_this()](error_code ec) {
+            if (!ec) self->poll_drained();
+        });
+    }
+    net::steady_timer drain_check{ioc};
+};
+
+server::server(config settings, server_options options)
+    : impl_(std::make_shared<impl>(std::move(settings), std::move(options))) {
+    impl_->init();
+}
+
+server::~server() {
+    if (!impl_->threads.empty()) {
+        stop();
+        wait();
+    }
+    impl_->ioc.shutdown();
+}
+
+std::uint16_t server::port() const { return impl_->bound_port; }
+bool server::tls() const { return impl_->tls != nullptr; }
+metrics& server::stats() { return impl_->stats; }
+
+void server::start() {
+    impl_->start_accepting();
+    const auto n = impl_->settings.io_threads();
+    for (unsigned i = 0; i < n; ++i) {
+        impl_->threads.emplace_back([self = impl_] { self->ioc.run(); });
+    }
+    spdlog::info("voice-broker {} listening on {}://{}:{} ({} thread(s), {} slot(s), {} s sessions)", VOICE_BROKER_VERSION,
+                 impl_->tls ? "https" : "http", impl_->settings.host, impl_->bound_port, n,
+                 impl_->settings.session.max_concurrent_users, impl_->settings.session.session_duration.count());
+}
+
+void server::wait() {
+    for (auto& t : impl_->threads) {
+        if (t.joinable()) t.join();
+    }
+    impl_->threads.clear();
+}
+
+void server::run() {
+    start();
+    wait();
+    spdlog::info("voice-broker stopped");
+}
+
+void server::stop() { impl_->begin_stop(); }
+
+void server::reload(const config& fresh) { impl_->reload(fresh); }
+
+}  // namespace voice_broker

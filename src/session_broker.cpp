@@ -1,0 +1,371 @@
+#include "voice_broker/session_broker.hpp"
+
+#include <algorithm>
+#include <functional>
+#include <queue>
+
+namespace voice_broker {
+
+std::string_view to_string(entry_state s) {
+    switch (s) {
+    case entry_state::active: return "active";
+    case entry_state::queued: return "queued";
+    case entry_state::ended: return "ended";
+    }
+    return "ended";
+}
+
+std::string_view to_string(end_reason r) {
+    switch (r) {
+    case end_reason::expired: return "expired";
+    case end_reason::left: return "left";
+    case end_reason::forced: return "forced";
+    case end_reason::abandoned: return "abandoned";
+    case end_reason::shutdown: return "shutdown";
+    }
+    return "left";
+}
+
+session_broker::session_broker(session_limits limits) : limits_(std::move(limits)) {}
+
+session_broker::entry* session_broker::find_live(std::string_view ticket) {
+    auto id = ids_.find(std::string(ticket));
+    if (id == ids_.end()) return nullptr;
+    auto& e = entries_.at(id->second);
+    return e.state == entry_state::ended ? nullptr : &e;
+}
+
+const session_broker::entry* session_broker::find(std::string_view ticket) const {
+    auto id = ids_.find(std::string(ticket));
+    return id == ids_.end() ? nullptr : &entries_.at(id->second);
+}
+
+session_broker::entry& session_broker::create(const std::string& ticket, steady_time now) {
+    const auto id = next_id_++;
+    auto& e = entries_[id];
+    e.id = id;
+    e.ticket = ticket;
+    e.joined_at = now;
+    e.last_seen = now;
+    ids_[ticket] = id;
+    return e;
+}
+
+join_outcome session_broker::join(const std::string& fresh_ticket, const std::string* existing, steady_time now) {
+    if (existing) {
+        if (auto* e = find_live(*existing)) {
+            e->last_seen = now;  // asking again is a sign of life
+            if (e->state == entry_state::active) e->confirmed = true;
+            reindex(*e);
+            return {join_outcome::kind::existing, make_status(*e, now)};
+        }
+    }
+    const bool slot_free = !closed_ && active_.size() < limits_.max_concurrent_users && queue_.empty();
+    if (!slot_free && (closed_ || queue_.size() >= limits_.max_queue_length)) {
+        return {join_outcome::kind::queue_full, {}};
+    }
+    auto& e = create(fresh_ticket, now);
+    if (slot_free) {
+        e.confirmed = true;  // the visitor is here: this very request proves it
+        admit(e, now);
+    } else {
+        // Appending changes nobody else's position or ETA, so no queue_changed event.
+        queue_.insert(e.id);
+        reindex(e);
+    }
+    return {join_outcome::kind::joined, make_status(e, now)};
+}
+
+std::optional<entry_status> session_broker::status(std::string_view ticket, steady_time now) const {
+    const auto* e = find(ticket);
+    if (!e) return std::nullopt;
+    return make_status(*e, now);
+}
+
+std::optional<entry_status> session_broker::heartbeat(std::string_view ticket, steady_time now) {
+    auto* e = find_live(ticket);
+    if (!e) return status(ticket, now);
+    e->last_seen = now;
+    if (e->state == entry_state::active) e->confirmed = true;
+    reindex(*e);
+    return make_status(*e, now);
+}
+
+bool session_broker::channel_opened(std::string_view ticket, steady_time now) {
+    auto* e = find_live(ticket);
+    if (!e) return false;
+    ++e->open_channels;
+    e->last_seen = now;
+    if (e->state == entry_state::active) e->confirmed = true;
+    reindex(*e);
+    return true;
+}
+
+void session_broker::channel_closed(std::string_view ticket, steady_time now) {
+    auto* e = find_live(ticket);
+    if (!e || e->open_channels == 0) return;
+    --e->open_channels;
+    e->last_seen = now;  // the heartbeat timeout runs from the moment the channel closed
+    reindex(*e);
+}
+
+bool session_broker::leave(std::string_view ticket, steady_time now) {
+    auto* e = find_live(ticket);
+    if (!e) return false;
+    end(*e, end_reason::left, now);
+    return true;
+}
+
+std::size_t session_broker::force_end_all(steady_time now) {
+    const std::vector<std::uint64_t> holders(active_.begin(), active_.end());
+    for (auto id : holders) end(entries_.at(id), end_reason::forced, now);
+    return holders.size();
+}
+
+void session_broker::shutdown(steady_time now) {
+    closed_ = true;
+    const std::vector<std::uint64_t> holders(active_.begin(), active_.end());
+    for (auto id : holders) end(entries_.at(id), end_reason::shutdown, now);
+    const std::vector<std::uint64_t> waiting(queue_.begin(), queue_.end());
+    for (auto id : waiting) end(entries_.at(id), end_reason::shutdown, now);
+}
+
+void session_broker::reload(session_limits limits, steady_time now) {
+    limits_ = std::move(limits);
+    // Deadlines already promised (expiry, warnings) stand; only timeouts follow the new rules.
+    for (auto& [id, e] : entries_) {
+        if (e.state != entry_state::ended) reindex(e);
+    }
+    admit_waiting(now);
+    note_queue_changed();  // ETAs follow the new rules
+    advance(now);
+}
+
+session_broker::token_reservation session_broker::reserve_token(std::string_view ticket, int max_per_session,
+                                                                steady_time now) {
+    auto* e = find_live(ticket);
+    if (!e || e->state != entry_state::active || now >= e->expires_at) return token_reservation::not_active;
+    if (e->tokens_minted >= max_per_session) return token_reservation::limit_reached;
+    ++e->tokens_minted;
+    e->confirmed = true;
+    e->last_seen = now;
+    reindex(*e);
+    return token_reservation::reserved;
+}
+
+void session_broker::admit(entry& e, steady_time now) {
+    queue_.erase(e.id);
+    e.state = entry_state::active;
+    e.started_at = now;
+    e.expires_at = now + limits_.session_duration;
+    e.warning_offsets.clear();
+    for (auto w : limits_.warnings) {
+        if (w > seconds{0} && w < limits_.session_duration) e.warning_offsets.push_back(w);
+    }
+    std::sort(e.warning_offsets.begin(), e.warning_offsets.end(), std::greater<>());
+    e.warning_offsets.erase(std::unique(e.warning_offsets.begin(), e.warning_offsets.end()), e.warning_offsets.end());
+    e.next_warning = 0;
+    if (e.open_channels > 0) e.confirmed = true;  // the WebSocket that will carry the news is open
+    e.admission_deadline = now + limits_.admission_grace;
+    active_.insert(e.id);
+    broker_event ev{broker_event::kind::admitted, e.ticket};
+    ev.waited_since = e.joined_at;
+    emit(std::move(ev));
+    reindex(e);
+}
+
+void session_broker::admit_waiting(steady_time now) {
+    bool admitted = false;
+    while (!closed_ && active_.size() < limits_.max_concurrent_users && !queue_.empty()) {
+        admit(entries_.at(*queue_.begin()), now);
+        admitted = true;
+    }
+    if (admitted) note_queue_changed();
+}
+
+void session_broker::end(entry& e, end_reason why, steady_time now) {
+    const bool was_active = e.state == entry_state::active;
+    const bool was_queued = e.state == entry_state::queued;
+    if (was_active) active_.erase(e.id);
+    if (was_queued) queue_.erase(e.id);
+    if (e.deadline) deadlines_.erase({*e.deadline, e.id});
+    e.deadline.reset();
+    e.state = entry_state::ended;
+    e.reason = why;
+    e.ended_at = now;
+    broker_event ev{broker_event::kind::ended, e.ticket};
+    ev.reason = why;
+    ev.was_active = was_active;
+    ev.started_at = e.started_at;
+    emit(std::move(ev));
+    ended_.push_back(e.id);
+    admit_waiting(now);
+    // Whoever ended, those still waiting moved up or got a new ETA.
+    note_queue_changed();
+}
+
+void session_broker::note_queue_changed() {
+    if (queue_.empty()) return;
+    if (!events_.empty() && events_.back().what == broker_event::kind::queue_changed) return;
+    emit({broker_event::kind::queue_changed, {}});
+}
+
+std::optional<steady_time> session_broker::compute_deadline(const entry& e) const {
+    std::optional<steady_time> at;
+    auto consider = [&at](steady_time t) {
+        if (!at || t < *at) at = t;
+    };
+    if (e.state == entry_state::ended) return std::nullopt;
+    if (e.open_channels == 0) consider(e.last_seen + limits_.heartbeat_timeout);
+    if (e.state == entry_state::active) {
+        consider(e.expires_at);
+        if (e.next_warning < e.warning_offsets.size()) consider(e.expires_at - e.warning_offsets[e.next_warning]);
+        if (!e.confirmed) consider(e.admission_deadline);
+    }
+    return at;
+}
+
+void session_broker::reindex(entry& e) {
+    const auto at = compute_deadline(e);
+    if (at == e.deadline) return;
+    if (e.deadline) deadlines_.erase({*e.deadline, e.id});
+    e.deadline = at;
+    if (at) deadlines_.insert({*at, e.id});
+}
+
+void session_broker::process(entry& e, steady_time now) {
+    if (e.state == entry_state::active) {
+        if (now >= e.expires_at) return end(e, end_reason::expired, now);
+        if (!e.confirmed && now >= e.admission_deadline) return end(e, end_reason::abandoned, now);
+    }
+    if (e.open_channels == 0 && now >= e.last_seen + limits_.heartbeat_timeout) {
+        return end(e, end_reason::abandoned, now);
+    }
+    if (e.state == entry_state::active) {
+        while (e.next_warning < e.warning_offsets.size() &&
+               e.expires_at - e.warning_offsets[e.next_warning] <= now) {
+            broker_event ev{broker_event::kind::warning, e.ticket};
+            ev.seconds_left = e.warning_offsets[e.next_warning];
+            emit(std::move(ev));
+            ++e.next_warning;
+        }
+    }
+    reindex(e);
+}
+
+void session_broker::advance(steady_time now) {
+    while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
+        const auto id = deadlines_.begin()->second;
+        process(entries_.at(id), now);
+    }
+    forget_old_ended(now);
+}
+
+std::optional<steady_time> session_broker::next_deadline() const {
+    std::optional<steady_time> at;
+    if (!deadlines_.empty()) at = deadlines_.begin()->first;
+    if (!ended_.empty()) {
+        const auto forget_at = entries_.at(ended_.front()).ended_at + ended_entry_retention;
+        if (!at || forget_at < *at) at = forget_at;
+    }
+    return at;
+}
+
+void session_broker::forget_old_ended(steady_time now) {
+    while (!ended_.empty()) {
+        const auto& e = entries_.at(ended_.front());
+        if (ended_.size() <= max_ended_entries && now < e.ended_at + ended_entry_retention) break;
+        ids_.erase(e.ticket);
+        entries_.erase(ended_.front());
+        ended_.pop_front();
+    }
+}
+
+std::vector<broker_event> session_broker::take_events() {
+    std::vector<broker_event> out;
+    out.swap(events_);
+    return out;
+}
+
+std::vector<std::int64_t> session_broker::queue_etas(std::size_t how_many, steady_time now) const {
+    // When each slot frees, in the worst case: every holder stays until expiry and every
+    // admitted visitor uses the whole session.  Slots above the limit (after a reload lowered
+    // it) free without admitting anyone.
+    using ns = std::chrono::nanoseconds;
+    std::priority_queue<ns, std::vector<ns>, std::greater<>> frees;
+    for (auto id : active_) {
+        const auto& e = entries_.at(id);
+        frees.push(std::max(ns{0}, std::chrono::duration_cast<ns>(e.expires_at - now)));
+    }
+    for (std::size_t i = active_.size(); i < limits_.max_concurrent_users; ++i) frees.push(ns{0});
+    for (std::size_t i = limits_.max_concurrent_users; i < active_.size() && !frees.empty(); ++i) frees.pop();
+
+    std::vector<std::int64_t> etas;
+    etas.reserve(how_many);
+    const auto session = std::chrono::duration_cast<ns>(limits_.session_duration);
+    for (std::size_t i = 0; i < how_many; ++i) {
+        if (frees.empty()) {  // no slots at all (max_concurrent_users 0 is rejected by config)
+            etas.push_back(0);
+            continue;
+        }
+        const auto t = frees.top();
+        frees.pop();
+        etas.push_back((t.count() + 999'999'999) / 1'000'000'000);  // rounded up: an upper bound
+        frees.push(t + session);
+    }
+    return etas;
+}
+
+entry_status session_broker::make_status(const entry& e, steady_time now) const {
+    entry_status s;
+    s.ticket = e.ticket;
+    s.state = e.state;
+    s.queue_length = queue_.size();
+    s.tokens_minted = e.tokens_minted;
+    switch (e.state) {
+    case entry_state::active:
+        s.started_at = e.started_at;
+        s.expires_at = e.expires_at;
+        s.remaining_seconds = seconds_until(now, e.expires_at);
+        s.confirmed = e.confirmed;
+        break;
+    case entry_state::queued: {
+        s.position = static_cast<std::size_t>(std::distance(queue_.begin(), queue_.find(e.id))) + 1;
+        s.eta_seconds = queue_etas(s.position, now).back();
+        break;
+    }
+    case entry_state::ended:
+        s.reason = e.reason;
+        break;
+    }
+    return s;
+}
+
+std::vector<entry_status> session_broker::queued_statuses(steady_time now) const {
+    std::vector<entry_status> out;
+    out.reserve(queue_.size());
+    const auto etas = queue_etas(queue_.size(), now);
+    std::size_t position = 0;
+    for (auto id : queue_) {
+        const auto& e = entries_.at(id);
+        entry_status s;
+        s.ticket = e.ticket;
+        s.state = entry_state::queued;
+        s.position = ++position;
+        s.queue_length = queue_.size();
+        s.eta_seconds = etas[position - 1];
+        out.push_back(std::move(s));
+    }
+    return out;
+}
+
+std::vector<active_summary> session_broker::active_sessions() const {
+    std::vector<active_summary> out;
+    for (auto id : active_) {
+        const auto& e = entries_.at(id);
+        out.push_back({e.started_at, e.expires_at});
+    }
+    return out;
+}
+
+}  // namespace voice_broker

@@ -1,0 +1,200 @@
+// websocket_session: one visitor's live channel.  It relays the service's pushes through one
+// bounded queue with one write in flight; a status update replaces an unsent older one instead
+// of queueing behind it, and a client too slow to drain the queue is dropped.  Incoming
+// messages are only heartbeats.
+#include "voice_broker/metrics.hpp"
+#include "voice_broker/session_service.hpp"
+#include "server_context.hpp"
+
+#include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <deque>
+
+namespace voice_broker {
+
+namespace websocket = beast::websocket;
+
+namespace {
+
+template <class Stream>
+class websocket_session final : public live_channel,
+                                public connection,
+                                public std::enable_shared_from_this<websocket_session<Stream>> {
+public:
+    websocket_session(Stream stream, websocket_handover handover, std::shared_ptr<server_context> ctx,
+                      connection_slot slot)
+        : ws_(std::move(stream)), handover_(std::move(handover)), ctx_(std::move(ctx)), slot_(std::move(slot)) {}
+
+    ~websocket_session() override {
+        if (registry_id_) ctx_->registry.remove(registry_id_);
+    }
+
+    void run() {
+        // The WebSocket keeps its own timers from here on.
+        beast::get_lowest_layer(ws_).expires_never();
+        websocket::stream_base::timeout timeouts{};
+        timeouts.handshake_timeout = ctx_->settings.limits.request_timeout;
+        timeouts.idle_timeout = ctx_->settings.limits.ws_idle_timeout;
+        timeouts.keep_alive_pings = true;
+        ws_.set_option(timeouts);
+        ws_.set_option(websocket::stream_base::decorator(
+            [](websocket::response_type& res) { res.set(http::field::server, "voice-broker"); }));
+        ws_.read_message_max(ctx_->settings.limits.ws_max_message_bytes);
+        ws_.async_accept(handover_.upgrade, beast::bind_front_handler(&websocket_session::on_accept, this->shared_from_this()));
+    }
+
+    void push(std::shared_ptr<const std::string> message, bool replaceable) override {
+        net::post(ws_.get_executor(), [self = this->shared_from_this(), message = std::move(message), replaceable]() mutable {
+            self->enqueue(std::move(message), replaceable);
+        });
+    }
+
+    void finish() override {
+        net::post(ws_.get_executor(), [self = this->shared_from_this()] {
+            self->request_close(self->ctx_->shutting_down.load() ? websocket::close_code::going_away
+                                                                 : websocket::close_code::normal);
+        });
+    }
+
+    void begin_shutdown() override {
+        net::post(ws_.get_executor(),
+                  [self = this->shared_from_this()] { self->request_close(websocket::close_code::going_away); });
+    }
+
+private:
+    void on_accept(error_code ec) {
+        if (ec) return fail(ec, "websocket accept", 0);
+        accepted_ = true;
+        registry_id_ = ctx_->registry.add(this->weak_from_this());
+        ctx_->stats.websocket_clients.fetch_add(1, std::memory_order_relaxed);
+        do_read();
+        if (close_after_drain_ || ctx_->shutting_down.load()) {  // the server began stopping meanwhile
+            detached_ = true;
+            ctx_->stats.websocket_clients.fetch_sub(1, std::memory_order_relaxed);
+            return do_close(websocket::close_code::going_away);
+        }
+        ctx_->service->open_channel(handover_.ticket, this->shared_from_this());
+    }
+
+    void do_read() {
+        ws_.async_read(read_buffer_, beast::bind_front_handler(&websocket_session::on_read, this->shared_from_this()));
+    }
+
+    void on_read(error_code ec, std::size_t) {
+        if (ec) {
+            detach();
+            if (ec != websocket::error::closed) fail(ec, "websocket read", registry_id_);
+            return;
+        }
+        const auto text = beast::buffers_to_string(read_buffer_.data());
+        read_buffer_.consume(read_buffer_.size());
+        const auto msg = nlohmann::json::parse(text, nullptr, false);
+        if (!msg.is_discarded() && msg.is_object() && msg.value("type", "") == "heartbeat") {
+            ctx_->service->channel_heartbeat(handover_.ticket);
+        }
+        do_read();
+    }
+
+    void enqueue(std::shared_ptr<const std::string> message, bool replaceable) {
+        if (closing_) return;
+        // The front is in flight while writing; anything behind it may still be replaced.
+        const bool back_unsent = !queue_.empty() && (!writing_ || queue_.size() > 1);
+        if (replaceable && back_unsent && queue_.back().second) {
+            queue_.back().first = std::move(message);
+            return;
+        }
+        if (queue_.size() >= ctx_->settings.limits.ws_send_queue_limit) {
+            ctx_->stats.websocket_dropped_slow.fetch_add(1, std::memory_order_relaxed);
+            spdlog::warn("websocket: dropping a client that does not read its messages ({} queued) rid={}", queue_.size(),
+                         handover_.request_id);
+            closing_ = true;
+            if (writing_) {
+                error_code ignored;
+                beast::get_lowest_layer(ws_).socket().close(ignored);  // it cannot take a close frame either
+            } else {
+                do_close(websocket::close_code::policy_error);
+            }
+            return;
+        }
+        queue_.emplace_back(std::move(message), replaceable);
+        if (!writing_) do_write();
+    }
+
+    void do_write() {
+        writing_ = true;
+        ws_.text(true);
+        ws_.async_write(net::buffer(*queue_.front().first),
+                        beast::bind_front_handler(&websocket_session::on_write, this->shared_from_this()));
+    }
+
+    void on_write(error_code ec, std::size_t) {
+        writing_ = false;
+        if (ec) {
+            detach();
+            return fail(ec, "websocket write", registry_id_);
+        }
+        queue_.pop_front();
+        if (!queue_.empty()) return do_write();
+        if (close_after_drain_) do_close(*close_after_drain_);
+    }
+
+    void request_close(websocket::close_code code) {
+        if (!accepted_) {
+            close_after_drain_ = code;  // on_accept closes at once
+            return;
+        }
+        if (closing_ || close_after_drain_) return;
+        if (writing_ || !queue_.empty()) {
+            close_after_drain_ = code;
+            return;
+        }
+        do_close(code);
+    }
+
+    void do_close(websocket::close_code code) {
+        if (close_sent_) return;
+        close_sent_ = closing_ = true;
+        ws_.async_close(code, [self = this->shared_from_this()](error_code ec) {
+            if (ec) fail(ec, "websocket close", self->registry_id_);
+        });
+    }
+
+    void detach() {
+        if (detached_ || !accepted_) return;
+        detached_ = true;
+        closing_ = true;
+        ctx_->stats.websocket_clients.fetch_sub(1, std::memory_order_relaxed);
+        ctx_->service->close_channel(handover_.ticket, this);
+    }
+
+    websocket::stream<Stream> ws_;
+    websocket_handover handover_;
+    std::shared_ptr<server_context> ctx_;
+    connection_slot slot_;
+    beast::flat_buffer read_buffer_;
+    std::deque<std::pair<std::shared_ptr<const std::string>, bool>> queue_;
+    std::optional<websocket::close_code> close_after_drain_;
+    std::uint64_t registry_id_ = 0;
+    bool accepted_ = false, writing_ = false, closing_ = false, close_sent_ = false, detached_ = false;
+};
+
+}  // namespace
+
+void run_websocket(beast::tcp_stream stream, websocket_handover handover, std::shared_ptr<server_context> ctx,
+                   connection_slot slot) {
+    std::make_shared<websocket_session<beast::tcp_stream>>(std::move(stream), std::move(handover), std::move(ctx),
+                                                           std::move(slot))
+        ->run();
+}
+
+void run_websocket(beast::ssl_stream<beast::tcp_stream> stream, websocket_handover handover,
+                   std::shared_ptr<server_context> ctx, connection_slot slot) {
+    std::make_shared<websocket_session<beast::ssl_stream<beast::tcp_stream>>>(std::move(stream), std::move(handover),
+                                                                             std::move(ctx), std::move(slot))
+        ->run();
+}
+
+}  // namespace voice_broker

@@ -1,0 +1,335 @@
+// The visitor's page: join the queue, wait with a live ETA, talk with the assistant, see why it ended.
+import * as api from './js/api.js';
+import { LiveChannel } from './js/live-channel.js';
+import { startCall } from './js/realtime-call.js';
+import { Countdown, formatClock } from './js/countdown.js';
+import { Transcript } from './js/transcript.js';
+import { startLevelMeter } from './js/level-meter.js';
+import { createSound } from './js/sound.js';
+import { has, initLanguage, language, localize, setLanguage, showVerbatim } from './js/i18n.js';
+
+const $ = id => document.getElementById(id);
+const VIEWS = ['idle', 'queued', 'call', 'ended', 'failed'];
+const ENDED_REASONS = ['expired', 'forced', 'left', 'abandoned', 'shutdown', 'unknown'];
+const LOST_TICKET = ['unknown_ticket', 'missing_ticket'];
+const NOT_RETRYABLE = ['insecure_context', 'no_webrtc'];
+const MIC_ERRORS = {
+  NotAllowedError: 'mic_denied', SecurityError: 'mic_denied', NotFoundError: 'mic_missing',
+  OverconstrainedError: 'mic_missing', NotReadableError: 'mic_busy', AbortError: 'mic_busy',
+};
+const JOIN_ATTEMPTS = 8;
+// Ends the call here if the server's "ended" has not come this long after the clock ran out.
+const EXPIRY_GRACE_MS = 4000;
+
+const transcript = new Transcript($('transcript'), $('transcript-scroll'));
+const sessionClock = new Countdown(renderSessionClock);
+const etaClock = new Countdown(seconds => {
+  if (seconds > 0) showVerbatim($('queue-eta'), formatClock(seconds));
+  else localize($('queue-eta'), 'queue.etaSoon');
+});
+
+let session = null;  // one visit, from Start until it is over; callbacks of an older one are ignored
+let audioContext = null;
+let sound = null;
+
+const failure = code => Object.assign(new Error(code), { code });
+const sleep = ms => new Promise(resolve => setTimeout(resolve, ms));
+const current = s => s === session && s.phase !== 'over';
+
+// ---- what the visitor sees -------------------------------------------------------------------
+
+function showView(name, stateKey = `state.${name}`) {
+  const focusWasLost = !document.activeElement || document.activeElement === document.body ||
+    document.activeElement.closest('[hidden]');
+  for (const view of VIEWS) $(`view-${view}`).hidden = view !== name;
+  setState(stateKey);
+  $('transcript-card').hidden = !(name === 'call' || (['ended', 'failed'].includes(name) && $('transcript').childElementCount));
+  $('main').classList.toggle('stage--split', !$('transcript-card').hidden);
+  if (focusWasLost) $(`view-${name}`).querySelector('h1')?.focus();
+}
+
+// The pill's text, and data-state (idle, joining, queued, next, connecting, active, ended, failed) for tests.
+function setState(stateKey) {
+  $('state-label').dataset.state = stateKey.replace('state.', '');
+  localize($('state-text'), stateKey);
+}
+
+function showNotice(key) {
+  if (key) localize($('notice'), key);
+  else showVerbatim($('notice'), '');
+}
+
+function renderQueue(doc) {
+  const next = doc.position === 1;
+  showView('queued', next ? 'state.next' : 'state.queued');
+  showVerbatim($('queue-position'), String(doc.position ?? '–'));
+  $('queue-next').hidden = !next;
+  localize($('queue-length'), 'queue.waiting', { count: doc.queueLength ?? doc.position ?? 1 });
+  etaClock.set(doc.etaSeconds ?? 0);
+}
+
+function renderSessionClock(seconds) {
+  const s = session;
+  const total = s?.limits?.sessionSeconds || seconds || 1;
+  $('countdown').textContent = formatClock(seconds);
+  $('clock').style.setProperty('--progress', Math.min(1, seconds / total).toFixed(4));
+  if (!s) return;
+  const thresholds = warningThresholds(s);
+  const passed = thresholds.filter(threshold => seconds <= threshold);
+  $('clock').classList.toggle('clock--warning', passed.length > 0);
+  $('clock').classList.toggle('clock--final', seconds <= Math.min(...thresholds));
+  if (passed.length) warn(s, Math.min(...passed));
+  if (seconds === 0 && current(s)) {
+    s.expiryTimer ??= setTimeout(() => finish(s, 'expired'), EXPIRY_GRACE_MS);
+  }
+}
+
+const warningThresholds = s => s.limits?.warningSeconds?.length ? s.limits.warningSeconds : [180, 120, 60];
+
+// Each threshold is announced once, whether the push or the local clock reaches it first.
+function warn(s, threshold) {
+  if (!current(s) || s.warned.has(threshold)) return;
+  // Thresholds already behind (the page was not listening then) are not announced late.
+  for (const warning of warningThresholds(s)) if (warning >= threshold) s.warned.add(warning);
+  s.warned.add(threshold);
+
+  const banner = $('warning-banner');
+  const title = document.createElement('strong');
+  const hint = document.createElement('span');
+  if (threshold >= 60) localize(title, 'warning.minutes', { count: Math.round(threshold / 60) });
+  else localize(title, 'warning.seconds', { count: threshold });
+  localize(hint, 'warning.hint');
+  banner.replaceChildren(title, ' ', hint);
+  banner.classList.toggle('warning--final', threshold <= Math.min(...warningThresholds(s)));
+  sound?.warning();
+}
+
+function renderFailure(error) {
+  const code = error.code.startsWith('upstream_') ? 'upstream' : error.code;
+  const known = has(`error.${code}.title`);
+  localize($('error-title'), `error.${known ? code : 'generic'}.title`);
+  if (known) localize($('error-text'), `error.${code}.text`, { seconds: error.retryAfter ?? 60 });
+  else if (error.message && error.message !== error.code) showVerbatim($('error-text'), error.message);
+  else localize($('error-text'), 'error.generic.text');
+  $('error-box').dataset.code = error.code;
+  $('retry-button').hidden = NOT_RETRYABLE.includes(error.code);
+  showView('failed');
+}
+
+function renderEnded(reason) {
+  const known = ENDED_REASONS.includes(reason) ? reason : 'unknown';
+  localize($('ended-title'), `ended.${known}.title`);
+  localize($('ended-text'), `ended.${known}.text`);
+  $('ended-title').dataset.reason = known;
+  $('view-ended').dataset.reason = known;
+  showView('ended');
+}
+
+function renderCallStatus(key) {
+  localize($('call-status'), key);
+  setState(session.phase === 'active' ? 'state.active' : 'state.connecting');
+}
+
+function setMuted(muted) {
+  for (const track of session?.microphone?.getAudioTracks() ?? []) track.enabled = !muted;
+  // A toggle keeps its name; aria-pressed (and its look) says whether the microphone is muted.
+  $('mute-button').setAttribute('aria-pressed', String(muted));
+  $('level-meter').classList.toggle('meter--muted', muted);
+  if (session?.phase === 'active') localize($('call-status'), muted ? 'call.muted' : 'call.live');
+}
+
+// ---- the visit ------------------------------------------------------------------------------
+
+function unsupported() {
+  if (!window.isSecureContext) return failure('insecure_context');
+  if (!window.RTCPeerConnection || !navigator.mediaDevices?.getUserMedia) return failure('no_webrtc');
+  return null;
+}
+
+async function start() {
+  const problem = unsupported();
+  if (problem) return renderFailure(problem);
+
+  // Made inside the click, so the browser lets the page play sound later.
+  audioContext ??= new AudioContext();
+  audioContext.resume().catch(() => {});
+  sound ??= createSound(audioContext);
+
+  const s = session = { phase: 'joining', warned: new Set() };
+  transcript.clear();
+  $('warning-banner').replaceChildren();
+  showView('idle', 'state.joining');
+  $('start-button').disabled = true;
+  localize($('start-button'), 'idle.starting');
+  try {
+    const doc = await joinWithRetry(s);
+    if (!current(s)) return;
+    api.setTicket(doc.ticket);
+    s.channel = new LiveChannel(doc.ticket, { onMessage: message => receive(s, message), onLink: link => onLink(s, link) });
+    s.channel.open();
+    applyStatus(s, doc);
+  } catch (error) {
+    if (current(s)) abort(s, typeof error.code === 'string' ? error : failure('generic'));
+  } finally {
+    $('start-button').disabled = false;
+    localize($('start-button'), 'idle.start');
+  }
+}
+
+// A restarting server (no answer, or a proxy's 502/503) gets a few more tries with back-off.
+async function joinWithRetry(s) {
+  api.setTicket(null);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const doc = await api.join();
+      showNotice(null);
+      return doc;
+    } catch (error) {
+      if (!error.unreachable || attempt >= JOIN_ATTEMPTS || !current(s)) throw error;
+      showNotice('notice.unreachable');
+      await sleep(Math.min(15_000, 1000 * 2 ** attempt));
+    }
+  }
+}
+
+function receive(s, message) {
+  if (!current(s)) return;
+  if (message.type === 'status') applyStatus(s, message);
+  else if (message.type === 'warning') onWarning(s, message.remainingSeconds ?? message.minutesLeft * 60);
+  else if (message.type === 'ended') finish(s, message.reason);
+  else if (message.type === 'error' && LOST_TICKET.includes(message.error?.code)) finish(s, 'unknown');
+}
+
+// The push names the moment; the nearest configured threshold says which warning it is.
+function onWarning(s, seconds) {
+  sessionClock.set(seconds);
+  const nearest = (a, b) => (Math.abs(b - seconds) < Math.abs(a - seconds) ? b : a);
+  warn(s, warningThresholds(s).reduce(nearest));
+}
+
+function onLink(s, link) {
+  if (current(s)) showNotice(link === 'live' ? null : `notice.${link}`);
+}
+
+function applyStatus(s, doc) {
+  s.limits = doc.limits ?? s.limits;
+  if (doc.state === 'ended') return finish(s, doc.reason);
+  const waiting = s.phase === 'joining' || s.phase === 'queued';
+  if (doc.state === 'queued' && waiting) {
+    s.phase = 'queued';
+    return renderQueue(doc);
+  }
+  if (doc.state !== 'active') return;
+  etaClock.stop();
+  sessionClock.set(doc.remainingSeconds ?? Math.round((Date.parse(doc.expiresAt) - Date.now()) / 1000));
+  if (!doc.confirmed) s.channel.heartbeat();
+  if (waiting) {
+    if (s.phase === 'queued') sound?.admitted();
+    beginCall(s);
+  }
+}
+
+async function beginCall(s) {
+  s.phase = 'connecting';
+  setMuted(false);
+  showView('call', 'state.connecting');
+  renderCallStatus('call.askMic');
+  try {
+    s.microphone = await openMicrophone();
+    if (!current(s)) return release(s);
+    s.stopMeter = startLevelMeter(audioContext, s.microphone, $('level-meter'));
+    renderCallStatus('call.connecting');
+    s.call = await startCall(s.microphone, {
+      onEvent: event => transcript.handle(event),
+      onRemoteStream: stream => { $('assistant-audio').srcObject = stream; },
+      onFailed: () => current(s) && abort(s, failure('call_failed')),
+    });
+    if (!current(s)) return release(s);
+    s.phase = 'active';
+    renderCallStatus('call.live');
+  } catch (error) {
+    // Errors of our own and of the API carry a code; a WebRTC exception means the call failed.
+    if (current(s)) abort(s, typeof error.code === 'string' ? error : failure('call_failed'));
+  }
+}
+
+async function openMicrophone() {
+  try {
+    return await navigator.mediaDevices.getUserMedia({
+      audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+    });
+  } catch (error) {
+    throw failure(MIC_ERRORS[error.name] ?? 'mic_missing');
+  }
+}
+
+// Everything the visit holds on this side: the call, the microphone, timers and the channel.
+function release(s) {
+  s.call?.close();
+  s.stopMeter?.();
+  for (const track of s.microphone?.getTracks() ?? []) track.stop();
+  s.call = s.stopMeter = s.microphone = null;
+  s.channel?.close();
+  clearTimeout(s.expiryTimer);
+  if (s === session) {
+    $('assistant-audio').srcObject = null;
+    transcript.settle();
+    sessionClock.stop();
+    etaClock.stop();
+    showNotice(null);
+  }
+}
+
+function finish(s, reason) {
+  if (!current(s)) return;
+  const wasTalking = s.phase === 'active' || s.phase === 'connecting';
+  s.phase = 'over';
+  release(s);
+  if (wasTalking && reason !== 'left') sound?.ended();
+  renderEnded(reason);
+}
+
+// A failure on this side: give the slot or place back at once rather than let it time out.
+function abort(s, error) {
+  const held = s.channel !== undefined;
+  s.phase = 'over';
+  release(s);
+  if (held && !LOST_TICKET.includes(error.code)) api.leave().catch(() => {});
+  console.warn('voice-broker:', error.code, error.message);
+  renderFailure(error);
+}
+
+function leave() {
+  const s = session;
+  if (!s || !current(s)) return;
+  finish(s, 'left');
+  api.leave().catch(error => console.warn('voice-broker: leave failed', error.code));
+}
+
+// ---- wiring ---------------------------------------------------------------------------------
+
+function renderLanguageSwitch() {
+  for (const button of document.querySelectorAll('[data-lang]')) {
+    button.setAttribute('aria-pressed', String(button.dataset.lang === language()));
+  }
+}
+
+initLanguage();
+renderLanguageSwitch();
+for (const button of document.querySelectorAll('[data-lang]')) {
+  button.addEventListener('click', () => {
+    setLanguage(button.dataset.lang);
+    renderLanguageSwitch();
+  });
+}
+$('start-button').addEventListener('click', start);
+$('queue-again-button').addEventListener('click', start);
+$('retry-button').addEventListener('click', start);
+$('leave-queue-button').addEventListener('click', leave);
+$('end-button').addEventListener('click', leave);
+$('mute-button').addEventListener('click', () => {
+  setMuted($('mute-button').getAttribute('aria-pressed') !== 'true');
+});
+
+const problem = unsupported();
+if (problem) renderFailure(problem);

@@ -1,0 +1,310 @@
+#!/usr/bin/env bash
+# Drives docker-ops.sh through its error paths with a fake `docker` and a fake `docker-compose`
+# first on PATH: Docker missing, daemon down, no .env.local, an empty OPENAI_API_KEY, an
+# unhealthy container, a failed build; and checks messages, exit codes and what it ran.
+# Needs no Docker.
+#
+#   tests/deploy/docker-ops-errors.sh
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+# shellcheck source=tests/deploy/lib.sh
+source "$HERE/lib.sh"
+
+T="$(mktemp -d /tmp/vb-ops-errors.XXXXXX)"
+STUB_PID=''
+cleanup() {
+  local code=$?
+  if [[ -n "$STUB_PID" ]] && kill -0 "$STUB_PID" 2>/dev/null; then
+    kill -TERM "$STUB_PID" 2>/dev/null || true
+    wait "$STUB_PID" 2>/dev/null || true
+  fi
+  rm -rf "$T"
+  exit "$code"
+}
+trap cleanup EXIT
+
+# --- a PATH with only what docker-ops.sh needs, plus the fakes --------------------------------
+SYSBIN="$T/sysbin"
+mkdir -p "$SYSBIN"
+for tool in bash env dirname timeout cp tail cat sleep grep git curl; do
+  if path="$(command -v "$tool")"; then ln -s "$path" "$SYSBIN/$tool"; fi
+done
+FAKEBIN="$T/fakebin"
+mkdir -p "$FAKEBIN"
+CALLS="$T/calls.log"
+
+# The fake docker: its answers are steered by FAKE_* variables, every call is recorded.
+cat >"$FAKEBIN/docker" <<'EOF'
+#!/usr/bin/env bash
+printf 'docker %s\n' "$*" >>"$FAKE_CALLS"
+case "$1" in
+  info)
+    case "${FAKE_DAEMON:-up}" in
+      up) echo "Server Version: 24.0.0" ;;
+      denied)
+        echo "permission denied while trying to connect to the Docker daemon socket at unix:///var/run/docker.sock" >&2
+        exit 1
+        ;;
+      *)
+        echo "Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?" >&2
+        exit 1
+        ;;
+    esac
+    ;;
+  compose)
+    if [[ "${FAKE_COMPOSE_V2:-0}" == 1 ]]; then
+      [[ "$2" == version ]] && { echo "Docker Compose version v2.29.0"; exit 0; }
+      [[ "${FAKE_COMPOSE_FAIL:-0}" == 1 ]] && exit 1
+      exit 0
+    fi
+    echo "docker: 'compose' is not a docker command." >&2
+    exit 1
+    ;;
+  inspect)
+    [[ "${FAKE_STATE:-running}" == missing ]] && { echo "Error: No such object: $*" >&2; exit 1; }
+    if [[ "$2" == -f ]]; then
+      case "$3" in
+        *Health.Log*) echo "healthcheck: GET http://127.0.0.1:3000/api/health failed: connection refused" ;;
+        *Health*) echo "${FAKE_HEALTH:-healthy}" ;;
+        *State.Status*) echo "${FAKE_STATE:-running}" ;;
+        *StartedAt*) echo "2026-01-01T00:00:00Z" ;;
+        *RestartCount*) echo 0 ;;
+        *Config.Image*) echo "voice-broker:latest" ;;
+        *.Size*) echo 91000000 ;;
+        *) echo "?" ;;
+      esac
+    else
+      echo '[{}]'
+    fi
+    ;;
+  image) echo 91000000 ;;
+  logs) echo "fake log line" ;;
+  exec) echo "fake exec" ;;
+  *) exit 0 ;;
+esac
+EOF
+cat >"$FAKEBIN/docker-compose" <<'EOF'
+#!/usr/bin/env bash
+printf 'docker-compose %s | COMPOSE_FILE=%s\n' "$*" "${COMPOSE_FILE:-}" >>"$FAKE_CALLS"
+[[ "${FAKE_COMPOSE_FAIL:-0}" == 1 ]] && { echo "ERROR: Service 'voice-broker' failed to build" >&2; exit 1; }
+exit 0
+EOF
+chmod +x "$FAKEBIN/docker" "$FAKEBIN/docker-compose"
+NO_DOCKER_BIN="$T/nodocker"
+mkdir -p "$NO_DOCKER_BIN"
+
+# A stand-in for the published port so `status` has JSON to summarise.
+STUB_PORT="$(free_port)"
+node -e '
+  const http = require("http");
+  http.createServer((req, res) => {
+    res.setHeader("Content-Type", "application/json");
+    if (req.url === "/api/health") res.end(JSON.stringify({status: "ok", version: "9.9.9", uptimeSeconds: 42}));
+    else res.end(JSON.stringify({activeSessions: 1, maxConcurrentUsers: 1, queueLength: 3, maxQueueLength: 50,
+      sessionDurationMinutes: 5, sessions: [], today: {sessionsStarted: 7, sessionsCompleted: 6, minutesUsed: 31,
+      estimatedCostUsd: 1.86}, uptimeSeconds: 42}));
+  }).listen(Number(process.argv[1]), "127.0.0.1");' "$STUB_PORT" &
+STUB_PID=$!
+wait_until 10 curl -fsS --max-time 1 "http://127.0.0.1:$STUB_PORT/api/health" || {
+  echo "the JSON stand-in did not start" >&2
+  exit 1
+}
+
+# A fresh project folder per case: docker-ops.sh with the files it reads.
+new_project() {
+  local dir
+  dir="$(mktemp -d "$T/project.XXXXXX")"
+  cp "$ROOT/docker-ops.sh" "$ROOT/.env.example" "$ROOT/docker-compose.yml" "$dir/"
+  printf '%s\n' "$dir"
+}
+SECRET="sk-test-$RANDOM$RANDOM-do-not-print"
+
+# run_ops DIR PATHDIRS ARGS...: runs docker-ops.sh without a terminal; sets OUT and CODE.
+run_ops() {
+  local dir="$1" path="$2"
+  shift 2
+  local extra=()
+  [[ -n "${EXTRA_ENV:-}" ]] && extra=("$EXTRA_ENV")
+  : >"$CALLS"
+  OUT="$(cd "$dir" && env -i PATH="$path" HOME="$T" FAKE_CALLS="$CALLS" \
+    FAKE_DAEMON="${FAKE_DAEMON:-up}" FAKE_STATE="${FAKE_STATE:-running}" FAKE_HEALTH="${FAKE_HEALTH:-healthy}" \
+    FAKE_COMPOSE_V2="${FAKE_COMPOSE_V2:-0}" FAKE_COMPOSE_FAIL="${FAKE_COMPOSE_FAIL:-0}" \
+    VB_START_TIMEOUT="${VB_START_TIMEOUT:-5}" VB_HOST_PORT="$STUB_PORT" "${extra[@]}" \
+    ./docker-ops.sh "$@" </dev/null 2>&1)" && CODE=0 || CODE=$?
+}
+WITH_FAKES="$FAKEBIN:$SYSBIN"
+WITHOUT_DOCKER="$NO_DOCKER_BIN:$SYSBIN"
+calls() { cat "$CALLS"; }
+
+# --- help and usage ---------------------------------------------------------------------------
+P="$(new_project)"
+run_ops "$P" "$WITH_FAKES" help
+expect_code "help exits 0" 0 "$CODE" "$OUT"
+for command in build start stop restart status logs logs:follow shell health clean update; do
+  expect_output "help lists '$command'" "  $command " "$OUT"
+done
+run_ops "$P" "$WITH_FAKES" frobnicate
+expect_code "an unknown command exits 2" 2 "$CODE" "$OUT"
+expect_output "an unknown command is named" "Unknown command: frobnicate" "$OUT"
+if [[ "$OUT" == *$'\e['* ]]; then fail "no colour codes without a terminal"; else pass "no colour codes without a terminal"; fi
+
+# --- Docker missing -----------------------------------------------------------------------------
+printf 'OPENAI_API_KEY=%s\n' "$SECRET" >"$P/.env.local"
+for command in start build status; do
+  run_ops "$P" "$WITHOUT_DOCKER" "$command"
+  expect_code "docker missing: $command exits 3" 3 "$CODE" "$OUT"
+  expect_output "docker missing: $command says so" "Docker is not installed" "$OUT"
+done
+expect_output "docker missing: the message says how to install it" "apt-get install docker.io" "$OUT"
+
+# --- daemon down ----------------------------------------------------------------------------------
+FAKE_DAEMON=down run_ops "$P" "$WITH_FAKES" start
+expect_code "daemon down: start exits 4" 4 "$CODE" "$OUT"
+expect_output "daemon down: start says the daemon is not running" "daemon is not running" "$OUT"
+expect_output "daemon down: start says how to start it" "systemctl start docker" "$OUT"
+FAKE_DAEMON=down run_ops "$P" "$WITH_FAKES" status
+expect_code "daemon down: status exits 4" 4 "$CODE" "$OUT"
+FAKE_DAEMON=denied run_ops "$P" "$WITH_FAKES" start
+expect_code "socket permission denied: exits 4" 4 "$CODE" "$OUT"
+expect_output "socket permission denied: suggests the docker group" "docker group" "$OUT"
+
+# --- compose detection ------------------------------------------------------------------------------
+FAKE_COMPOSE_V2=1 run_ops "$P" "$WITH_FAKES" build
+expect_code "compose v2: build exits 0" 0 "$CODE" "$OUT"
+expect_output "compose v2: build runs 'docker compose build'" "docker compose build voice-broker" "$(calls)"
+run_ops "$P" "$WITH_FAKES" build
+expect_code "compose v1: build exits 0" 0 "$CODE" "$OUT"
+expect_output "compose v1: build runs 'docker-compose build'" "docker-compose build voice-broker" "$(calls)"
+rm "$FAKEBIN/docker-compose.off" 2>/dev/null || true
+mv "$FAKEBIN/docker-compose" "$FAKEBIN/docker-compose.off"
+run_ops "$P" "$WITH_FAKES" build
+mv "$FAKEBIN/docker-compose.off" "$FAKEBIN/docker-compose"
+expect_code "no compose at all: build exits 3" 3 "$CODE" "$OUT"
+expect_output "no compose at all: says so" "Docker Compose is missing" "$OUT"
+EXTRA_ENV="COMPOSE_FILE=docker-compose.yml:tests/deploy/compose.host.yml" run_ops "$P" "$WITH_FAKES" build
+expect_output "COMPOSE_FILE from the environment reaches compose" \
+  "COMPOSE_FILE=docker-compose.yml:tests/deploy/compose.host.yml" "$(calls)"
+if grep -q -- 'docker-compose .*-f ' "$CALLS"; then
+  fail "docker-ops.sh passes no -f (that would override COMPOSE_FILE)" "$(calls)"
+else
+  pass "docker-ops.sh passes no -f (that would override COMPOSE_FILE)"
+fi
+FAKE_COMPOSE_FAIL=1 run_ops "$P" "$WITH_FAKES" build
+expect_code "a failed build exits 1" 1 "$CODE" "$OUT"
+expect_output "a failed build says so" "image build failed" "$OUT"
+
+# --- .env.local missing ---------------------------------------------------------------------------
+P="$(new_project)"
+for command in start build restart; do
+  run_ops "$P" "$WITH_FAKES" "$command"
+  expect_code "no .env.local: $command exits 5" 5 "$CODE" "$OUT"
+  expect_output "no .env.local: $command names the file" ".env.local is missing" "$OUT"
+  expect_output "no .env.local: $command prints the command to create it" "cp .env.example .env.local" "$OUT"
+done
+check "no .env.local: nothing is created without a terminal" test ! -e "$P/.env.local"
+if [[ "$(calls)" == *docker-compose* ]]; then fail "no .env.local: compose is not run" "$(calls)"; else pass "no .env.local: compose is not run"; fi
+
+# On a terminal it offers to create the file from the template.
+if SCRIPT="$(command -v script)"; then
+  : >"$CALLS"
+  tty_out="$(cd "$P" && printf 'y\n' | env -i PATH="$WITH_FAKES" HOME="$T" TERM=xterm FAKE_CALLS="$CALLS" \
+    timeout 20 "$SCRIPT" -qec "./docker-ops.sh build" /dev/null 2>&1)" && CODE=0 || CODE=$?
+  expect_code "terminal: answering y creates .env.local and goes on" 0 "$CODE" "$tty_out"
+  expect_output "terminal: the prompt is shown" "Create .env.local from .env.example now? [y/N]" "$tty_out"
+  check "terminal: .env.local is a copy of .env.example" cmp -s "$P/.env.example" "$P/.env.local"
+  check "terminal: .env.local is readable by its owner only" test "$(stat -c %a "$P/.env.local" 2>/dev/null)" = 600
+  if [[ "$tty_out" == *$'\e['* ]]; then pass "terminal: output is coloured"; else fail "terminal: output is coloured" "$tty_out"; fi
+  tty_out="$(cd "$P" && env -i PATH="$WITH_FAKES" HOME="$T" TERM=xterm NO_COLOR=1 FAKE_CALLS="$CALLS" \
+    timeout 20 "$SCRIPT" -qec "./docker-ops.sh frobnicate" /dev/null 2>&1 </dev/null)" || true
+  if [[ "$tty_out" == *$'\e['* ]]; then fail "terminal: NO_COLOR turns colour off" "$tty_out"; else pass "terminal: NO_COLOR turns colour off"; fi
+  rm -f "$P/.env.local"
+  tty_out="$(cd "$P" && printf 'n\n' | env -i PATH="$WITH_FAKES" HOME="$T" TERM=xterm FAKE_CALLS="$CALLS" \
+    timeout 20 "$SCRIPT" -qec "./docker-ops.sh start" /dev/null 2>&1)" || true
+  check "terminal: answering n creates nothing" test ! -e "$P/.env.local"
+  expect_output "terminal: answering n still says what to do" "cp .env.example .env.local" "$tty_out"
+else
+  fail "terminal checks need 'script' (util-linux)"
+fi
+
+# --- an empty OPENAI_API_KEY --------------------------------------------------------------------------
+P="$(new_project)"
+empty_forms=('OPENAI_API_KEY=' 'OPENAI_API_KEY=""' "OPENAI_API_KEY=''" 'OPENAI_API_KEY=   # paste the key here'
+  'export OPENAI_API_KEY=' "OPENAI_API_KEY=$SECRET"$'\nOPENAI_API_KEY=')
+for form in "${empty_forms[@]}"; do
+  printf 'ADMIN_TOKEN=abc\n%s\nLOG_LEVEL=info\n' "$form" >"$P/.env.local"
+  run_ops "$P" "$WITH_FAKES" start
+  expect_code "empty key [${form//$'\n'/ then }]: start exits 6" 6 "$CODE" "$OUT"
+done
+expect_output "empty key: the message names the setting and the file" "OPENAI_API_KEY is empty in .env.local" "$OUT"
+expect_output "empty key: the message offers the override" "ALLOW_NO_OPENAI_KEY=1" "$OUT"
+if [[ "$(calls)" == *"docker-compose up"* ]]; then fail "empty key: the container is not started" "$(calls)"; else pass "empty key: the container is not started"; fi
+run_ops "$P" "$WITH_FAKES" restart
+expect_code "empty key: restart exits 6 too" 6 "$CODE" "$OUT"
+run_ops "$P" "$WITH_FAKES" build
+expect_code "empty key: build still works (the key is a run-time setting)" 0 "$CODE" "$OUT"
+EXTRA_ENV="ALLOW_NO_OPENAI_KEY=1" run_ops "$P" "$WITH_FAKES" start
+expect_code "empty key with ALLOW_NO_OPENAI_KEY=1: start goes on" 0 "$CODE" "$OUT"
+expect_output "empty key with ALLOW_NO_OPENAI_KEY=1: it warns" "OPENAI_API_KEY is empty" "$OUT"
+for form in "OPENAI_API_KEY=$SECRET" "OPENAI_API_KEY=\"$SECRET\"" "export OPENAI_API_KEY=$SECRET # prod" \
+  $'OPENAI_API_KEY=\nOPENAI_API_KEY='"$SECRET"; do
+  printf '%s\n' "$form" >"$P/.env.local"
+  run_ops "$P" "$WITH_FAKES" start
+  expect_code "key set [${form//$'\n'/ then }]: start exits 0" 0 "$CODE" "$OUT"
+done
+expect_output "start runs compose up" "docker-compose up -d voice-broker" "$(calls)"
+expect_output "start waits for health" "is running and healthy" "$OUT"
+if [[ "$OUT" == *"$SECRET"* ]]; then fail "the key is never printed" "$OUT"; else pass "the key is never printed"; fi
+
+# --- unhealthy, stopped, missing container --------------------------------------------------------
+FAKE_HEALTH=unhealthy run_ops "$P" "$WITH_FAKES" start
+expect_code "unhealthy: start exits 7" 7 "$CODE" "$OUT"
+expect_output "unhealthy: start says so" "is unhealthy" "$OUT"
+expect_output "unhealthy: start shows the health check output" "connection refused" "$OUT"
+expect_output "unhealthy: start shows the log tail" "fake log line" "$OUT"
+FAKE_HEALTH=unhealthy run_ops "$P" "$WITH_FAKES" status
+expect_code "unhealthy: status exits 7" 7 "$CODE" "$OUT"
+expect_output "unhealthy: status shows the health" "health    unhealthy" "$OUT"
+expect_output "unhealthy: status suggests a restart" "./docker-ops.sh restart" "$OUT"
+FAKE_HEALTH=unhealthy run_ops "$P" "$WITH_FAKES" health
+expect_code "unhealthy: health exits 7" 7 "$CODE" "$OUT"
+FAKE_HEALTH=starting VB_START_TIMEOUT=2 run_ops "$P" "$WITH_FAKES" start
+expect_code "never healthy: start gives up after VB_START_TIMEOUT with 7" 7 "$CODE" "$OUT"
+expect_output "never healthy: says how long it waited" "did not become healthy within 2s" "$OUT"
+FAKE_STATE=exited run_ops "$P" "$WITH_FAKES" start
+expect_code "exits at once: start exits 7" 7 "$CODE" "$OUT"
+expect_output "exits at once: start says it is not running" "is not running (state: exited)" "$OUT"
+FAKE_STATE=exited run_ops "$P" "$WITH_FAKES" status
+expect_code "stopped: status exits 7" 7 "$CODE" "$OUT"
+expect_output "stopped: status says how to start it" "./docker-ops.sh start" "$OUT"
+FAKE_STATE=missing run_ops "$P" "$WITH_FAKES" status
+expect_code "no container: status exits 7" 7 "$CODE" "$OUT"
+expect_output "no container: status says it does not exist" "does not exist" "$OUT"
+FAKE_STATE=missing run_ops "$P" "$WITH_FAKES" logs
+expect_code "no container: logs exits 7" 7 "$CODE" "$OUT"
+
+# --- the healthy path of status, health, logs, clean -------------------------------------------------
+run_ops "$P" "$WITH_FAKES" status
+expect_code "healthy: status exits 0" 0 "$CODE" "$OUT"
+expect_output "healthy: status reads /api/health" "/api/health: ok, version 9.9.9, up 42 s" "$OUT"
+expect_output "healthy: status summarises the sessions" "activeSessions 1/1, queueLength 3/50, 5 min per session" "$OUT"
+expect_output "healthy: status shows today's usage" "started 7, completed 6, 31 min, ~\$1.86" "$OUT"
+run_ops "$P" "$WITH_FAKES" health
+expect_code "healthy: health exits 0" 0 "$CODE" "$OUT"
+run_ops "$P" "$WITH_FAKES" logs
+expect_code "logs exits 0" 0 "$CODE" "$OUT"
+expect_output "logs reads the container's log" "docker logs --tail 200 voice-broker" "$(calls)"
+run_ops "$P" "$WITH_FAKES" logs:follow
+expect_output "logs:follow follows" "docker logs --tail 200 --follow voice-broker" "$(calls)"
+run_ops "$P" "$WITH_FAKES" clean
+expect_code "clean without a terminal and without --yes exits 2" 2 "$CODE" "$OUT"
+if [[ "$(calls)" == *"docker-compose down"* ]]; then fail "clean without --yes removes nothing" "$(calls)"; else pass "clean without --yes removes nothing"; fi
+run_ops "$P" "$WITH_FAKES" clean --yes
+expect_code "clean --yes exits 0" 0 "$CODE" "$OUT"
+expect_output "clean --yes removes the container and the image" "docker-compose down --rmi all" "$(calls)"
+EXTRA_ENV="VB_SKIP_GIT_PULL=1" run_ops "$P" "$WITH_FAKES" update
+expect_code "update (no pull) exits 0" 0 "$CODE" "$OUT"
+expect_output "update rebuilds, then recreates" "docker-compose build voice-broker" "$(calls)"
+
+summary
