@@ -48,6 +48,7 @@ ${C_BOLD}Usage:${C_RESET} ./docker-ops.sh <command>   (or npm run docker:<comman
   start         Start the container (builds the image if missing) and wait until healthy
   stop          Stop the container (graceful: active sessions are told and ended)
   restart       Recreate the container (picks up .env.local changes) and wait until healthy
+  reload        Apply config/session-limits.json without a restart (SIGHUP; sessions go on)
   status        Container state, health, /api/health and a session summary
   logs          Last ${LOG_LINES} log lines (VB_LOG_LINES=n for more)
   logs:follow   Follow the logs (Ctrl-C to stop)
@@ -289,6 +290,33 @@ cmd_restart() {
   wait_healthy || exit $?
 }
 
+# SIGHUP makes the server re-read config/session-limits.json (mounted from the host) and its
+# certificates; its log says whether the new settings were taken.
+cmd_reload() {
+  require_docker
+  [[ "$(container_field '{{.State.Status}}' || true)" == running ]] ||
+    die "$EXIT_UNHEALTHY" "Container ${CONTAINER} is not running. Start it: ./docker-ops.sh start"
+  local since deadline log
+  since="$(date +%s)"
+  "$DOCKER_BIN" kill -s HUP "$CONTAINER" >/dev/null || die "$EXIT_FAILED" "Could not send SIGHUP to ${CONTAINER}."
+  deadline=$((SECONDS + 10))
+  while ((SECONDS < deadline)); do
+    log="$("$DOCKER_BIN" logs --since "$since" "$CONTAINER" 2>&1 || true)"
+    if [[ "$log" == *"keeping the running settings"* ]]; then
+      err "The new settings were refused; the server keeps the old ones:"
+      grep -F "keeping the running settings" <<<"$log" >&2 || true
+      exit "$EXIT_FAILED"
+    fi
+    if [[ "$log" == *reloaded* ]]; then
+      ok "Reloaded."
+      grep -F "limits reloaded" <<<"$log" || true
+      return 0
+    fi
+    sleep 1
+  done
+  die "$EXIT_FAILED" "No confirmation in the log within 10 s; see ./docker-ops.sh logs."
+}
+
 cmd_status() {
   require_docker
   if ! container_exists; then
@@ -409,6 +437,7 @@ main() {
     start | up) cmd_start ;;
     stop | down) cmd_stop ;;
     restart) cmd_restart ;;
+    reload) cmd_reload ;;
     status) cmd_status ;;
     logs) cmd_logs "$@" ;;
     logs:follow | follow) cmd_logs --follow ;;

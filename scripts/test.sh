@@ -6,6 +6,12 @@ cd "$(dirname "$0")/.."
 start=$(date +%s)
 scripts/install-deps.sh test
 
+# The fake OpenAI (a Node server with a real WebRTC peer) that the integration tests start.
+npm ci --prefix tests/fakes/fake-openai --no-audit --no-fund --loglevel=error
+(cd tests/fakes/fake-openai && node --test fake-openai.test.mjs) > /tmp/vb-fake-openai-tests.log 2>&1 || {
+  cat /tmp/vb-fake-openai-tests.log; echo "fake OpenAI self-tests failed"; exit 1; }
+grep -E "^# (pass|fail)" /tmp/vb-fake-openai-tests.log | tr '\n' ' '; echo "(fake OpenAI self-tests)"
+
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"
 cmake --preset debug >/dev/null
 cmake --build --preset debug

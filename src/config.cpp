@@ -247,6 +247,12 @@ const std::vector<setting>& settings_table() {
              c.openai.instructions = v;
              return std::nullopt;
          }},
+        {"OPENAI_TRANSCRIPTION_MODEL", "gpt-4o-mini-transcribe",
+         "Model that transcribes the visitor for the page's transcript (empty: off)",
+         [](config& c, const std::string& v) -> std::optional<std::string> {
+             c.openai.transcription_model = v;
+             return std::nullopt;
+         }},
         {"OPENAI_TOKEN_TTL_SECONDS", "60", "Lifetime of an ephemeral key (clamped to the time left, 10..7200)",
          [](config& c, const std::string& v) { return set_seconds(v, 10, 7200, c.openai.token_ttl); }},
         {"OPENAI_TIMEOUT_SECONDS", "15", "Total time for one upstream request, retries included",

@@ -118,13 +118,8 @@ public:
     }
 
     void mint_token(std::chrono::seconds ttl, std::function<void(http_response)> done) override {
-        nlohmann::json body = {
-            {"expires_after", {{"anchor", "created_at"}, {"seconds", ttl.count()}}},
-            {"session",
-             {{"type", "realtime"},
-              {"model", settings_.model},
-              {"instructions", settings_.instructions},
-              {"audio", {{"output", {{"voice", settings_.voice}}}}}}}};
+        nlohmann::json body = {{"expires_after", {{"anchor", "created_at"}, {"seconds", ttl.count()}}},
+                               {"session", session_config()}};
         auto j = std::make_unique<job>();
         j->method_path = "POST /v1/realtime/client_secrets";
         j->url = settings_.base_url + "/v1/realtime/client_secrets";
@@ -139,10 +134,7 @@ public:
     }
 
     void relay_offer(std::string sdp_offer, std::function<void(call_result)> done) override {
-        nlohmann::json session = {{"type", "realtime"},
-                                  {"model", settings_.model},
-                                  {"instructions", settings_.instructions},
-                                  {"audio", {{"output", {{"voice", settings_.voice}}}}}};
+        const auto session = session_config();
         auto j = std::make_unique<job>();
         j->method_path = "POST /v1/realtime/calls";
         j->url = settings_.base_url + "/v1/realtime/calls";
@@ -171,6 +163,15 @@ public:
     }
 
 private:
+    // The Realtime session both modes ask for (GA shape: the voice lives in audio.output).
+    nlohmann::json session_config() const {
+        nlohmann::json audio = {{"output", {{"voice", settings_.voice}}}};
+        if (!settings_.transcription_model.empty()) {
+            audio["input"] = {{"transcription", {{"model", settings_.transcription_model}}}};
+        }
+        return {{"type", "realtime"}, {"model", settings_.model}, {"instructions", settings_.instructions}, {"audio", audio}};
+    }
+
     http_response mint_answer(const upstream_reply& r) {
         if (auto err = common_errors(r, "POST /v1/realtime/client_secrets")) return *err;
         const auto doc = nlohmann::json::parse(r.body, nullptr, false);

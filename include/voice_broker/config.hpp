@@ -43,6 +43,7 @@ struct openai_settings {
     std::string model = "gpt-realtime";
     std::string voice = "marin";
     std::string instructions;
+    std::string transcription_model = "gpt-4o-mini-transcribe";  // empty: no input transcript
     std::chrono::seconds token_ttl{60};
     std::chrono::seconds timeout{15};
     std::string ca_bundle;

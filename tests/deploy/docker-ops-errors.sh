@@ -28,7 +28,7 @@ trap cleanup EXIT
 # --- a PATH with only what docker-ops.sh needs, plus the fakes --------------------------------
 SYSBIN="$T/sysbin"
 mkdir -p "$SYSBIN"
-for tool in bash env dirname timeout cp tail cat sleep grep git curl; do
+for tool in bash env dirname timeout cp tail cat sleep grep git curl date; do
   if path="$(command -v "$tool")"; then ln -s "$path" "$SYSBIN/$tool"; fi
 done
 FAKEBIN="$T/fakebin"
@@ -80,7 +80,7 @@ case "$1" in
     fi
     ;;
   image) echo 91000000 ;;
-  logs) echo "fake log line" ;;
+  logs) printf '%s\n' "${FAKE_LOGS:-fake log line}" ;;
   exec) echo "fake exec" ;;
   *) exit 0 ;;
 esac
@@ -130,7 +130,7 @@ run_ops() {
   : >"$CALLS"
   OUT="$(cd "$dir" && env -i PATH="$path" HOME="$T" FAKE_CALLS="$CALLS" \
     FAKE_DAEMON="${FAKE_DAEMON:-up}" FAKE_STATE="${FAKE_STATE:-running}" FAKE_HEALTH="${FAKE_HEALTH:-healthy}" \
-    FAKE_COMPOSE_V2="${FAKE_COMPOSE_V2:-0}" FAKE_COMPOSE_FAIL="${FAKE_COMPOSE_FAIL:-0}" \
+    FAKE_COMPOSE_V2="${FAKE_COMPOSE_V2:-0}" FAKE_COMPOSE_FAIL="${FAKE_COMPOSE_FAIL:-0}" FAKE_LOGS="${FAKE_LOGS:-}" \
     VB_START_TIMEOUT="${VB_START_TIMEOUT:-5}" VB_HOST_PORT="$STUB_PORT" "${extra[@]}" \
     ./docker-ops.sh "$@" </dev/null 2>&1)" && CODE=0 || CODE=$?
 }
@@ -142,7 +142,7 @@ calls() { cat "$CALLS"; }
 P="$(new_project)"
 run_ops "$P" "$WITH_FAKES" help
 expect_code "help exits 0" 0 "$CODE" "$OUT"
-for command in build start stop restart status logs logs:follow shell health clean update; do
+for command in build start stop restart reload status logs logs:follow shell health clean update; do
   expect_output "help lists '$command'" "  $command " "$OUT"
 done
 run_ops "$P" "$WITH_FAKES" frobnicate
@@ -303,6 +303,17 @@ if [[ "$(calls)" == *"docker-compose down"* ]]; then fail "clean without --yes r
 run_ops "$P" "$WITH_FAKES" clean --yes
 expect_code "clean --yes exits 0" 0 "$CODE" "$OUT"
 expect_output "clean --yes removes the container and the image" "docker-compose down --rmi all" "$(calls)"
+FAKE_LOGS="2026-01-01T00:00:00Z info session limits reloaded: 2 slot(s), 300 s sessions, queue of 50" \
+  run_ops "$P" "$WITH_FAKES" reload
+expect_code "reload exits 0 when the server confirms" 0 "$CODE" "$OUT"
+expect_output "reload sends SIGHUP to the container" "docker kill -s HUP voice-broker" "$(calls)"
+expect_output "reload shows the new limits" "2 slot(s)" "$OUT"
+FAKE_LOGS="2026-01-01T00:00:00Z error reload: invalid MAX_CONCURRENT_USERS=x (from config file): bad; keeping the running settings" \
+  run_ops "$P" "$WITH_FAKES" reload
+expect_code "reload of a bad file exits 1" 1 "$CODE" "$OUT"
+expect_output "reload of a bad file shows why" "invalid MAX_CONCURRENT_USERS=x" "$OUT"
+FAKE_STATE=missing run_ops "$P" "$WITH_FAKES" reload
+expect_code "no container: reload exits 7" 7 "$CODE" "$OUT"
 EXTRA_ENV="VB_SKIP_GIT_PULL=1" run_ops "$P" "$WITH_FAKES" update
 expect_code "update (no pull) exits 0" 0 "$CODE" "$OUT"
 expect_output "update rebuilds, then recreates" "docker-compose build voice-broker" "$(calls)"

@@ -95,7 +95,7 @@ fi
 echo "== dockerd on $SOCK (data root $DATA_ROOT)"
 dockerd --iptables=false --ip6tables=false --bridge=none \
   --data-root "$DATA_ROOT" --exec-root "$TMP/exec" --pidfile "$TMP/dockerd.pid" \
-  -H "unix://$SOCK" >"$TMP/dockerd.log" 2>&1 &
+  -H "unix://$SOCK" >"$TMP/dockerd.log" 2>&1 9>&- &
 DOCKERD_PID=$!
 if ! wait_until 60 docker info; then
   tail -n 30 "$TMP/dockerd.log" >&2
@@ -270,6 +270,15 @@ stats="$(curl -fsS --max-time 5 "$BASE_URL/api/session?action=stats" 2>&1 || tru
 expect_output "stats answer with maxConcurrentUsers" '"maxConcurrentUsers":1' "$stats"
 force="$(curl -sS --max-time 5 -H "x-admin-token: $ADMIN_TOKEN" "$BASE_URL/api/session?action=forceEndAll" 2>&1 || true)"
 expect_output "forceEndAll works with ADMIN_TOKEN from .env.local" '"success":true' "$force"
+
+# The limits file is mounted from the host; reload applies it through SIGHUP, without a restart.
+started_before="$(docker inspect -f '{{.State.StartedAt}}' "$CONTAINER")"
+sed -i 's/"MAX_CONCURRENT_USERS": 1/"MAX_CONCURRENT_USERS": 2/' "$WORK/config/session-limits.json"
+output="$(ops reload 2>&1)" && code=0 || code=$?
+expect_code "docker-ops.sh reload exits 0" 0 "$code" "$output"
+stats="$(curl -fsS --max-time 5 "$BASE_URL/api/session?action=stats" 2>&1 || true)"
+expect_output "reload applied config/session-limits.json from the host" '"maxConcurrentUsers":2' "$stats"
+check "reload did not restart the container" test "$(docker inspect -f '{{.State.StartedAt}}' "$CONTAINER")" = "$started_before"
 
 output="$(ops logs 2>&1)" && code=0 || code=$?
 expect_code "docker-ops.sh logs exits 0" 0 "$code" "$output"

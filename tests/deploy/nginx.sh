@@ -13,14 +13,24 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 # shellcheck source=tests/deploy/lib.sh
 source "$HERE/lib.sh"
 
-BIN="${VOICE_BROKER_BIN:-$ROOT/build/voice-broker}"
-if [[ ! -x "$BIN" ]]; then
-  echo "No voice-broker binary at $BIN: build it (cmake --build build) or set VOICE_BROKER_BIN." >&2
+# The binary under test: VOICE_BROKER_BIN, else the usual build folders.
+BIN="${VOICE_BROKER_BIN:-}"
+if [[ -z "$BIN" ]]; then
+  for candidate in "$ROOT/build/voice-broker" "$ROOT/build/release/voice-broker" "$ROOT/build/debug/voice-broker"; do
+    if [[ -x "$candidate" ]]; then
+      BIN="$candidate"
+      break
+    fi
+  done
+fi
+if [[ -z "$BIN" || ! -x "$BIN" ]]; then
+  echo "No voice-broker binary${BIN:+ at $BIN}: build it (cmake -S . -B build && cmake --build build) or set VOICE_BROKER_BIN." >&2
   exit 2
 fi
+echo "voice-broker under test: $BIN ($("$BIN" --version 2>&1 | head -n 1))"
 BIN="$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")"
 
-apt_ensure nginx:nginx openssl:openssl curl:curl ss:iproute2 node:nodejs
+apt_ensure nginx:nginx openssl:openssl curl:curl ss:iproute2 node:nodejs npm:npm perl:perl
 NGINX="$(command -v nginx)"
 if [[ ! -d "$HERE/node_modules/ws" ]]; then
   (cd "$HERE" && npm install --no-audit --no-fund --loglevel=error >/dev/null)

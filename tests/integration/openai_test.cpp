@@ -1,0 +1,367 @@
+// Minting keys and ending calls, against the fake OpenAI (tests/fakes/fake-openai) running as
+// its own process on loopback.  Faults are injected through the fake's control API.
+#include "test_client.hpp"
+#include "test_support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <future>
+#include <regex>
+
+using namespace voice_broker::testing;
+using steady = std::chrono::steady_clock;
+
+namespace {
+
+const std::string real_key = "test-openai-key-for-the-fake-0123456789";
+
+// A plain SDP offer: the fake answers it with a canned answer and opens a call.
+const std::string sdp_offer =
+    "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
+    "c=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendrecv\r\na=rtpmap:111 opus/48000/2\r\n";
+
+class fake_openai {
+public:
+    fake_openai() : proc_("/usr/bin/env", {"node", source_dir() + "/tests/fakes/fake-openai/server.mjs", "--port", "0"},
+                          {{"FAKE_OPENAI_KEY", real_key}, {"PATH", "/usr/local/bin:/usr/bin:/bin"}}, source_dir()) {
+        const auto out = proc_.wait_for_output("\"listening\"", 20s);
+        if (!out) throw std::runtime_error("the fake OpenAI did not start: " + proc_.output());
+        std::smatch m;
+        static const std::regex re(R"(\{"listening":([0-9]+)\})");
+        if (!std::regex_search(*out, m, re)) throw std::runtime_error("no port from the fake: " + *out);
+        port_ = static_cast<std::uint16_t>(std::stoi(m[1]));
+    }
+    ~fake_openai() { proc_.signal(SIGTERM); }
+
+    std::uint16_t port() const { return port_; }
+    std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+    nlohmann::json state() const { return fetch(port_, "GET", "/__control/state").json(); }
+    void fault(const nlohmann::json& f) const {
+        ASSERT_EQ(fetch(port_, "POST", "/__control/faults", {{"Content-Type", "application/json"}}, f.dump()).status, 200u);
+    }
+    // Waits (on the fake's own event, not a sleep) until it has seen `n` hang-ups.
+    bool wait_hangups(int n, int timeout_ms = 3000) const {
+        return fetch(port_, "GET", "/__control/wait?hangups=" + std::to_string(n) + "&timeoutMs=" + std::to_string(timeout_ms))
+                   .status == 200;
+    }
+    int count(const std::string& route) const {
+        const auto s = state();
+        return s["counts"].contains(route) ? s["counts"][route].get<int>() : 0;
+    }
+    // Opens a call the way the page does in token mode: the SDP offer with the ephemeral key.
+    std::string open_call(const std::string& ek) const {
+        const auto r = fetch(port_, "POST", "/v1/realtime/calls",
+                             {{"Content-Type", "application/sdp"}, {"Authorization", "Bearer " + ek}}, sdp_offer);
+        EXPECT_EQ(r.status, 201u) << r.body;
+        const auto location = r.header("location");
+        return location.substr(location.rfind('/') + 1);
+    }
+
+private:
+    subprocess proc_;
+    std::uint16_t port_ = 0;
+};
+
+settings_map upstream_env(const fake_openai& fake, settings_map extra = {}) {
+    extra.try_emplace("OPENAI_API_KEY", real_key);
+    extra.try_emplace("OPENAI_BASE_URL", fake.url());
+    extra.try_emplace("OPENAI_TIMEOUT_SECONDS", "5");
+    return extra;
+}
+
+std::string join_ticket(std::uint16_t port) {
+    return fetch(port, "POST", "/api/session?action=join").json()["ticket"].get<std::string>();
+}
+
+response mint(std::uint16_t port, const std::string& ticket) {
+    return fetch(port, "POST", "/api/session?action=token", {{"X-Session-Ticket", ticket}});
+}
+
+void expect_error(const response& r, unsigned status, const std::string& code) {
+    EXPECT_EQ(r.status, status) << r.body;
+    EXPECT_EQ(r.json()["error"]["code"], code) << r.body;
+}
+
+}  // namespace
+
+TEST(openai, mints_a_key_for_the_holder_with_the_documented_request) {
+    fake_openai fake;
+    test_server s(upstream_env(fake));
+    const auto ticket = join_ticket(s.port());
+    const auto r = mint(s.port(), ticket);
+    ASSERT_EQ(r.status, 200u) << r.body;
+    const auto doc = r.json();
+    EXPECT_EQ(doc["value"].get<std::string>().rfind("ek_", 0), 0u);
+    EXPECT_EQ(doc["model"], "gpt-realtime");
+    EXPECT_EQ(doc["callsUrl"], fake.url() + "/v1/realtime/calls");
+    EXPECT_TRUE(doc["expiresAt"].is_string());
+
+    const auto seen = fake.state()["requests"];
+    ASSERT_EQ(seen.size(), 1u);
+    const auto& req = seen[0];
+    EXPECT_EQ(req["method"], "POST");
+    EXPECT_EQ(req["path"], "/v1/realtime/client_secrets");
+    EXPECT_EQ(req["authKind"], "api_key");
+    const auto body = req["body"];
+    EXPECT_EQ(body["expires_after"], (nlohmann::json{{"anchor", "created_at"}, {"seconds", 60}}));
+    EXPECT_EQ(body["session"]["type"], "realtime");
+    EXPECT_EQ(body["session"]["model"], "gpt-realtime");
+    EXPECT_EQ(body["session"]["audio"]["output"]["voice"], "marin");
+    EXPECT_TRUE(body["session"]["instructions"].is_string());
+}
+
+TEST(openai, ttl_is_clamped_to_the_time_left_and_the_api_minimum) {
+    fake_openai fake;
+    {
+        test_server s(upstream_env(fake, {{"SESSION_DURATION_SECONDS", "30"}}));
+        ASSERT_EQ(mint(s.port(), join_ticket(s.port())).status, 200u);
+    }
+    {
+        test_server s(upstream_env(fake, {{"SESSION_DURATION_SECONDS", "4"}}));
+        ASSERT_EQ(mint(s.port(), join_ticket(s.port())).status, 200u);
+    }
+    const auto seen = fake.state()["requests"];
+    ASSERT_EQ(seen.size(), 2u);
+    EXPECT_EQ(seen[0]["body"]["expires_after"]["seconds"], 30);
+    EXPECT_EQ(seen[1]["body"]["expires_after"]["seconds"], 10);
+}
+
+TEST(openai, only_the_holder_mints_and_at_most_three_keys) {
+    fake_openai fake;
+    test_server s(upstream_env(fake));
+    const auto holder = join_ticket(s.port());
+    const auto waiting = join_ticket(s.port());
+    expect_error(mint(s.port(), waiting), 409, "not_active");
+    expect_error(fetch(s.port(), "POST", "/api/session?action=token"), 400, "missing_ticket");
+    expect_error(mint(s.port(), "AAAAAAAAAAAAAAAAAAAAAA"), 404, "unknown_ticket");
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(mint(s.port(), holder).status, 200u);
+    expect_error(mint(s.port(), holder), 429, "token_limit");
+    EXPECT_EQ(fake.count("client_secrets"), 3);
+}
+
+TEST(openai, without_an_api_key_minting_says_not_configured) {
+    test_server s;
+    const auto r = mint(s.port(), join_ticket(s.port()));
+    expect_error(r, 503, "not_configured");
+    EXPECT_NE(r.json()["error"]["message"].get<std::string>().find(".env.local"), std::string::npos);
+}
+
+TEST(openai, upstream_401_is_502_upstream_auth_without_retries) {
+    fake_openai fake;
+    fake.fault({{"route", "client_secrets"}, {"mode", "401"}});
+    test_server s(upstream_env(fake));
+    const auto r = mint(s.port(), join_ticket(s.port()));
+    expect_error(r, 502, "upstream_auth");
+    EXPECT_NE(r.json()["error"]["message"].get<std::string>().find("OPENAI_API_KEY"), std::string::npos);
+    EXPECT_EQ(fake.count("client_secrets"), 1) << "a 401 is never retried";
+}
+
+TEST(openai, upstream_500_once_is_retried_and_succeeds) {
+    fake_openai fake;
+    fake.fault({{"route", "client_secrets"}, {"mode", "500"}, {"count", 1}});
+    test_server s(upstream_env(fake));
+    EXPECT_EQ(mint(s.port(), join_ticket(s.port())).status, 200u);
+    EXPECT_EQ(fake.count("client_secrets"), 2);
+}
+
+TEST(openai, persistent_503_gives_502_after_two_retries) {
+    fake_openai fake;
+    fake.fault({{"route", "client_secrets"}, {"mode", "503"}});
+    test_server s(upstream_env(fake));
+    expect_error(mint(s.port(), join_ticket(s.port())), 502, "upstream_error");
+    EXPECT_EQ(fake.count("client_secrets"), 3);
+}
+
+TEST(openai, upstream_429_honours_retry_after_and_maps_to_503) {
+    fake_openai fake;
+    fake.fault({{"route", "client_secrets"}, {"mode", "429"}, {"retryAfter", 1}});
+    test_server s(upstream_env(fake));
+    const auto t0 = steady::now();
+    const auto r = mint(s.port(), join_ticket(s.port()));
+    const auto took = steady::now() - t0;
+    expect_error(r, 503, "upstream_rate_limited");
+    EXPECT_EQ(r.header("retry-after"), "1");
+    EXPECT_EQ(fake.count("client_secrets"), 3);
+    EXPECT_GE(took, 2s) << "two retries, each waiting Retry-After: 1";
+}
+
+TEST(openai, retry_after_beyond_the_total_timeout_is_not_waited_for) {
+    fake_openai fake;
+    fake.fault({{"route", "client_secrets"}, {"mode", "429"}, {"retryAfter", 30}});
+    test_server s(upstream_env(fake, {{"OPENAI_TIMEOUT_SECONDS", "3"}}));
+    const auto t0 = steady::now();
+    expect_error(mint(s.port(), join_ticket(s.port())), 503, "upstream_rate_limited");
+    EXPECT_LT(steady::now() - t0, 3s);
+    EXPECT_EQ(fake.count("client_secrets"), 1);
+}
+
+TEST(openai, garbage_body_is_502) {
+    fake_openai fake;
+    fake.fault({{"route", "client_secrets"}, {"mode", "garbage"}});
+    test_server s(upstream_env(fake));
+    expect_error(mint(s.port(), join_ticket(s.port())), 502, "upstream_bad_response");
+}
+
+TEST(openai, slow_upstream_past_the_timeout_is_504) {
+    fake_openai fake;
+    fake.fault({{"route", "client_secrets"}, {"mode", "slow"}, {"delayMs", 4000}});
+    test_server s(upstream_env(fake, {{"OPENAI_TIMEOUT_SECONDS", "1"}}));
+    expect_error(mint(s.port(), join_ticket(s.port())), 504, "upstream_timeout");
+}
+
+TEST(openai, dropped_connections_are_retried_then_502) {
+    fake_openai fake;
+    fake.fault({{"route", "client_secrets"}, {"mode", "drop"}});
+    test_server s(upstream_env(fake));
+    expect_error(mint(s.port(), join_ticket(s.port())), 502, "upstream_unreachable");
+    EXPECT_EQ(fake.count("client_secrets"), 3);
+}
+
+TEST(openai, a_hung_upstream_does_not_slow_other_requests) {
+    fake_openai fake;
+    fake.fault({{"route", "client_secrets"}, {"mode", "hang"}});
+    test_server s(upstream_env(fake, {{"OPENAI_TIMEOUT_SECONDS", "3"}}));
+    const auto ticket = join_ticket(s.port());
+    auto stuck = std::async(std::launch::async, [&] { return mint(s.port(), ticket); });
+    // The mint is in flight at the fake before we measure.
+    ASSERT_EQ(fetch(fake.port(), "GET", "/__control/wait?client_secrets=1&timeoutMs=3000").status, 200u);
+    for (int i = 0; i < 5; ++i) {
+        const auto t0 = steady::now();
+        EXPECT_EQ(fetch(s.port(), "GET", "/api/session?action=stats").status, 200u);
+        EXPECT_LT(steady::now() - t0, 500ms);
+    }
+    expect_error(stuck.get(), 504, "upstream_timeout");
+}
+
+TEST(openai, the_key_appears_in_no_log_line_or_response) {
+    fake_openai fake;
+    fake.fault({{"route", "client_secrets"}, {"mode", "401"}, {"count", 1}});
+    test_server s(upstream_env(fake));
+    const auto ticket = join_ticket(s.port());
+    std::vector<response> seen{mint(s.port(), ticket), mint(s.port(), ticket)};
+    s.stop_and_wait();
+    EXPECT_EQ(s.logs().text().find(real_key), std::string::npos) << s.logs().text();
+    EXPECT_NE(s.logs().text().find("request id req_"), std::string::npos) << "the upstream request id is logged";
+    for (const auto& r : seen) EXPECT_EQ(r.body.find(real_key), std::string::npos);
+}
+
+// ---- ending calls ---------------------------------------------------------------------------
+
+namespace {
+
+// Token mode: mint, open a call at the fake as the page would, report it.
+std::string token_mode_call(std::uint16_t port, const fake_openai& fake, const std::string& ticket) {
+    const auto ek = mint(port, ticket).json()["value"].get<std::string>();
+    const auto call_id = fake.open_call(ek);
+    const auto reported = fetch(port, "POST", "/api/session?action=call",
+                                {{"X-Session-Ticket", ticket}, {"Content-Type", "application/json"}},
+                                nlohmann::json{{"callId", call_id}}.dump());
+    EXPECT_EQ(reported.status, 200u) << reported.body;
+    return call_id;
+}
+
+bool fake_hung_up(const fake_openai& fake, const std::string& call_id) {
+    const auto state = fake.state();
+    for (const auto& id : state["hangups"]) {
+        if (id == call_id) return true;
+    }
+    return false;
+}
+
+}  // namespace
+
+TEST(openai_hangup, token_mode_hangs_up_on_leave) {
+    fake_openai fake;
+    test_server s(upstream_env(fake));
+    const auto ticket = join_ticket(s.port());
+    const auto call = token_mode_call(s.port(), fake, ticket);
+    const auto t0 = steady::now();
+    fetch(s.port(), "POST", "/api/session?action=leave", {{"X-Session-Ticket", ticket}});
+    ASSERT_TRUE(fake.wait_hangups(1, 1000)) << "hang-up within a second";
+    EXPECT_LT(steady::now() - t0, 1s);
+    EXPECT_TRUE(fake_hung_up(fake, call));
+}
+
+TEST(openai_hangup, token_mode_hangs_up_on_expiry) {
+    fake_openai fake;
+    test_server s(upstream_env(fake, {{"SESSION_DURATION_SECONDS", "2"}, {"WARNING_SECONDS", ""}}));
+    const auto ticket = join_ticket(s.port());
+    const auto call = token_mode_call(s.port(), fake, ticket);
+    ASSERT_TRUE(fake.wait_hangups(1, 4000));
+    EXPECT_TRUE(fake_hung_up(fake, call));
+}
+
+TEST(openai_hangup, token_mode_hangs_up_on_force_end) {
+    fake_openai fake;
+    test_server s(upstream_env(fake, {{"ADMIN_TOKEN", "a-long-enough-admin-token"}}));
+    const auto call = token_mode_call(s.port(), fake, join_ticket(s.port()));
+    fetch(s.port(), "GET", "/api/session?action=forceEndAll", {{"x-admin-token", "a-long-enough-admin-token"}});
+    ASSERT_TRUE(fake.wait_hangups(1, 1000));
+    EXPECT_TRUE(fake_hung_up(fake, call));
+}
+
+TEST(openai_hangup, token_mode_hangs_up_on_abandonment) {
+    fake_openai fake;
+    test_server s(upstream_env(fake, {{"HEARTBEAT_TIMEOUT_SECONDS", "1"}}));
+    const auto call = token_mode_call(s.port(), fake, join_ticket(s.port()));
+    ASSERT_TRUE(fake.wait_hangups(1, 3000));
+    EXPECT_TRUE(fake_hung_up(fake, call));
+}
+
+TEST(openai_hangup, token_mode_hangs_up_on_shutdown) {
+    fake_openai fake;
+    test_server s(upstream_env(fake));
+    const auto call = token_mode_call(s.port(), fake, join_ticket(s.port()));
+    s.stop_and_wait();
+    ASSERT_TRUE(fake.wait_hangups(1, 3000));
+    EXPECT_TRUE(fake_hung_up(fake, call));
+}
+
+TEST(openai_relay, connect_forwards_the_offer_and_hangs_up_on_every_end) {
+    fake_openai fake;
+    test_server s(upstream_env(fake, {{"REALTIME_MODE", "relay"}, {"ADMIN_TOKEN", "a-long-enough-admin-token"},
+                                      {"MAX_CONCURRENT_USERS", "3"}}));
+    std::vector<std::string> tickets{join_ticket(s.port()), join_ticket(s.port()), join_ticket(s.port())};
+    for (const auto& t : tickets) {
+        const auto r = fetch(s.port(), "POST", "/api/session?action=connect",
+                             {{"X-Session-Ticket", t}, {"Content-Type", "application/sdp"}}, sdp_offer);
+        ASSERT_EQ(r.status, 201u) << r.body;
+        EXPECT_EQ(r.header("content-type"), "application/sdp");
+        EXPECT_EQ(r.body.rfind("v=0", 0), 0u);
+        EXPECT_TRUE(r.header("location").empty()) << "the call id stays on the server";
+    }
+    const auto calls = fake.state()["requests"];
+    int multipart = 0;
+    for (const auto& req : calls) {
+        if (req["path"] == "/v1/realtime/calls") {
+            EXPECT_EQ(req["authKind"], "api_key");
+            EXPECT_NE(req["headers"]["content-type"].get<std::string>().find("multipart/form-data"), std::string::npos);
+            ++multipart;
+        }
+    }
+    EXPECT_EQ(multipart, 3);
+    // the page cannot register a call of its own in relay mode
+    expect_error(fetch(s.port(), "POST", "/api/session?action=call", {{"X-Session-Ticket", tickets[0]}},
+                       R"({"callId":"rtc_fake"})"),
+                 409, "relay_mode");
+    expect_error(mint(s.port(), tickets[0]), 409, "relay_mode");
+
+    fetch(s.port(), "POST", "/api/session?action=leave", {{"X-Session-Ticket", tickets[0]}});
+    ASSERT_TRUE(fake.wait_hangups(1, 1000));
+    fetch(s.port(), "GET", "/api/session?action=forceEndAll", {{"x-admin-token", "a-long-enough-admin-token"}});
+    ASSERT_TRUE(fake.wait_hangups(3, 1000));
+    EXPECT_EQ(fake.state()["hangups"].size(), 3u);
+}
+
+TEST(openai_relay, a_bad_offer_is_refused_before_reaching_the_upstream) {
+    fake_openai fake;
+    test_server s(upstream_env(fake, {{"REALTIME_MODE", "relay"}}));
+    const auto t = join_ticket(s.port());
+    expect_error(fetch(s.port(), "POST", "/api/session?action=connect", {{"X-Session-Ticket", t}, {"Content-Type", "text/plain"}},
+                       sdp_offer),
+                 415, "unsupported_media_type");
+    expect_error(fetch(s.port(), "POST", "/api/session?action=connect",
+                       {{"X-Session-Ticket", t}, {"Content-Type", "application/sdp"}}, "hello"),
+                 400, "bad_sdp");
+    EXPECT_EQ(fake.count("calls"), 0);
+}
