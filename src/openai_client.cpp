@@ -105,16 +105,21 @@ public:
     }
 
     ~openai_client() override {
+        close();
+        for (auto* e : idle_handles_) curl_easy_cleanup(e);
+        curl_multi_cleanup(multi_);
+    }
+
+    void close() override {
         {
             std::lock_guard lock(mutex_);
+            if (stopping_) return;
             stopping_ = true;
             // Hang-ups already asked for still go out, within a short drain.
             drain_deadline_ = clock_type::now() + std::chrono::seconds{3};
         }
         curl_multi_wakeup(multi_);
-        worker_.join();
-        for (auto* e : idle_handles_) curl_easy_cleanup(e);
-        curl_multi_cleanup(multi_);
+        if (worker_.joinable()) worker_.join();
     }
 
     void mint_token(std::chrono::seconds ttl, std::function<void(http_response)> done) override {
@@ -239,6 +244,7 @@ private:
         j->not_before = clock_type::now();
         {
             std::lock_guard lock(mutex_);
+            if (worker_done_) return;  // closed: nothing more goes out
             incoming_.push_back(std::move(j));
         }
         curl_multi_wakeup(multi_);
@@ -351,7 +357,10 @@ private:
                 std::lock_guard lock(mutex_);
                 for (auto& j : incoming_) active_.push_back(std::move(j));
                 incoming_.clear();
-                if (stopping_ && (active_.empty() || clock_type::now() >= drain_deadline_)) break;
+                if (stopping_ && (active_.empty() || clock_type::now() >= drain_deadline_)) {
+                    worker_done_ = true;
+                    break;
+                }
             }
             const auto now = clock_type::now();
             auto wait = std::chrono::milliseconds{1000};
@@ -388,6 +397,7 @@ private:
     std::mutex mutex_;
     std::vector<std::unique_ptr<job>> incoming_;
     bool stopping_ = false;
+    bool worker_done_ = false;  // the worker has left its loop: submissions are dropped
     clock_type::time_point drain_deadline_{};
     // Worker-thread only:
     std::vector<std::unique_ptr<job>> active_;

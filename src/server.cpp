@@ -105,6 +105,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     server_options options;
     owning_io_context ioc;
     metrics stats;
+    std::shared_ptr<realtime_upstream> upstream;
     std::shared_ptr<session_service> service;
     std::shared_ptr<router> routes;
     std::shared_ptr<server_context> ctx;
@@ -123,7 +124,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
 
     void init() {
         tls = load_tls(settings);
-        auto upstream = options.upstream;
+        upstream = options.upstream;
         if (!upstream && !settings.openai.api_key.empty()) upstream = make_openai_client(settings.openai, stats);
         service = session_service::create(ioc, settings, stats, upstream);
         routes = std::make_shared<router>(service, stats, static_files::load(settings.static_dir));
@@ -312,6 +313,9 @@ server::~server() {
         stop();
         wait();
     }
+    // Pending hang-ups go out; the upstream's last callbacks land in the stopped io_context,
+    // whose queued handlers are then destroyed here, on this thread.
+    if (impl_->upstream) impl_->upstream->close();
     impl_->ioc.shutdown();
 }
 

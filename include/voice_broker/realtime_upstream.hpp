@@ -28,6 +28,11 @@ public:
 
     // Ends a call upstream; fire and forget (failures are logged and counted).
     virtual void hang_up(std::string call_id) = 0;
+
+    // Sends what is still pending (hang-ups at shutdown) within a short drain, then makes no
+    // more callbacks.  The server calls it after its I/O threads have ended, so that no
+    // callback can outlive the objects it refers to.
+    virtual void close() {}
 };
 
 }  // namespace voice_broker

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "voice_broker/certificate.hpp"
+
 #include <future>
 #include <regex>
 
@@ -20,10 +22,18 @@ const std::string sdp_offer =
     "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
     "c=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendrecv\r\na=rtpmap:111 opus/48000/2\r\n";
 
+std::vector<std::string> fake_args(const std::vector<std::string>& extra) {
+    std::vector<std::string> args{"node", source_dir() + "/tests/fakes/fake-openai/server.mjs", "--port", "0"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+}
+
 class fake_openai {
 public:
-    fake_openai() : proc_("/usr/bin/env", {"node", source_dir() + "/tests/fakes/fake-openai/server.mjs", "--port", "0"},
-                          {{"FAKE_OPENAI_KEY", real_key}, {"PATH", "/usr/local/bin:/usr/bin:/bin"}}, source_dir()) {
+    explicit fake_openai(const std::vector<std::string>& extra_args = {}, std::string scheme = "http")
+        : proc_("/usr/bin/env", fake_args(extra_args), {{"FAKE_OPENAI_KEY", real_key}, {"PATH", "/usr/local/bin:/usr/bin:/bin"}},
+                source_dir()),
+          scheme_(std::move(scheme)) {
         const auto out = proc_.wait_for_output("\"listening\"", 20s);
         if (!out) throw std::runtime_error("the fake OpenAI did not start: " + proc_.output());
         std::smatch m;
@@ -34,8 +44,9 @@ public:
     ~fake_openai() { proc_.signal(SIGTERM); }
 
     std::uint16_t port() const { return port_; }
-    std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-    nlohmann::json state() const { return fetch(port_, "GET", "/__control/state").json(); }
+    std::string url() const { return scheme_ + "://127.0.0.1:" + std::to_string(port_); }
+    nlohmann::json state() const { return fetch(port_, "GET", "/__control/state", {}, {}, tls()).json(); }
+    tls_options tls() const { return {.enabled = scheme_ == "https"}; }
     void fault(const nlohmann::json& f) const {
         ASSERT_EQ(fetch(port_, "POST", "/__control/faults", {{"Content-Type", "application/json"}}, f.dump()).status, 200u);
     }
@@ -59,6 +70,7 @@ public:
 
 private:
     subprocess proc_;
+    std::string scheme_;
     std::uint16_t port_ = 0;
 };
 
@@ -193,6 +205,23 @@ TEST(openai, retry_after_beyond_the_total_timeout_is_not_waited_for) {
     expect_error(mint(s.port(), join_ticket(s.port())), 503, "upstream_rate_limited");
     EXPECT_LT(steady::now() - t0, 3s);
     EXPECT_EQ(fake.count("client_secrets"), 1);
+}
+
+TEST(openai, https_upstream_is_verified_against_the_ca_bundle) {
+    temp_dir certs;
+    const auto pem = voice_broker::make_self_signed_certificate({"127.0.0.1", "localhost"});
+    const auto cert = certs.write("upstream.pem", pem.certificate).string();
+    const auto key = certs.write("upstream-key.pem", pem.private_key).string();
+    fake_openai fake({"--tls-cert", cert, "--tls-key", key}, "https");
+    {
+        test_server trusting(upstream_env(fake, {{"OPENAI_CA_BUNDLE", cert}}));
+        EXPECT_EQ(mint(trusting.port(), join_ticket(trusting.port())).status, 200u);
+    }
+    {
+        // Without the CA bundle the self-signed upstream must be refused, never trusted blindly.
+        test_server strict(upstream_env(fake));
+        expect_error(mint(strict.port(), join_ticket(strict.port())), 502, "upstream_unreachable");
+    }
 }
 
 TEST(openai, garbage_body_is_502) {

@@ -1,0 +1,134 @@
+// One visitor: Debian's Chromium, headless, with its own fresh profile (a persistent context, so
+// every visitor is a separate browser with its own cookies), and what the test needs to see of it:
+// console problems, CSP violations, the API requests it made, the frames its live channel got,
+// and the history of the state pill and the warning banner.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import { chromium } from 'playwright-core';
+import { REPO_ROOT } from './broker.mjs';
+
+export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+export const OUTPUT_DIR = path.join(REPO_ROOT, 'test-output/e2e');
+const AXE_SOURCE = fs.readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+// Every page wait is bounded by this unless the step says otherwise.
+export const STEP_TIMEOUT_MS = 10_000;
+
+const BASE_ARGS = [
+  '--use-fake-device-for-media-stream',
+  // Without it Chromium gathers no loopback candidates, and loopback is all there is here.
+  '--allow-loopback-in-peer-connection',
+  // Host candidates as real addresses instead of mDNS .local names (werift cannot resolve those).
+  '--disable-features=WebRtcHideLocalIpsWithMdns',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+// Runs in the page before its own scripts: keeps the sequence of states and warnings, which a
+// poll from the test could miss when two of them follow each other quickly.
+function recordPageHistory() {
+  const history = { states: [], warnings: [] };
+  window.__e2eHistory = history;
+  document.addEventListener('DOMContentLoaded', () => {
+    const pill = document.getElementById('state-label');
+    const banner = document.getElementById('warning-banner');
+    const note = () => {
+      const state = pill.dataset.state;
+      if (history.states.at(-1) !== state) history.states.push(state);
+    };
+    note();
+    new MutationObserver(note).observe(pill, { attributes: true, attributeFilter: ['data-state'] });
+    new MutationObserver(() => {
+      const text = banner.textContent.trim();
+      if (text && history.warnings.at(-1) !== text) history.warnings.push(text);
+    }).observe(banner, { childList: true, subtree: true, characterData: true });
+  });
+}
+
+// micDenied: no fake permission UI, and the microphone permission refused, as a visitor who
+// clicked "Block" would have it.
+export async function launchVisitor(name, { micDenied = false } = {}) {
+  const profileDir = fs.mkdtempSync(path.join(os.tmpdir(), `vb-e2e-${name}-`));
+  const args = micDenied
+    ? [...BASE_ARGS, '--deny-permission-prompts']
+    : ['--use-fake-ui-for-media-stream', ...BASE_ARGS];
+  const context = await chromium.launchPersistentContext(profileDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args,
+    viewport: { width: 1280, height: 860 },
+    locale: 'en-US',
+    colorScheme: 'light',
+    timeout: 30_000,
+  });
+  context.setDefaultTimeout(STEP_TIMEOUT_MS);
+  await context.addInitScript(recordPageHistory);
+
+  const page = context.pages()[0] ?? await context.newPage();
+  const seen = { problems: [], cspViolations: [], requests: [], frames: [], sockets: 0 };
+  page.on('pageerror', error => seen.problems.push(`page error: ${error.message}`));
+  page.on('console', message => {
+    const text = message.text();
+    if (/Content.Security.Policy/i.test(text)) seen.cspViolations.push(text);
+    if (message.type() === 'error') seen.problems.push(`console error: ${text}`);
+  });
+  page.on('request', request => {
+    const url = new URL(request.url());
+    if (url.pathname === '/api/session') seen.requests.push(`${request.method()} ${url.searchParams.get('action')}`);
+  });
+  page.on('websocket', socket => {
+    seen.sockets++;
+    socket.on('framereceived', frame => {
+      try {
+        seen.frames.push(JSON.parse(frame.payload));
+      } catch {
+        seen.frames.push({ unparsed: String(frame.payload) });
+      }
+    });
+  });
+
+  return {
+    name,
+    context,
+    page,
+    seen,
+    history: () => page.evaluate(() => structuredClone(window.__e2eHistory)),
+    async close() {
+      await context.close().catch(() => {});
+      fs.rmSync(profileDir, { recursive: true, force: true });
+    },
+  };
+}
+
+// test-output/e2e/<name>.png, the whole page.
+export async function saveScreenshot(page, name) {
+  fs.mkdirSync(OUTPUT_DIR, { recursive: true });
+  const file = path.join(OUTPUT_DIR, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true, animations: 'disabled', caret: 'hide' });
+  return file;
+}
+
+// axe-core on the page as it is now. Injected through the DevTools protocol, which the page's CSP
+// (no inline scripts) does not apply to, so the page keeps its real CSP during the test. Writes
+// every finding to test-output/e2e/<name>.axe.json; returns the serious and critical ones.
+export async function seriousAccessibilityViolations(page, name) {
+  const hasAxe = await page.evaluate(() => typeof window.axe === 'object');
+  if (!hasAxe) await page.evaluate(AXE_SOURCE);
+  const violations = await page.evaluate(async () => {
+    const results = await window.axe.run(document, { resultTypes: ['violations'] });
+    return results.violations.map(v => ({
+      id: v.id, impact: v.impact, help: v.help,
+      targets: v.nodes.map(n => n.target.join(' ')),
+    }));
+  });
+  fs.mkdirSync(OUTPUT_DIR, { recursive: true });
+  fs.writeFileSync(path.join(OUTPUT_DIR, `${name}.axe.json`), `${JSON.stringify(violations, null, 2)}\n`);
+  return violations.filter(v => v.impact === 'serious' || v.impact === 'critical');
+}

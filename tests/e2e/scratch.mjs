@@ -1,0 +1,30 @@
+import { startBroker } from './lib/broker.mjs';
+import { launchVisitor, saveScreenshot, seriousAccessibilityViolations } from './lib/browser.mjs';
+import { startFakeOpenAI } from '../fakes/fake-openai/server.mjs';
+const t0 = Date.now(); const el = () => `${Date.now()-t0}ms`;
+const fake = await startFakeOpenAI({ realKey: 'fake-key-123456' });
+const broker = await startBroker({ OPENAI_API_KEY: 'fake-key-123456', OPENAI_BASE_URL: fake.url, SESSION_DURATION_SECONDS: '8', WARNING_SECONDS: '3,2,1', ADMIN_TOKEN: 'x'.repeat(32), REALTIME_MODE: process.env.MODE ?? 'token' });
+console.log('broker', broker.url, el());
+const v = await launchVisitor('a', { micDenied: !!process.env.DENY });
+console.log('browser', el());
+await v.page.goto(broker.url);
+await v.page.getByTestId('start-button').click();
+try {
+  await v.page.locator('[data-testid=state-label][data-state=active]').waitFor({ timeout: 8000 });
+  console.log('active', el());
+  await v.page.locator('.turn--assistant').filter({ hasText: 'Hello! How can I help?' }).waitFor();
+  console.log('transcript', el());
+  console.log(await seriousAccessibilityViolations(v.page, 'scratch'));
+  await v.page.getByTestId('ended-reason').waitFor({ timeout: 15000 });
+  console.log('ended', el(), await v.page.getByTestId('ended-reason').getAttribute('data-reason'));
+  console.log(await fake.waitFor({ hangups: 1 }, 5000));
+} catch (e) { console.log('ERR', e.message, await v.page.getByTestId('state-label').getAttribute('data-state'), await v.page.getByTestId('error-box').textContent()); }
+console.log(await v.history(), v.seen);
+const snap = fake.snapshot();
+for (const r of snap.requests) console.log(r.method, r.path, r.status, r.authKind, typeof r.body === 'string' ? r.body.split('\n').filter(l => l.startsWith('a=candidate')).join(' | ') : r.body?.sdp?.split('\n').filter(l => l.startsWith('a=candidate')).join(' | '));
+console.log(snap.calls.map(c => ({ id: c.id, st: c.connectionState, ms: c.connectedMs, via: c.via, auth: c.authKind, dc: c.dataChannelOpen, audio: c.audio, webrtc: c.webrtc })));
+await saveScreenshot(v.page, 'scratch');
+await v.close();
+await broker.stop();
+await fake.close();
+console.log(broker.lines.join('\n'));
