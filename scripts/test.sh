@@ -20,4 +20,15 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 ctest --preset debug -j2 --timeout 300
 
+# Deployment: shellcheck + Dockerfile lint, docker-ops.sh error paths, nginx.example.conf live in
+# front of the server, and a real Docker engine building and running the image (host network).
+tests/deploy/lint.sh
+tests/deploy/docker-ops-errors.sh
+VOICE_BROKER_BIN="$PWD/build/debug/voice-broker" tests/deploy/nginx.sh
+if [[ "${SKIP_DOCKER:-0}" == 1 ]]; then
+  echo "docker checks skipped (SKIP_DOCKER=1)"
+else
+  tests/deploy/docker.sh
+fi
+
 echo "all suites passed in $(( $(date +%s) - start )) s"

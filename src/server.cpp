@@ -180,8 +180,9 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
 
     void on_accept(error_code ec, tcp::socket socket) {
         if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
-        if (ec == net::error::no_descriptors || ec == boost::system::errc::too_many_files_open_in_system ||
-            ec == net::error::no_buffer_space || ec == net::error::no_memory) {
+        // Accept errors come from the OS: compare errno values (EMFILE, ENFILE, ENOBUFS, ENOMEM).
+        const int err = ec.value();
+        if (ec && (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM)) {
             // Out of file descriptors: wait for connections to close instead of spinning.
             const auto now = std::chrono::steady_clock::now();
             if (now - last_accept_warning > std::chrono::seconds{10}) {

@@ -68,6 +68,7 @@ private:
     void on_accept(error_code ec) {
         if (ec) return fail(ec, "websocket accept", 0);
         accepted_ = true;
+        handover_.upgrade = {};  // the request's headers are not needed any more: keep idle clients small
         registry_id_ = ctx_->registry.add(this->weak_from_this());
         ctx_->stats.websocket_clients.fetch_add(1, std::memory_order_relaxed);
         do_read();

@@ -298,6 +298,9 @@ expect_code "docker-ops.sh restart exits 0" 0 "$code" "$output"
 check "the container is healthy after restart" is_healthy
 check "restart gave a new container start" test "$(docker inspect -f '{{.State.StartedAt}}' "$CONTAINER")" != "$started_before"
 
+shell_output="$(printf 'id -u\npwd\n' | ops shell 2>&1 || true)"
+expect_output "docker-ops.sh shell opens a shell in /app as the unprivileged user" $'10001\n/app' "$shell_output"
+
 page_headers="$(curl -sS --max-time 5 -D - -o /dev/null -H 'Accept-Encoding: gzip' "$BASE_URL/" 2>&1 || true)"
 expect_output "the page is served gzip-compressed" "content-encoding: gzip" "${page_headers,,}"
 expect_output "the page carries a Content-Security-Policy" "content-security-policy:" "${page_headers,,}"

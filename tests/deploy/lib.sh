@@ -63,12 +63,13 @@ wait_until() {
   done
 }
 
-# A TCP port nobody listens on right now, on 127.0.0.1.
+# A TCP port nobody listens on right now, on 127.0.0.1; below Linux's ephemeral range
+# (32768 and up), so an outgoing connection cannot be holding it.
 free_port() {
   local port used
-  used="$(ss -Htln 2>/dev/null | awk '{print $4}' | sed 's/.*://' | sort -u)"
+  used="$(ss -Htan 2>/dev/null | awk '{print $4}' | sed 's/.*://' | sort -u)"
   for _ in $(seq 1 200); do
-    port=$((20000 + RANDOM % 20000))
+    port=$((20000 + RANDOM % 12000))
     if ! grep -qx "$port" <<<"$used"; then
       printf '%s\n' "$port"
       return 0

@@ -394,3 +394,34 @@ TEST(openai_relay, a_bad_offer_is_refused_before_reaching_the_upstream) {
                  400, "bad_sdp");
     EXPECT_EQ(fake.count("calls"), 0);
 }
+
+TEST(openai_binary, a_second_signal_stops_at_once_while_a_request_is_in_flight) {
+    fake_openai fake;
+    fake.fault({{"route", "client_secrets"}, {"mode", "hang"}});
+    temp_dir dir;
+    auto env = upstream_env(fake, {{"OPENAI_TIMEOUT_SECONDS", "60"}, {"SHUTDOWN_GRACE_SECONDS", "60"}});
+    env["STATIC_DIR"] = make_static_site(dir).string();
+    env["PORT"] = "0";
+    subprocess p(voice_broker_binary(), {}, env, dir.path());
+    const auto out = p.wait_for_output("listening on", 10s);
+    ASSERT_TRUE(out) << p.output();
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(*out, m, std::regex(R"(listening on http://[0-9.]+:([0-9]+))")));
+    const auto port = static_cast<std::uint16_t>(std::stoi(m[1]));
+    const auto ticket = join_ticket(port);
+    auto stuck = std::async(std::launch::async, [&] {
+        try {
+            return mint(port, ticket).status;
+        } catch (const std::exception&) {
+            return 0u;  // the connection was cut: expected
+        }
+    });
+    ASSERT_EQ(fetch(fake.port(), "GET", "/__control/wait?client_secrets=1&timeoutMs=5000").status, 200u);
+    p.signal(SIGTERM);
+    ASSERT_TRUE(p.wait_for_output("shutting down", 5s));
+    EXPECT_FALSE(p.wait_exit(500ms)) << "the first signal waits for the in-flight request";
+    p.signal(SIGTERM);
+    EXPECT_EQ(p.wait_exit(3s), 1) << p.output();
+    EXPECT_NE(p.output().find("second signal"), std::string::npos);
+    EXPECT_EQ(stuck.get(), 0u);
+}

@@ -268,6 +268,15 @@ TEST(session_broker_end, expiry_admits_the_next_visitor_with_a_full_session) {
     EXPECT_EQ(b.status("b", t0 + 60s)->expires_at, t0 + 120s);
 }
 
+TEST(session_broker_end, a_session_that_reaches_its_end_as_it_falls_silent_counts_as_expired) {
+    session_broker b(make_limits(1, 10, 60s, {}, 30s));
+    b.join("a", nullptr, t0);
+    b.heartbeat("a", t0 + 30s);  // the heartbeat timeout now falls exactly on the end
+    b.take_events();
+    b.advance(t0 + 60s);
+    EXPECT_EQ(ends(b.take_events()), (std::vector<end_record>{{"a", end_reason::expired, true}}));
+}
+
 TEST(session_broker_end, leave_ends_an_active_or_a_queued_entry_once) {
     session_broker b(make_limits(1, 10, 300s, {}, 3600s));
     b.join("a", nullptr, t0);
@@ -511,6 +520,22 @@ TEST(session_broker_grace_at_admission, an_open_channel_at_admission_counts_as_c
     EXPECT_TRUE(b.status("q", t0 + 10s)->confirmed);
     b.advance(t0 + 100s);
     EXPECT_TRUE(b.take_events().empty());
+}
+
+TEST(session_broker_grace_at_admission, signs_of_life_while_queued_do_not_count_as_confirming) {
+    session_broker b(make_limits(1, 10, 3600s, {}, 60s, 20s));
+    b.join("a", nullptr, t0);
+    b.channel_opened("a", t0);
+    b.join("q", nullptr, t0);
+    const std::string q = "q";
+    b.join("unused", &q, t0 + 5s);  // asks again while waiting
+    b.heartbeat("q", t0 + 6s);
+    b.take_events();
+    b.leave("a", t0 + 10s);
+    ASSERT_EQ(admitted(b.take_events()), (std::vector<std::string>{"q"}));
+    EXPECT_FALSE(b.status("q", t0 + 10s)->confirmed) << "only a sign of life after the admission confirms it";
+    b.advance(t0 + 30s);
+    EXPECT_EQ(ends(b.take_events()), (std::vector<end_record>{{"q", end_reason::abandoned, true}}));
 }
 
 TEST(session_broker_grace_at_admission, the_slot_passes_to_the_next_when_the_grace_runs_out) {
@@ -893,6 +918,20 @@ TEST(session_broker_retention, ended_entries_answer_for_ten_minutes_then_are_for
     EXPECT_FALSE(b.status("a", t0 + 5s + ended_entry_retention).has_value());
     EXPECT_FALSE(b.next_deadline().has_value());
     EXPECT_TRUE(b.take_events().empty());
+}
+
+TEST(session_broker_retention, at_most_max_ended_entries_are_kept_oldest_forgotten_first) {
+    session_broker b(make_limits(1, 10, 300s));
+    for (std::size_t i = 0; i <= max_ended_entries; ++i) {
+        const auto t = "v" + std::to_string(i);
+        b.join(t, nullptr, t0);
+        b.leave(t, t0);
+    }
+    b.take_events();
+    b.advance(t0 + 1s);
+    EXPECT_FALSE(b.status("v0", t0 + 1s).has_value());
+    EXPECT_TRUE(b.status("v1", t0 + 1s).has_value());
+    EXPECT_TRUE(b.status("v" + std::to_string(max_ended_entries), t0 + 1s).has_value());
 }
 
 TEST(session_broker_deadlines, an_empty_broker_has_nothing_to_do) {

@@ -56,10 +56,10 @@ export async function startBroker(settings = {}) {
     });
   }
 
-  // Resolves with the first log line (already logged or still to come) matching pattern.
-  function waitForLog(pattern, timeoutMs = 10_000, { after = 0 } = {}) {
-    const found = lines.slice(after).find(line => pattern.test(line));
-    if (found) return Promise.resolve(found);
+  // Resolves with the count-th log line (already logged or still to come) matching pattern.
+  function waitForLog(pattern, timeoutMs = 10_000, { count = 1 } = {}) {
+    const matching = () => lines.filter(line => pattern.test(line));
+    if (matching().length >= count) return Promise.resolve(matching()[count - 1]);
     return new Promise((resolve, reject) => {
       let settled = false;
       const done = (error, line) => {
@@ -70,9 +70,12 @@ export async function startBroker(settings = {}) {
         if (error) reject(error);
         else resolve(line);
       };
-      const listener = line => { if (pattern.test(line)) done(null, line); };
+      const listener = () => {
+        const found = matching();
+        if (found.length >= count) done(null, found[count - 1]);
+      };
       const timer = setTimeout(() => done(new Error(
-        `voice-broker did not log ${pattern} within ${timeoutMs} ms; its log:\n${tail()}`)), timeoutMs);
+        `voice-broker did not log ${pattern} (${count}x) within ${timeoutMs} ms; its log:\n${tail()}`)), timeoutMs);
       listeners.add(listener);
       exited.then(({ code, signal }) => done(new Error(
         `voice-broker exited (${code ?? signal}) before logging ${pattern}; its log:\n${tail()}`)));

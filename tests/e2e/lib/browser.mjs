@@ -20,8 +20,8 @@ const BASE_ARGS = [
   '--use-fake-device-for-media-stream',
   // Without it Chromium gathers no loopback candidates, and loopback is all there is here.
   '--allow-loopback-in-peer-connection',
-  // Host candidates as real addresses instead of mDNS .local names (werift cannot resolve those).
-  '--disable-features=WebRtcHideLocalIpsWithMdns',
+  // Not needed: --disable-features=WebRtcHideLocalIpsWithMdns. A page that holds the microphone
+  // permission gets its real host candidates anyway (127.0.0.1 here, checked with and without it).
   '--no-sandbox',
   '--disable-gpu',
   '--disable-quic',
@@ -117,18 +117,21 @@ export async function saveScreenshot(page, name) {
 
 // axe-core on the page as it is now. Injected through the DevTools protocol, which the page's CSP
 // (no inline scripts) does not apply to, so the page keeps its real CSP during the test. Writes
-// every finding to test-output/e2e/<name>.axe.json; returns the serious and critical ones.
-export async function seriousAccessibilityViolations(page, name) {
+// every finding to test-output/e2e/<name>.axe.json; returns the serious and critical ones, and how
+// many rules passed (a run that checked nothing must not count as clean).
+export async function accessibilityReport(page, name) {
   const hasAxe = await page.evaluate(() => typeof window.axe === 'object');
   if (!hasAxe) await page.evaluate(AXE_SOURCE);
-  const violations = await page.evaluate(async () => {
+  const { violations, passed } = await page.evaluate(async () => {
     const results = await window.axe.run(document, { resultTypes: ['violations'] });
-    return results.violations.map(v => ({
-      id: v.id, impact: v.impact, help: v.help,
-      targets: v.nodes.map(n => n.target.join(' ')),
-    }));
+    return {
+      passed: results.passes.length,
+      violations: results.violations.map(v => ({
+        id: v.id, impact: v.impact, help: v.help, targets: v.nodes.map(n => n.target.join(' ')),
+      })),
+    };
   });
   fs.mkdirSync(OUTPUT_DIR, { recursive: true });
-  fs.writeFileSync(path.join(OUTPUT_DIR, `${name}.axe.json`), `${JSON.stringify(violations, null, 2)}\n`);
-  return violations.filter(v => v.impact === 'serious' || v.impact === 'critical');
+  fs.writeFileSync(path.join(OUTPUT_DIR, `${name}.axe.json`), `${JSON.stringify({ passed, violations }, null, 2)}\n`);
+  return { passed, serious: violations.filter(v => v.impact === 'serious' || v.impact === 'critical') };
 }

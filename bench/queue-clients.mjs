@@ -1,0 +1,163 @@
+// Figure 6's load client: N visitors waiting in the queue, each with a live WebSocket, and the
+// time it takes for all of them to learn their new place when the slot frees.
+//
+//   node queue-clients.mjs --url http(s)://127.0.0.1:P --clients N --broadcasts B --pid SERVER_PID
+//                          [--mode queue|floor] [--hz 100]
+//
+// queue mode (voice-broker, the Node ws server): N POST ?action=join (50 at a time, keep-alive),
+// then N WebSockets to /api/session/ws?ticket=T (200 handshakes at a time), each waiting for its
+// first status.  Then B times: the slot holder leaves (POST ?action=leave), and the clock runs
+// from sending that request until the last remaining client has received a status whose
+// position is one less than before (the new slot holder: state "active").
+// floor mode (floor.c): no joins; the trigger is any plain HTTP request; every client must
+// receive one frame.
+// Memory: the server's VmRSS before the first join and after the last WebSocket is open.
+// Source addresses rotate over 127.0.0.2-9 so that repeated runs never run out of ports.
+// Prints one JSON line.
+import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import WebSocket from 'ws';
+
+const args = Object.fromEntries(
+  process.argv.slice(2).reduce((pairs, a, i, all) => (a.startsWith('--') ? [...pairs, [a.slice(2), all[i + 1]]] : pairs), []),
+);
+const base = new URL(args.url);
+const tls = base.protocol === 'https:';
+const N = Number(args.clients);
+const B = Number(args.broadcasts ?? 3);
+const pid = Number(args.pid);
+const hz = Number(args.hz ?? 100);
+const floor = args.mode === 'floor';
+const lib = tls ? https : http;
+const agent = new lib.Agent({ keepAlive: true, maxSockets: 50, rejectUnauthorized: false });
+const sourceAddress = (i) => `127.0.0.${2 + (i % 8)}`;
+const now = () => process.hrtime.bigint();
+const ms = (a, b) => Number(b - a) / 1e6;
+
+const rssKb = () => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
+const cpuTicks = () => {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return Number(f[11]) + Number(f[12]);
+};
+
+function post(path, headers = {}) {
+  return new Promise((resolve, reject) => {
+    const req = lib.request({ host: base.hostname, port: base.port, method: 'POST', path, agent, headers }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString() }));
+    });
+    req.setTimeout(30_000, () => req.destroy(new Error(`POST ${path} timed out`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function pool(count, width, work) {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(width, count) }, async () => {
+      while (next < count) await work(next++);
+    }),
+  );
+}
+
+const clients = Array.from({ length: N }, () => ({ ticket: '', ws: null, state: '', position: 0, arrived: 0n, watched: false }));
+let armed = false;
+let waiting = 0;
+let wrongPositions = 0;
+let wakeUp = () => {};
+
+function onMessage(c, data) {
+  let doc = null;
+  if (!floor) {
+    doc = JSON.parse(data);
+    if (doc.type !== 'status') return; // "ended" for the visitor who left
+  }
+  if (armed && c.watched && c.arrived === 0n) {
+    c.arrived = now();
+    const expected = c.position > 1 ? { state: 'queued', position: c.position - 1 } : { state: 'active' };
+    if (!floor && (doc.state !== expected.state || (expected.position && doc.position !== expected.position))) wrongPositions++;
+    if (--waiting === 0) wakeUp();
+  }
+  if (doc) {
+    c.state = doc.state;
+    c.position = doc.position ?? 0;
+  }
+  c.ready?.();
+}
+
+function connect(c, i) {
+  return new Promise((resolve, reject) => {
+    const path = floor ? '/ws' : `/api/session/ws?ticket=${c.ticket}`;
+    const ws = new WebSocket(`${tls ? 'wss' : 'ws'}://${base.host}${path}`, {
+      localAddress: sourceAddress(i),
+      rejectUnauthorized: false,
+      perMessageDeflate: false,
+    });
+    c.ws = ws;
+    const timer = setTimeout(() => reject(new Error(`client ${i}: no status within 30 s`)), 30_000);
+    c.ready = () => {
+      clearTimeout(timer);
+      c.ready = null;
+      resolve();
+    };
+    ws.on('message', (data) => onMessage(c, data));
+    ws.on('error', (e) => reject(new Error(`client ${i}: ${e.message}`)));
+  });
+}
+
+const result = { clients: N };
+const rssBase = rssKb();
+if (!floor) {
+  const t0 = now();
+  await pool(N, 50, async (i) => {
+    const r = await post('/api/session?action=join');
+    if (r.status !== 200) throw new Error(`join ${i}: ${r.status} ${r.body.slice(0, 200)}`);
+    clients[i].ticket = JSON.parse(r.body).ticket;
+  });
+  result.joinsPerSec = Math.round(N / (ms(t0, now()) / 1000));
+}
+const t1 = now();
+await pool(N, 200, (i) => connect(clients[i], i));
+result.connectSeconds = +(ms(t1, now()) / 1000).toFixed(2);
+await new Promise((r) => setTimeout(r, 500)); // let the server finish its bookkeeping
+result.rssBaseKb = rssBase;
+result.rssKb = rssKb();
+result.kbPerClient = +((result.rssKb - rssBase) / N).toFixed(2);
+
+const broadcastMs = [];
+let cpu = 0;
+for (let b = 0; b < B; b++) {
+  const leaver = floor ? null : clients.find((c) => c.state === 'active' && c.ws.readyState === WebSocket.OPEN);
+  if (!floor && !leaver) throw new Error('nobody holds the slot');
+  waiting = 0;
+  for (const c of clients) {
+    c.arrived = 0n;
+    c.watched = c !== leaver && c.ws.readyState === WebSocket.OPEN && (floor || c.state === 'queued');
+    if (c.watched) waiting++;
+  }
+  const done = new Promise((resolve, reject) => {
+    wakeUp = resolve;
+    setTimeout(() => reject(new Error(`broadcast ${b}: ${waiting} client(s) still waiting after 60 s`)), 60_000).unref();
+  });
+  const cpuBefore = cpuTicks();
+  armed = true;
+  const start = now();
+  const answer = await post(floor ? '/broadcast' : '/api/session?action=leave', floor ? {} : { 'X-Session-Ticket': leaver.ticket });
+  if (answer.status !== 200) throw new Error(`leave: ${answer.status} ${answer.body}`);
+  if (waiting > 0) await done;
+  armed = false;
+  cpu += cpuTicks() - cpuBefore;
+  let last = start;
+  for (const c of clients) if (c.watched && c.arrived > last) last = c.arrived;
+  broadcastMs.push(+ms(start, last).toFixed(2));
+  await new Promise((r) => setTimeout(r, 300));
+}
+result.broadcastMs = broadcastMs;
+result.broadcastMsMedian = [...broadcastMs].sort((a, b) => a - b)[Math.floor(broadcastMs.length / 2)];
+result.cpuMsPerBroadcast = +((cpu / hz) * 1000 / B).toFixed(1);
+result.wrongPositions = wrongPositions;
+console.log(JSON.stringify(result));
+process.exit(wrongPositions ? 1 : 0);
