@@ -60,7 +60,7 @@ for n in $QUEUE_SIZES; do
       mode=queue
       [[ "$side" == floor ]] && mode=floor
       json="$(taskset -c "$CLIENT_CPU" node "$HERE/queue-clients.mjs" --url "$SIDE_URL" --clients "$n" \
-        --broadcasts "$BROADCASTS" --pid "$SIDE_PID" --mode "$mode" --hz "$CLK_TCK")" || die "fig 6 $side $n: $json"
+        --broadcasts "$BROADCASTS" --pid "$SIDE_PID" --mode "$mode")" || die "fig 6 $side $n: $json"
       stop_pid "$SIDE_PID"
       log "fig 6 $side, $n clients, run $run: $json"
       # shellcheck disable=SC2046 # the numeric fields become KEY=VALUE words

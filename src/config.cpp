@@ -371,7 +371,10 @@ std::variant<load_result, config_error> load_config(const load_request& request)
         if (arg == "--check-config") { result.action = run_action::check_config; continue; }
         if (arg == "--healthcheck") { result.action = run_action::healthcheck; continue; }
         if (arg == "--self-signed") { flags["TLS_SELF_SIGNED"] = {"1", "command line"}; continue; }
-        if (arg.rfind("--", 0) != 0) return config_error{"unexpected argument '" + arg + "' (see --help)"};
+        // The stray word is not echoed: it may be a secret typed in the wrong place.
+        if (arg.rfind("--", 0) != 0) {
+            return config_error{"unexpected argument #" + std::to_string(i + 1) + ": not an --option (see --help)"};
+        }
         std::string name = arg.substr(2);
         std::string value;
         if (const auto eq = name.find('='); eq != std::string::npos) {

@@ -48,35 +48,26 @@ std::string_view http_request::header(std::string_view lower_name) const {
 }
 
 std::optional<std::string> http_request::query_param(std::string_view name) const {
-    std::string_view rest = query;
-    while (!rest.empty()) {
-        const auto amp = rest.find('&');
-        const auto pair = rest.substr(0, amp);
-        rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
+    std::optional<std::string> found;
+    for_each_list_item(query, '&', [&](std::string_view pair) {
+        if (found) return;
         const auto eq = pair.find('=');
         const auto key = percent_decode(pair.substr(0, eq), true);
-        if (key && *key == name) {
-            if (eq == std::string_view::npos) return std::string{};
-            return percent_decode(pair.substr(eq + 1), true);
-        }
-    }
-    return std::nullopt;
+        if (key && *key == name) found = eq == std::string_view::npos ? std::optional<std::string>{""} : percent_decode(pair.substr(eq + 1), true);
+    });
+    return found;
 }
 
 std::optional<std::string> http_request::cookie(std::string_view name) const {
+    std::optional<std::string> found;
     for (const auto& [k, v] : headers) {
         if (k != "cookie") continue;
-        std::string_view rest = v;
-        while (!rest.empty()) {
-            const auto semi = rest.find(';');
-            auto item = rest.substr(0, semi);
-            rest = semi == std::string_view::npos ? std::string_view{} : rest.substr(semi + 1);
-            while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+        for_each_list_item(v, ';', [&](std::string_view item) {
             const auto eq = item.find('=');
-            if (eq != std::string_view::npos && item.substr(0, eq) == name) return std::string(item.substr(eq + 1));
-        }
+            if (!found && eq != std::string_view::npos && item.substr(0, eq) == name) found = std::string(item.substr(eq + 1));
+        });
     }
-    return std::nullopt;
+    return found;
 }
 
 void http_response::set_header(std::string name, std::string value) {

@@ -20,8 +20,10 @@ public:
     void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
         std::string text(msg.payload.data(), msg.payload.size());
         for (const auto& secret : secrets_) {
-            for (auto pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos)) {
-                text.replace(pos, secret.size(), "[redacted]");
+            static constexpr std::string_view mask = "[redacted]";
+            // Continue after the mask: a secret that occurs inside the mask itself must not loop.
+            for (auto pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos + mask.size())) {
+                text.replace(pos, secret.size(), mask);
             }
         }
         const auto when = format_iso8601(msg.time);

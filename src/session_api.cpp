@@ -117,6 +117,19 @@ api_outcome force_end_all(const http_request& req, session_api_context& ctx) {
     return {json_response(200, {{"success", true}, {"endedSessions", ended}})};
 }
 
+// One upstream use (a key or a relayed call) for the holder; the refusal when there is none.
+std::optional<http_response> reserve_upstream_use(const std::string& ticket, session_api_context& ctx) {
+    switch (ctx.broker.reserve_token(ticket, max_tokens_per_session, ctx.now)) {
+    case session_broker::token_reservation::not_active:
+        return api_error(409, "not_active", "You do not hold a slot right now; wait for your turn.");
+    case session_broker::token_reservation::limit_reached:
+        return api_error(429, "token_limit", "This session already received the most keys it may have.");
+    case session_broker::token_reservation::reserved:
+        break;
+    }
+    return std::nullopt;
+}
+
 api_outcome token(const http_request& req, session_api_context& ctx) {
     const auto ticket = request_ticket(req);
     if (!ticket) return {no_ticket()};
@@ -130,14 +143,7 @@ api_outcome token(const http_request& req, session_api_context& ctx) {
     }
     const auto status = ctx.broker.status(*ticket, ctx.now);
     if (!status) return {unknown_ticket()};
-    switch (ctx.broker.reserve_token(*ticket, max_tokens_per_session, ctx.now)) {
-    case session_broker::token_reservation::not_active:
-        return {api_error(409, "not_active", "You do not hold a slot right now; wait for your turn.")};
-    case session_broker::token_reservation::limit_reached:
-        return {api_error(429, "token_limit", "This session already received the most keys it may have.")};
-    case session_broker::token_reservation::reserved:
-        break;
-    }
+    if (auto refused = reserve_upstream_use(*ticket, ctx)) return {*refused};
     const auto left = std::chrono::seconds{status->remaining_seconds};
     const auto ttl = std::clamp(std::min(ctx.settings.openai.token_ttl, left), std::chrono::seconds{10},
                                 std::chrono::seconds{7200});
@@ -184,14 +190,7 @@ api_outcome connect(const http_request& req, session_api_context& ctx) {
     }
     if (req.body.rfind("v=0", 0) != 0) return {api_error(400, "bad_sdp", "The body is not an SDP offer.")};
     if (!ctx.broker.status(*ticket, ctx.now)) return {unknown_ticket()};
-    switch (ctx.broker.reserve_token(*ticket, max_tokens_per_session, ctx.now)) {
-    case session_broker::token_reservation::not_active:
-        return {api_error(409, "not_active", "You do not hold a slot right now; wait for your turn.")};
-    case session_broker::token_reservation::limit_reached:
-        return {api_error(429, "token_limit", "This session already opened the most calls it may.")};
-    case session_broker::token_reservation::reserved:
-        break;
-    }
+    if (auto refused = reserve_upstream_use(*ticket, ctx)) return {*refused};
     return {{}, upstream_work{upstream_work::kind::relay_offer, *ticket, {}, req.body}};
 }
 

@@ -77,42 +77,33 @@ std::string strong_etag(std::string_view data, std::string_view suffix) {
 }
 
 bool etag_matches(std::string_view if_none_match, std::string_view etag) {
-    if (if_none_match.empty()) return false;
-    std::string_view rest = if_none_match;
-    while (!rest.empty()) {
-        const auto comma = rest.find(',');
-        auto item = rest.substr(0, comma);
-        rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
-        while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
-        while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    bool match = false;
+    for_each_list_item(if_none_match, ',', [&](std::string_view item) {
         if (item.rfind("W/", 0) == 0) item.remove_prefix(2);  // weak comparison, as RFC 9110 asks for If-None-Match
-        if (item == "*" || item == etag) return true;
-    }
-    return false;
+        match = match || item == "*" || item == etag;
+    });
+    return match;
 }
 
+// RFC 9110 12.5.3: an explicit "gzip" entry decides by its q-value; "*" only speaks for codings
+// not listed.
 bool accepts_gzip(std::string_view accept_encoding) {
-    std::string_view rest = accept_encoding;
-    while (!rest.empty()) {
-        const auto comma = rest.find(',');
-        auto item = rest.substr(0, comma);
-        rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
-        while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    std::optional<bool> explicit_gzip, wildcard;
+    for_each_list_item(accept_encoding, ',', [&](std::string_view item) {
         const auto semi = item.find(';');
         auto coding = item.substr(0, semi);
         while (!coding.empty() && coding.back() == ' ') coding.remove_suffix(1);
-        if (coding != "gzip" && coding != "*") continue;
+        bool refused = false;  // q=0 (or 0.0, 0.000) refuses the coding
         if (semi != std::string_view::npos) {
-            auto params = item.substr(semi + 1);
+            const auto params = item.substr(semi + 1);
             const auto q = params.find("q=");
-            if (q != std::string_view::npos) {
-                const auto value = params.substr(q + 2);
-                if (value.rfind("0", 0) == 0 && value.find_first_of("123456789") == std::string_view::npos) continue;
-            }
+            refused = q != std::string_view::npos && q + 2 < params.size() && params[q + 2] == '0' &&
+                      params.substr(q + 2).find_first_of("123456789") == std::string_view::npos;
         }
-        return true;
-    }
-    return false;
+        if (coding == "gzip") explicit_gzip = !refused;
+        else if (coding == "*") wildcard = !refused;
+    });
+    return explicit_gzip.value_or(wildcard.value_or(false));
 }
 
 }  // namespace

@@ -39,6 +39,19 @@ struct http_response {
     std::string_view header(std::string_view name) const;  // case-insensitive
 };
 
+// Calls f(item) for each `separator`-separated item of a header-style list, spaces trimmed.
+template <class F>
+void for_each_list_item(std::string_view list, char separator, F&& f) {
+    while (!list.empty()) {
+        const auto at = list.find(separator);
+        auto item = list.substr(0, at);
+        list = at == std::string_view::npos ? std::string_view{} : list.substr(at + 1);
+        while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+        while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+        f(item);
+    }
+}
+
 // Percent-decoding; nullopt on a malformed escape.  `plus_is_space` for query strings.
 std::optional<std::string> percent_decode(std::string_view in, bool plus_is_space);
 

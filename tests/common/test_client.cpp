@@ -154,10 +154,21 @@ void http_client::send_raw(const std::string& bytes) {
 std::string http_client::raw_exchange(const std::string& bytes, std::chrono::milliseconds timeout) {
     send_raw(bytes);
     std::string out;
+    read_until_closed(out, timeout);  // a server that keeps the connection: what came so far
+    return out;
+}
+
+bool http_client::closed_by_server(std::chrono::milliseconds timeout) {
+    std::string ignored;
+    return read_until_closed(ignored, timeout);
+}
+
+bool http_client::read_until_closed(std::string& out, std::chrono::milliseconds timeout) {
+    auto& c = *impl_;
     bool closed = false;
     std::array<char, 4096> chunk{};
     std::function<void()> read_more;
-    impl_->with_stream([&](auto& s) {
+    c.with_stream([&](auto& s) {
         read_more = [&, sp = &s] {
             sp->async_read_some(net::buffer(chunk), [&](error_code e, std::size_t n) {
                 out.append(chunk.data(), n);
@@ -171,31 +182,7 @@ std::string http_client::raw_exchange(const std::string& bytes, std::chrono::mil
     });
     read_more();
     try {
-        run_until(impl_->ioc, [&] { return closed; }, timeout, "raw read");
-    } catch (const std::runtime_error&) {
-        // the server kept the connection open: return what came so far
-    }
-    return out;
-}
-
-bool http_client::closed_by_server(std::chrono::milliseconds timeout) {
-    bool closed = false;
-    std::array<char, 1024> chunk{};
-    std::function<void()> read_more;
-    impl_->with_stream([&](auto& s) {
-        read_more = [&, sp = &s] {
-            sp->async_read_some(net::buffer(chunk), [&](error_code e, std::size_t) {
-                if (e) {
-                    closed = true;
-                    return;
-                }
-                read_more();
-            });
-        };
-    });
-    read_more();
-    try {
-        run_until(impl_->ioc, [&] { return closed; }, timeout, "close");
+        run_until(c.ioc, [&] { return closed; }, timeout, "read until closed");
     } catch (const std::runtime_error&) {
         return false;
     }

@@ -59,6 +59,9 @@ public:
     std::string negotiated_tls_version() const;
 
 private:
+    // Reads until the server closes (true) or the timeout passes (false), appending what came.
+    bool read_until_closed(std::string& out, std::chrono::milliseconds timeout);
+
     struct impl;
     std::unique_ptr<impl> impl_;
 };

@@ -17,6 +17,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using voice_broker::testing::temp_dir;
+using seconds = std::chrono::seconds;
 
 class config_test : public ::testing::Test {
 protected:

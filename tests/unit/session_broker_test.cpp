@@ -784,9 +784,7 @@ TEST(session_broker_eta, never_grows_and_bounds_the_real_admission_time) {
     EXPECT_EQ(b.queue_length(), 0u);
 }
 
-// BUG: seconds_until() (src/time_format.cpp) and queue_etas() (src/session_broker.cpp) truncate
-// the remaining time to whole milliseconds before rounding up to seconds, so with 1.0005 s left
-// they answer 1 s: the ETA is then not an upper bound and remaining_seconds is not rounded up.
+// Real clocks tick in nanoseconds: with 1.0005 s left, "1 s" would break the upper bound.
 TEST(session_broker_eta, is_rounded_up_even_below_a_millisecond) {
     session_broker b(make_limits(1, 10, 60s, {}, 3600s));
     b.join("a", nullptr, t0);

@@ -5,8 +5,9 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-export const REPO_ROOT = path.resolve(import.meta.dirname, '../../..');
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const BROKER_BIN = process.env.VOICE_BROKER_BIN
   ? path.resolve(process.env.VOICE_BROKER_BIN)
   : path.join(REPO_ROOT, 'build/debug/voice-broker');
@@ -18,7 +19,7 @@ const STOP_TIMEOUT_MS = 15_000;
 const SANITIZER_REPORT = /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: UndefinedBehaviorSanitizer/;
 
 // settings: the broker's environment variables for this scenario (strings). Resolves once the
-// broker logs its listening line, with {url, port, waitForLog, log, stop}.
+// broker logs its listening line, with {url, port, lines, tail(), waitForLog(), stop()}.
 export async function startBroker(settings = {}) {
   if (!fs.existsSync(BROKER_BIN)) {
     throw new Error(`no voice-broker binary at ${BROKER_BIN}: run tests/e2e/run.sh, or set VOICE_BROKER_BIN`);
@@ -41,7 +42,12 @@ export async function startBroker(settings = {}) {
   const child = spawn(BROKER_BIN, [], { cwd: workDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines = [];
   const listeners = new Set();
-  const exited = new Promise(resolve => child.once('exit', (code, signal) => resolve({ code, signal })));
+  // 'close', not 'exit': the sanitizers write their reports last, and they must be read in full.
+  // 'error': the binary could not be started at all (say, it is being relinked right now).
+  const exited = new Promise(resolve => {
+    child.once('close', (code, signal) => resolve({ code, signal }));
+    child.once('error', error => resolve({ code: null, signal: error.message }));
+  });
   for (const stream of [child.stdout, child.stderr]) {
     let pending = '';
     stream.setEncoding('utf8');
@@ -114,10 +120,11 @@ export async function startBroker(settings = {}) {
     const line = await waitForLog(/listening on http:\/\/127\.0\.0\.1:(\d+)/, START_TIMEOUT_MS);
     const port = Number(/listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(line)[1]);
     const url = `http://127.0.0.1:${port}`;
-    return { url, port, waitForLog, lines, tail, stop, adminToken: settings.ADMIN_TOKEN };
+    return { url, port, lines, tail, waitForLog, stop };
   } catch (error) {
     child.kill('SIGKILL');
     await exited;
+    fs.rmSync(workDir, { recursive: true, force: true });
     throw error;
   }
 }

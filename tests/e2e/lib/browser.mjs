@@ -67,6 +67,9 @@ export async function launchVisitor(name, { micDenied = false } = {}) {
     locale: 'en-US',
     colorScheme: 'light',
     timeout: 30_000,
+  }).catch(error => {
+    fs.rmSync(profileDir, { recursive: true, force: true });
+    throw error;
   });
   context.setDefaultTimeout(STEP_TIMEOUT_MS);
   await context.addInitScript(recordPageHistory);

@@ -30,7 +30,7 @@ export async function runScenario({ fake: withFake = true, broker: settings = {}
     const world = {
       fake,
       broker,
-      // A new browser on the broker's page, ready (its script has run).
+      // A new browser on the broker's page; goto waits for load, so the page's modules have run.
       async visitor(name, options) {
         const visitor = await launchVisitor(name, options);
         visitors.push(visitor);
@@ -56,7 +56,8 @@ export async function runScenario({ fake: withFake = true, broker: settings = {}
     // Stopping checks the exit code and the sanitizers' output: a finding fails the scenario.
     await broker?.stop();
   } catch (error) {
-    failed ??= error;
+    if (failed instanceof Error) failed.stack += `\n--- and stopping the broker: ${error.message}`;
+    else failed = error;
   }
   await fake?.close();
   if (failed) throw failed;

@@ -1,0 +1,72 @@
+// Unit tests for tickets, random ids and the constant-time comparison of secrets.
+#include "voice_broker/ticket.hpp"
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+
+namespace voice_broker {
+namespace {
+
+TEST(ticket, is_22_base64url_characters) {
+    for (int i = 0; i < 100; ++i) {
+        const auto t = make_ticket();
+        EXPECT_EQ(t.size(), 22u) << t;
+        EXPECT_TRUE(looks_like_ticket(t)) << t;
+        EXPECT_EQ(t.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"), std::string::npos)
+            << t;
+    }
+}
+
+TEST(ticket, a_thousand_are_distinct) {
+    std::set<std::string> seen;
+    for (int i = 0; i < 1000; ++i) seen.insert(make_ticket());
+    EXPECT_EQ(seen.size(), 1000u);
+}
+
+TEST(ticket, every_position_varies) {
+    // 128 random bits: no character position may be stuck (a sign of a broken encoder).
+    std::set<char> first, last;
+    for (int i = 0; i < 200; ++i) {
+        const auto t = make_ticket();
+        first.insert(t.front());
+        last.insert(t.back());
+    }
+    EXPECT_GT(first.size(), 20u);
+    EXPECT_GT(last.size(), 1u);
+    EXPECT_LE(last.size(), 4u) << "the last character carries only 2 bits";
+}
+
+TEST(ticket, shape_check) {
+    EXPECT_TRUE(looks_like_ticket("AAAAAAAAAAAAAAAAAAAAAA"));
+    EXPECT_TRUE(looks_like_ticket("abc-_0123456789XYZabcd"));
+    EXPECT_FALSE(looks_like_ticket(""));
+    EXPECT_FALSE(looks_like_ticket("AAAAAAAAAAAAAAAAAAAAA"));
+    EXPECT_FALSE(looks_like_ticket("AAAAAAAAAAAAAAAAAAAAAAA"));
+    EXPECT_FALSE(looks_like_ticket("AAAAAAAAAAAAAAAAAAAAA+"));
+    EXPECT_FALSE(looks_like_ticket("AAAAAAAAAAAAAAAAAAAAA/"));
+    EXPECT_FALSE(looks_like_ticket("AAAAAAAAAAAAAAAAAAAA=="));
+    EXPECT_FALSE(looks_like_ticket("AAAAAAAAAAAAAAAAAAAAA "));
+}
+
+TEST(random_hex, is_two_hex_digits_per_byte_and_random) {
+    const auto a = random_hex(16);
+    EXPECT_EQ(a.size(), 32u);
+    EXPECT_EQ(a.find_first_not_of("0123456789abcdef"), std::string::npos) << a;
+    EXPECT_NE(a, random_hex(16));
+    EXPECT_EQ(random_hex(0), "");
+}
+
+TEST(secure_equals, compares_content_and_length) {
+    EXPECT_TRUE(secure_equals("admin-token", "admin-token"));
+    EXPECT_TRUE(secure_equals("", ""));
+    EXPECT_FALSE(secure_equals("admin-token", "admin-tokeN"));
+    EXPECT_FALSE(secure_equals("admin-token", "admin-token "));
+    EXPECT_FALSE(secure_equals("admin-token", "admin"));
+    EXPECT_FALSE(secure_equals("", "x"));
+    EXPECT_FALSE(secure_equals(std::string("a\0b", 3), std::string("a\0c", 3)));
+}
+
+}  // namespace
+}  // namespace voice_broker
