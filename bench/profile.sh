@@ -37,10 +37,12 @@ case "$what" in
 page | page-tls)
   taskset -c "$CLIENT_CPU" wrk -t1 -c50 -d2s -H 'Accept-Encoding: gzip' "$scheme://127.0.0.1:$port/" >/dev/null
   perf record -F 2999 -g -p "$pid" -o perf.data -- sleep 6 >/dev/null 2>&1 &
+  recorder=$!
   perf stat -e "$events" -p "$pid" -o syscalls.txt -- sleep 6 >/dev/null 2>&1 &
+  counter=$!
   sleep 0.3
   taskset -c "$CLIENT_CPU" wrk -t1 -c50 -d5s -H 'Accept-Encoding: gzip' "$scheme://127.0.0.1:$port/" | tee wrk.txt
-  wait
+  wait "$recorder" "$counter"
   requests="$(awk '/requests in/ {print $1}' wrk.txt)"
   echo "system calls per request ($requests requests):"
   awk -v n="$requests" '/syscalls:/ {gsub(",", "", $1); printf "  %-40s %.2f\n", $2, $1 / n}' syscalls.txt

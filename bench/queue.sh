@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Figure 6: the queue at scale.  For each size in QUEUE_SIZES, RUNS times, interleaved, a fresh
+# Figure 6: the queue at scale.  For each size in QUEUE_SIZES, QUEUE_RUNS times, interleaved, a fresh
 # server of each kind on the server core:
 #   voice-broker (ws and wss), the floor (floor.c: raw send() of one frame to every socket), and
 #   the Node `ws` server doing the same broadcast (ws and wss),
@@ -10,7 +10,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=bench/lib.sh
 source "$HERE/lib.sh"
-: "${OUT:?}" "${ROOT:?}" "${BIN:?}" "${CERT:?}" "${KEY:?}" "${RUNS:?}" "${QUEUE_SIZES:?}"
+: "${OUT:?}" "${ROOT:?}" "${BIN:?}" "${CERT:?}" "${KEY:?}" "${QUEUE_RUNS:?}" "${QUEUE_SIZES:?}"
 trap stop_all_started EXIT
 cd "$OUT"
 ulimit -n "$(ulimit -Hn)"
@@ -51,7 +51,7 @@ start_side() {
 
 SIDES=(voice-broker floor node-ws voice-broker-tls node-ws-tls)
 for n in $QUEUE_SIZES; do
-  for ((run = 1; run <= RUNS; run++)); do
+  for ((run = 1; run <= QUEUE_RUNS; run++)); do
     # Rotate the order so no side always runs first (or right after the heaviest one).
     order=("${SIDES[@]:$(((run - 1) % ${#SIDES[@]}))}" "${SIDES[@]:0:$(((run - 1) % ${#SIDES[@]}))}")
     for side in "${order[@]}"; do

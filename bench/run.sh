@@ -10,8 +10,9 @@
 #   --smoke   tiny sizes and 1-second loads, to prove the scripts work (CI); judges no speed.
 #
 # Environment (optional): BENCH_RUNS (5), BENCH_SECONDS (10), BENCH_CONNS (50),
-#   BENCH_QUEUE_SIZES ("1000 5000 10000"), BENCH_FIGS ("1 2 3 4 5 6 7": a subset),
-#   BENCH_QUIET_WAIT (seconds to wait for a quiet machine before each run, 20),
+#   BENCH_QUEUE_SIZES ("1000 5000 10000"), BENCH_QUEUE_RUNS (3), BENCH_TOKEN_MINTS (3000),
+#   BENCH_FIGS ("1 2 3 4 5 6 7": a subset),
+#   BENCH_QUIET_WAIT (seconds to wait for a quiet machine before each run, 10),
 #   VOICE_BROKER_BIN (default: build/release/voice-broker, built with the release preset).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -54,11 +55,11 @@ BIN="$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")"
 
 # ---- sizes --------------------------------------------------------------------------------------
 if ((SMOKE)); then
-  export RUNS=1 DURATION=1 CONNS=8 QUEUE_SIZES="100" TOKEN_MINTS=30 COLD_STARTS=2 BENCH_QUIET_WAIT=0
+  export RUNS=1 QUEUE_RUNS=1 DURATION=1 CONNS=8 QUEUE_SIZES="100" TOKEN_MINTS=30 COLD_STARTS=2 BENCH_QUIET_WAIT=0
 else
   export RUNS="${BENCH_RUNS:-5}" DURATION="${BENCH_SECONDS:-10}" CONNS="${BENCH_CONNS:-50}"
-  export QUEUE_SIZES="${BENCH_QUEUE_SIZES:-1000 5000 10000}" TOKEN_MINTS="${BENCH_TOKEN_MINTS:-3000}" COLD_STARTS=7
-  export BENCH_QUIET_WAIT="${BENCH_QUIET_WAIT:-20}"
+  export QUEUE_SIZES="${BENCH_QUEUE_SIZES:-1000 5000 10000}" QUEUE_RUNS="${BENCH_QUEUE_RUNS:-3}"
+  export TOKEN_MINTS="${BENCH_TOKEN_MINTS:-3000}" COLD_STARTS=7 BENCH_QUIET_WAIT="${BENCH_QUIET_WAIT:-10}"
 fi
 export SMOKE ROOT BIN BENCH_FIGS="${BENCH_FIGS:-1 2 3 4 5 6 7}"
 
@@ -78,7 +79,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
   echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "commit: $(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD -- src include CMakeLists.txt 2>/dev/null || echo ' (src/include differ from it)')"
   echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), $(free -g | awk '/^Mem:/ {print $2}') GiB"
-  echo "mode: $MODE, runs $RUNS x ${DURATION}s, $CONNS connections, queue sizes $QUEUE_SIZES"
+  echo "mode: $MODE, runs $RUNS x ${DURATION}s, $CONNS connections; queue sizes $QUEUE_SIZES, $QUEUE_RUNS runs each"
   echo "voice-broker: $("$BIN" --version), LOG_LEVEL=warn (no access log lines in the measurement)"
   echo "anchors: $(nginx -v 2>&1), node $(node --version), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), $(openssl version)"
 } | tee "$OUT/machine.txt"

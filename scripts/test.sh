@@ -20,6 +20,10 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 ctest --preset debug -j2 --timeout 300
 
+# The page in a real Chromium against the real server and the fake OpenAI's WebRTC peer, inside
+# a network namespace that has only loopback.
+VOICE_BROKER_BIN="$PWD/build/debug/voice-broker" tests/e2e/run.sh
+
 # Deployment: shellcheck + Dockerfile lint, docker-ops.sh error paths, nginx.example.conf live in
 # front of the server, and a real Docker engine building and running the image (host network).
 tests/deploy/lint.sh

@@ -242,6 +242,7 @@ protected:
         res.set_header("X-Request-Id", request_id_);
         ctx_->stats.count_request(res.status);
 
+        if (method_ == "HEAD") res.omit_body = true;  // whoever answered, HEAD carries no body
         const bool keep = keep_alive_ && !closing_ && !ctx_->shutting_down.load();
         body_ = res.shared_body ? res.shared_body : std::make_shared<const std::string>(std::move(res.body));
         const bool no_body = res.omit_body || res.status == 304 || res.status == 204;

@@ -171,7 +171,13 @@ api_outcome record_call(const http_request& req, session_api_context& ctx) {
     if (ctx.settings.openai.mode == realtime_mode::relay) {
         return {api_error(409, "relay_mode", "In relay mode the server tracks the call itself.")};
     }
-    ctx.call_ids[*ticket] = call_id;
+    auto& calls = ctx.call_ids[*ticket];
+    if (std::find(calls.begin(), calls.end(), call_id) == calls.end()) {
+        if (calls.size() >= max_calls_per_session) {
+            return {api_error(429, "call_limit", "This session already registered the most calls it may.")};
+        }
+        calls.push_back(call_id);
+    }
     return {json_response(200, {{"ok", true}})};
 }
 

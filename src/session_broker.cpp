@@ -177,7 +177,13 @@ void session_broker::admit(entry& e, steady_time now) {
 void session_broker::admit_waiting(steady_time now) {
     bool admitted = false;
     while (!closed_ && active_.size() < limits_.max_concurrent_users && !queue_.empty()) {
-        admit(entries_.at(*queue_.begin()), now);
+        auto& head = entries_.at(*queue_.begin());
+        if (head.open_channels == 0 && now >= head.last_seen + limits_.heartbeat_timeout) {
+            // Gone already (its deadline falls at this same instant): never admit a dead visitor.
+            end(head, end_reason::abandoned, now);  // admits the next one in turn
+            return;
+        }
+        admit(head, now);
         admitted = true;
     }
     if (admitted) note_queue_changed();

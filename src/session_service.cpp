@@ -126,7 +126,7 @@ private:
                 if (result.call_id) {
                     const auto s = self->broker_.status(ticket, self->now());
                     if (s && s->state == entry_state::active) {
-                        self->call_ids_[ticket] = *result.call_id;
+                        self->call_ids_[ticket].push_back(*result.call_id);
                     } else {
                         // The session ended while the call was being opened: end the call too.
                         self->upstream_->hang_up(*result.call_id);
@@ -200,12 +200,13 @@ private:
             spdlog::info("session: ended ({}) after {} s", to_string(ev.reason), talked.count() / 1000);
         }
         // The one path every end takes: the upstream call is hung up here.
-        if (auto call = call_ids_.find(ev.ticket); call != call_ids_.end()) {
-            if (upstream_) {
-                upstream_->hang_up(call->second);
+        if (auto calls = call_ids_.find(ev.ticket); calls != call_ids_.end()) {
+            for (auto& call_id : calls->second) {
+                if (!upstream_) break;
+                upstream_->hang_up(call_id);
                 metrics_.hangups_sent.fetch_add(1, std::memory_order_relaxed);
             }
-            call_ids_.erase(call);
+            call_ids_.erase(calls);
         }
         nlohmann::json msg = {{"type", "ended"}, {"reason", to_string(ev.reason)}};
         push(ev.ticket, std::make_shared<const std::string>(msg.dump()), false);
@@ -268,7 +269,7 @@ private:
     wall_clock_mapping clock_;
     steady_time started_at_;
     std::unordered_map<std::string, std::vector<std::shared_ptr<live_channel>>> channels_;
-    std::unordered_map<std::string, std::string> call_ids_;
+    call_registry call_ids_;
     std::optional<steady_time> armed_for_;
     bool shutting_down_ = false;
 };

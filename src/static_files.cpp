@@ -5,6 +5,7 @@
 #include <openssl/sha.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -150,7 +151,11 @@ std::shared_ptr<const static_files> static_files::load(const std::string& root, 
                 continue;
             }
             const auto rel = target.lexically_relative(canonical_root);
-            if (rel.empty() || rel.native().rfind("..", 0) == 0) {
+            const bool hidden_target = std::any_of(rel.begin(), rel.end(), [](const fs::path& part) {
+                const auto name = part.native();
+                return !name.empty() && name.front() == '.';  // also ".." (outside the root)
+            });
+            if (rel.empty() || hidden_target) {
                 if (it->is_directory()) it.disable_recursion_pending();
                 continue;
             }

@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 namespace voice_broker {
 
@@ -32,6 +33,11 @@ struct api_outcome {
     std::optional<upstream_work> upstream; // the service completes the answer
 };
 
+// Every upstream call a session opened (up to a few: one per key or relayed offer, plus page
+// reloads), so that all of them are hung up when the session ends.
+using call_registry = std::unordered_map<std::string, std::vector<std::string>>;  // ticket -> call ids
+inline constexpr std::size_t max_calls_per_session = 8;
+
 struct session_api_context {
     session_broker& broker;
     usage_tracker& usage;
@@ -40,7 +46,7 @@ struct session_api_context {
     const wall_clock_mapping& clock;
     steady_time now;
     steady_time started_at;  // server start, for uptimeSeconds
-    std::unordered_map<std::string, std::string>& call_ids;  // ticket -> upstream call id
+    call_registry& call_ids;
     std::function<std::string()> new_ticket;
     bool shutting_down = false;
 };

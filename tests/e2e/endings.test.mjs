@@ -40,14 +40,10 @@ test('a server shutdown (SIGTERM) tells the visitor and hangs the call up', { ti
 
 // A reload keeps the ticket (its cookie), so Start resumes the same session and opens a second
 // call; the first one's browser side is gone, but OpenAI keeps it until it is hung up.
-// Known server bug, so marked todo (reported, not failing the run): the broker remembers one call
-// id per ticket (session_service's call_ids_, set in session_service.cpp and session_api.cpp's
-// record_call), so the later call replaces the earlier one and only the last is hung up. In relay
-// mode a page can thus keep up to two calls the server will never end.
-const ONE_CALL_PER_TICKET = 'voice-broker hangs up only the last call of a session';
+// The broker keeps every call id of a session and hangs up all of them.
 for (const mode of ['token', 'relay']) {
   test(`${mode} mode: after a reload mid-call, every call of the session is hung up at its end`,
-    { timeout: 60_000, todo: ONE_CALL_PER_TICKET }, async () => {
+    { timeout: 60_000 }, async () => {
       await runScenario({ broker: { ...LONG_SESSION, REALTIME_MODE: mode } }, async ({ fake, visitor }) => {
         const { page } = await visitor(`reloader-${mode}`);
         await page.getByTestId('start-button').click();

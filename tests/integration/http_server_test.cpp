@@ -143,6 +143,17 @@ TEST(http_server, head_has_length_but_no_body) {
     EXPECT_TRUE(head.body.empty());
 }
 
+TEST(http_server, head_on_an_api_answer_has_no_body_either) {
+    test_server s;
+    http_client c(s.port());
+    const auto head = c.request("HEAD", "/api/session?action=stats");
+    EXPECT_EQ(head.status, 200u);
+    EXPECT_TRUE(head.body.empty());
+    EXPECT_NE(head.header("content-length"), "0");
+    // the connection is still in sync: the next answer parses
+    EXPECT_EQ(c.get("/api/health").json()["status"], "ok");
+}
+
 TEST(http_server, traversal_attempts_never_reach_outside_the_root) {
     test_server s;
     const std::vector<std::string> attempts = {

@@ -311,6 +311,18 @@ TEST(openai_hangup, token_mode_hangs_up_on_leave) {
     EXPECT_TRUE(fake_hung_up(fake, call));
 }
 
+TEST(openai_hangup, every_call_of_a_session_is_hung_up_not_just_the_last) {
+    fake_openai fake;
+    test_server s(upstream_env(fake));
+    const auto ticket = join_ticket(s.port());
+    const auto first = token_mode_call(s.port(), fake, ticket);
+    const auto second = token_mode_call(s.port(), fake, ticket);  // e.g. after a page reload
+    fetch(s.port(), "POST", "/api/session?action=leave", {{"X-Session-Ticket", ticket}});
+    ASSERT_TRUE(fake.wait_hangups(2, 2000));
+    EXPECT_TRUE(fake_hung_up(fake, first));
+    EXPECT_TRUE(fake_hung_up(fake, second));
+}
+
 TEST(openai_hangup, token_mode_hangs_up_on_expiry) {
     fake_openai fake;
     test_server s(upstream_env(fake, {{"SESSION_DURATION_SECONDS", "2"}, {"WARNING_SECONDS", ""}}));

@@ -348,8 +348,7 @@ TEST_F(config_test, secrets_never_appear_in_an_error_message) {
     expect_no_secret(load_error());
 }
 
-// BUG: load_config (src/config.cpp, "unexpected argument '...'") echoes a stray argument
-// verbatim, so the common typo of a space after "=" prints the key it meant to set.
+// The common typo of a space after "=" leaves the key as a stray argument: it must not be echoed.
 TEST_F(config_test, a_stray_argument_that_is_a_secret_is_not_echoed) {
     expect_no_secret(load_error({"--openai-api-key=", api_secret}));
 }

@@ -81,10 +81,10 @@ TEST_F(logging_test, empty_and_very_short_secrets_do_not_mangle_every_line) {
     EXPECT_NE(out.str().find("a cab and a bab"), std::string::npos) << out.str();
 }
 
-// BUG: line_formatter::format (src/logging.cpp) searches again from the start of the
-// replacement, so a secret that occurs inside "[redacted]" (an ADMIN_TOKEN of "redacted",
-// "acted", "dact", ...) is replaced forever: the logging thread loops and its memory grows
-// until the process dies.  The child below gets two seconds before SIGALRM ends it.
+// A secret that occurs inside "[redacted]" itself (an ADMIN_TOKEN of "redacted", "acted",
+// "dact", ...) must not be replaced forever: a formatter that searched again from the start of
+// the mask would loop, growing the line until the process died.  The check runs in a child
+// that SIGALRM ends after two seconds, so a regression fails instead of hanging the suite.
 TEST(logging_death, a_secret_found_inside_the_replacement_text_does_not_hang) {
     GTEST_FLAG_SET(death_test_style, "threadsafe");
     EXPECT_EXIT(

@@ -42,7 +42,7 @@ protected:
     wall_clock_mapping clock{t0, wall_t0};
     steady_time now = t0;
     steady_time started_at = t0 - 100s;
-    std::unordered_map<std::string, std::string> call_ids;
+    call_registry call_ids;
     int issued = 0;
     std::vector<std::string> issued_tickets;
     bool shutting_down = false;
@@ -415,7 +415,7 @@ TEST_F(session_api_test, call_records_the_upstream_call_of_the_holder) {
     const auto res = respond({"POST", "action=call", {ticket_header(holder)}, R"({"callId":"rtc_abc-123_X"})"});
     EXPECT_EQ(res.status, 200u) << res.body;
     EXPECT_EQ(body_of(res), json::parse(R"({"ok":true})"));
-    EXPECT_EQ(call_ids.at(holder), "rtc_abc-123_X");
+    EXPECT_EQ(call_ids.at(holder), std::vector<std::string>{"rtc_abc-123_X"});
 
     expect_error(respond({"POST", "action=call", {ticket_header(holder)}, "not json"}), 400, "bad_request");
     expect_error(respond({"POST", "action=call", {ticket_header(holder)}, R"({"callId":7})"}), 400, "bad_request");
@@ -426,6 +426,11 @@ TEST_F(session_api_test, call_records_the_upstream_call_of_the_holder) {
     expect_error(respond({"POST", "action=call", {ticket_header(queued)}, R"({"callId":"rtc_q"})"}), 409, "not_active");
     expect_error(respond({"POST", "action=call", {ticket_header("nope")}, R"({"callId":"rtc_q"})"}), 404, "unknown_ticket");
     EXPECT_EQ(call_ids.size(), 1u);
+
+    // A second call of the same session (a page reload) is remembered too, once.
+    EXPECT_EQ(respond({"POST", "action=call", {ticket_header(holder)}, R"({"callId":"rtc_second"})"}).status, 200u);
+    EXPECT_EQ(respond({"POST", "action=call", {ticket_header(holder)}, R"({"callId":"rtc_second"})"}).status, 200u);
+    EXPECT_EQ(call_ids.at(holder), (std::vector<std::string>{"rtc_abc-123_X", "rtc_second"}));
 }
 
 TEST_F(session_api_test, connect_relays_an_sdp_offer_in_relay_mode_only) {

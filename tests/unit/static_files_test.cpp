@@ -238,8 +238,7 @@ TEST_F(static_files_test, gzip_is_not_served_when_refused_or_not_offered) {
     }
 }
 
-// BUG: accepts_gzip (src/static_files.cpp) lets "*" accept gzip even when gzip itself is listed
-// with q=0; RFC 9110 12.5.3 says "*" only covers codings not listed.
+// RFC 9110 12.5.3: "*" only speaks for codings not listed, so an explicit gzip;q=0 still refuses.
 TEST_F(static_files_test, an_explicit_gzip_refusal_wins_over_a_wildcard) {
     const auto res = files->serve(get("/app.js", {{"accept-encoding", "gzip;q=0, *"}}));
     EXPECT_TRUE(res.header("Content-Encoding").empty());
