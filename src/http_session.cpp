@@ -8,8 +8,6 @@
 #include "voice_broker/ticket.hpp"
 #include "server_context.hpp"
 
-#include <boost/beast/core/buffers_generator.hpp>
-#include <boost/beast/http/message_generator.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <spdlog/spdlog.h>
 
@@ -52,6 +50,25 @@ client_identity identify(const config& c, const std::string& peer, bool tls, con
     if (proto == "https") id.secure = true;
     else if (proto == "http") id.secure = tls;
     return id;
+}
+
+// Request ids only correlate log lines: unique, not secret.  A per-thread splitmix64 stream,
+// seeded once from OpenSSL, costs nanoseconds instead of a call into the CSPRNG per request.
+std::string new_request_id() {
+    thread_local std::uint64_t state = [] {
+        std::uint64_t seed = 0;
+        const auto hex = random_hex(8);
+        for (char c : hex) seed = seed * 16 + static_cast<std::uint64_t>(c <= '9' ? c - '0' : c - 'a' + 10);
+        return seed;
+    }();
+    std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string out(16, '0');
+    for (int i = 15; i >= 0; --i, z >>= 4) out[static_cast<std::size_t>(i)] = digits[z & 15];
+    return out;
 }
 
 bool valid_request_id(std::string_view id) {
@@ -134,7 +151,7 @@ protected:
         auto& msg = parser_->get();
         const auto target = std::string(msg.target());
         const auto id = identify(ctx_->settings, peer_, Derived::is_tls, msg.base());
-        request_id_ = valid_request_id(msg["X-Request-Id"]) ? std::string(msg["X-Request-Id"]) : random_hex(8);
+        request_id_ = valid_request_id(msg["X-Request-Id"]) ? std::string(msg["X-Request-Id"]) : new_request_id();
         method_ = std::string(msg.method_string());
         logged_target_ = redact_query(target);
         client_ = id.address;
@@ -164,9 +181,11 @@ protected:
         if (req.target.empty() || req.target.front() != '/') {
             return reply_and_close(api_error(400, "bad_target", "The request target must be an absolute path."));
         }
+        // Static files are answered right here, on this strand: dispatch runs the write at once;
+        // answers from the session service arrive on its strand and are posted back.
         ctx_->routes->handle(std::move(req), [self = derived().shared_from_this()](http_response res) {
             auto executor = self->stream().get_executor();
-            net::post(executor, [self = std::move(self), res = std::move(res)]() mutable { self->send(std::move(res)); });
+            net::dispatch(executor, [self = std::move(self), res = std::move(res)]() mutable { self->send(std::move(res)); });
         });
     }
 
@@ -233,7 +252,7 @@ protected:
         if (method_.empty()) method_ = "-";
         if (logged_target_.empty()) logged_target_ = "-";
         if (client_.empty()) client_ = peer_;
-        if (request_id_.empty()) request_id_ = random_hex(8);
+        if (request_id_.empty()) request_id_ = new_request_id();
         send(std::move(res));
     }
 
@@ -246,7 +265,9 @@ protected:
         const bool keep = keep_alive_ && !closing_ && !ctx_->shutting_down.load();
         body_ = res.shared_body ? res.shared_body : std::make_shared<const std::string>(std::move(res.body));
         const bool no_body = res.omit_body || res.status == 304 || res.status == 204;
-        http::response<http::span_body<const char>> msg{static_cast<http::status>(res.status), version_ ? version_ : 11};
+        // One concrete message type for every answer, kept here while it is written: the header
+        // and the body then leave in a single gathered write.
+        auto& msg = response_.emplace(static_cast<http::status>(res.status), version_ ? version_ : 11);
         msg.set(http::field::server, "voice-broker");
         for (auto& [name, value] : res.headers) msg.set(name, value);
         if (no_body) {
@@ -259,14 +280,15 @@ protected:
         status_ = res.status;
         bytes_ = no_body ? 0 : body_->size();
         beast::get_lowest_layer(derived().stream()).expires_after(ctx_->settings.limits.request_timeout);
-        beast::async_write(derived().stream(), http::message_generator(std::move(msg)),
-                           beast::bind_front_handler(&http_session::on_write, derived().shared_from_this(), keep));
+        http::async_write(derived().stream(), msg,
+                          beast::bind_front_handler(&http_session::on_write, derived().shared_from_this(), keep));
     }
 
     void on_write(bool keep, error_code ec, std::size_t) {
         const auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started_).count();
         spdlog::info("{} {} {} {} {} {:.1f}ms rid={}", client_, method_, logged_target_, status_, bytes_, ms, request_id_);
         body_.reset();
+        response_.reset();
         if (ec) return finish_quietly(ec, "write");
         if (!keep) return derived().do_eof();
         do_read();
@@ -285,6 +307,7 @@ protected:
     connection_slot slot_;
     std::optional<http::request_parser<http::string_body>> parser_;
     std::shared_ptr<const std::string> body_;
+    std::optional<http::response<http::span_body<const char>>> response_;
     std::uint64_t registry_id_ = 0;
     std::string peer_, client_, method_, logged_target_, request_id_;
     bool secure_ = false, keep_alive_ = false, closing_ = false, waiting_idle_ = false;
