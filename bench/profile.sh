@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/profile.sh page|page-tls|broadcast: where voice-broker's CPU goes under one benchmark's
+# bench/profile.sh page|page-tls|stats-tls|page-tls-close|broadcast: where voice-broker's CPU goes under one benchmark's
 # load (perf record on the server core while the load runs on the other).  Prints the CPU split
 # by kind of work, the hottest functions, and system calls per request.  Not part of run.sh:
 # run it when a target is missed.  Output in bench/results/profile-<what>-<date>/.
@@ -15,6 +15,8 @@ mkdir -p "$OUT/logs"
 TLS_DIR="$(mktemp -d /tmp/vb-profile-tls.XXXXXX)"
 trap 'stop_all_started; rm -rf "$TLS_DIR"' EXIT
 ulimit -n "$(ulimit -Hn)"
+cp "$BIN" "$OUT/voice-broker" # others may rebuild build/release meanwhile
+BIN="$OUT/voice-broker"
 cd "$OUT"
 command -v perf >/dev/null || die "perf is missing: apt-get install linux-perf"
 
@@ -22,7 +24,7 @@ port="$(free_port)"
 envs=(STATIC_DIR="$ROOT/static" HOST=127.0.0.1 PORT="$port" THREADS=1 LOG_LEVEL=warn MAX_QUEUE_LENGTH=100000
   MAX_CONNECTIONS=30000 HEARTBEAT_TIMEOUT_SECONDS=600 ADMISSION_GRACE_SECONDS=600)
 scheme=http
-if [[ "$what" == page-tls ]]; then
+if [[ "$what" == *-tls* ]]; then
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=127.0.0.1 \
     -keyout "$TLS_DIR/key.pem" -out "$TLS_DIR/cert.pem" 2>/dev/null
   envs+=(TLS_CERT_FILE="$TLS_DIR/cert.pem" TLS_KEY_FILE="$TLS_DIR/key.pem")
@@ -31,17 +33,20 @@ fi
 start_bg voice-broker env "${envs[@]}" "$BIN"
 pid=$BG_PID
 wait_http "$scheme://127.0.0.1:$port/api/health"
-events=syscalls:sys_enter_sendmsg,syscalls:sys_enter_recvmsg,syscalls:sys_enter_timerfd_settime,syscalls:sys_enter_getpid
+events=syscalls:sys_enter_sendmsg,syscalls:sys_enter_recvmsg,syscalls:sys_enter_timerfd_settime,syscalls:sys_enter_getpid,syscalls:sys_enter_accept,syscalls:sys_enter_accept4
 
 case "$what" in
-page | page-tls)
-  taskset -c "$CLIENT_CPU" wrk -t1 -c50 -d2s -H 'Accept-Encoding: gzip' "$scheme://127.0.0.1:$port/" >/dev/null
+page | page-tls | stats-tls | page-tls-close)
+  load=(-H 'Accept-Encoding: gzip' "$scheme://127.0.0.1:$port/")
+  [[ "$what" == stats-tls ]] && load=("$scheme://127.0.0.1:$port/api/session?action=stats")
+  [[ "$what" == page-tls-close ]] && load=(-H 'Connection: close' "${load[@]}")
+  taskset -c "$CLIENT_CPU" wrk -t1 -c50 -d2s "${load[@]}" >/dev/null
   perf record -F 2999 -g -p "$pid" -o perf.data -- sleep 6 >/dev/null 2>&1 &
   recorder=$!
   perf stat -e "$events" -p "$pid" -o syscalls.txt -- sleep 6 >/dev/null 2>&1 &
   counter=$!
   sleep 0.3
-  taskset -c "$CLIENT_CPU" wrk -t1 -c50 -d5s -H 'Accept-Encoding: gzip' "$scheme://127.0.0.1:$port/" | tee wrk.txt
+  taskset -c "$CLIENT_CPU" wrk -t1 -c50 -d5s "${load[@]}" | tee wrk.txt
   wait "$recorder" "$counter"
   requests="$(awk '/requests in/ {print $1}' wrk.txt)"
   echo "system calls per request ($requests requests):"
@@ -59,7 +64,7 @@ broadcast)
   wait "$client"
   cat queue.json
   ;;
-*) die "usage: bench/profile.sh page|page-tls|broadcast" ;;
+*) die "usage: bench/profile.sh page|page-tls|stats-tls|page-tls-close|broadcast" ;;
 esac
 
 echo "CPU by kind of work (self time):"

@@ -41,13 +41,6 @@ fi
 ulimit -n "$(ulimit -Hn)" # 10k WebSocket clients and as many server sockets
 (($(ulimit -n) >= 12000)) || die "ulimit -n is $(ulimit -n); the queue figure needs 12000"
 
-BIN="${VOICE_BROKER_BIN:-$ROOT/build/release/voice-broker}"
-if [[ -z "${VOICE_BROKER_BIN:-}" ]]; then
-  log "building the release preset"
-  (cd "$ROOT" && cmake --preset release >/dev/null && cmake --build build/release -j2 >/dev/null)
-fi
-[[ -x "$BIN" ]] || die "no voice-broker binary at $BIN"
-BIN="$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")"
 [[ -d "$HERE/node_modules/ws" && -d "$HERE/node_modules/express" ]] ||
   (cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 [[ -d "$ROOT/tests/fakes/fake-openai/node_modules/werift" ]] ||
@@ -61,14 +54,24 @@ else
   export QUEUE_SIZES="${BENCH_QUEUE_SIZES:-1000 5000 10000}" QUEUE_RUNS="${BENCH_QUEUE_RUNS:-3}"
   export TOKEN_MINTS="${BENCH_TOKEN_MINTS:-3000}" COLD_STARTS=7 BENCH_QUIET_WAIT="${BENCH_QUIET_WAIT:-10}"
 fi
-export SMOKE ROOT BIN BENCH_FIGS="${BENCH_FIGS:-1 2 3 4 5 6 7}"
+export SMOKE ROOT BENCH_FIGS="${BENCH_FIGS:-1 2 3 4 5 6 7}"
 
 MODE=full
 ((SMOKE)) && MODE=smoke
 OUT="$HERE/results/$(date -u +%Y%m%dT%H%M%SZ)-$MODE"
-export OUT
+export OUT BIN
 mkdir -p "$OUT/logs"
 ln -sfn "$(basename "$OUT")" "$HERE/results/latest"
+BIN="${VOICE_BROKER_BIN:-$ROOT/build/release/voice-broker}"
+if [[ -z "${VOICE_BROKER_BIN:-}" ]]; then
+  log "building the release preset"
+  (cd "$ROOT" && cmake --preset release >/dev/null && cmake --build build/release -j2 >/dev/null)
+fi
+[[ -x "$BIN" ]] || die "no voice-broker binary at $BIN"
+# Measure a private copy: others may rebuild build/release while this runs.
+cp "$BIN" "$OUT/voice-broker"
+BIN="$OUT/voice-broker"
+"$BIN" --version >/dev/null || die "$BIN does not run (was it being linked?)"
 TLS_DIR="$(mktemp -d /tmp/vb-bench-tls.XXXXXX)"
 trap 'stop_all_started; rm -rf "$TLS_DIR"' EXIT
 export CERT="$TLS_DIR/cert.pem" KEY="$TLS_DIR/key.pem"

@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh build
+export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=true  # cache hits from any checkout folder
 cmake --preset release >/dev/null
 cmake --build --preset release
 exec ./build/release/voice-broker "$@"

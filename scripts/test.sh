@@ -12,7 +12,8 @@ npm ci --prefix tests/fakes/fake-openai --no-audit --no-fund --loglevel=error
   cat /tmp/vb-fake-openai-tests.log; echo "fake OpenAI self-tests failed"; exit 1; }
 grep -E "^# (pass|fail)" /tmp/vb-fake-openai-tests.log | tr '\n' ' '; echo "(fake OpenAI self-tests)"
 
-export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"
+# Paths relative to the checkout, so a fresh clone elsewhere (CI) still hits the cache.
+export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}" CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=true
 cmake --preset debug >/dev/null
 cmake --build --preset debug
 
