@@ -1,16 +1,20 @@
 // Turns one run's runs.jsonl into the table: every figure the median of its runs with the
 // spread [min-max], the ratio to the anchor measured in the same run, and the target verdict.
 //
-//   node report.mjs RESULTS_DIR      (reads RESULTS_DIR/runs.jsonl and machine.txt; prints markdown)
+//   node report.mjs RESULTS_DIR...   (reads each RESULTS_DIR/runs.jsonl, and machine.txt of the first;
+//                                     several folders: figures re-run later with the same binary)
 import fs from 'node:fs';
 import path from 'node:path';
 
-const dir = process.argv[2];
-const runs = fs
-  .readFileSync(path.join(dir, 'runs.jsonl'), 'utf8')
-  .split('\n')
-  .filter(Boolean)
-  .map((l) => JSON.parse(l));
+const dirs = process.argv.slice(2);
+const dir = dirs[0];
+const runs = dirs.flatMap((d) =>
+  fs
+    .readFileSync(path.join(d, 'runs.jsonl'), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l)),
+);
 const smoke = /mode: smoke/.test(fs.readFileSync(path.join(dir, 'machine.txt'), 'utf8'));
 
 const pick = (where, key) => runs.filter((r) => Object.entries(where).every(([k, v]) => String(r[k]) === String(v))).map((r) => r[key]).filter((v) => typeof v === 'number');

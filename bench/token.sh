@@ -3,7 +3,8 @@
 # voice-broker (plain HTTP, one I/O thread, MAX_CONCURRENT_USERS=60) mints through the fake
 # OpenAI; the same Node client then calls the fake directly with the body voice-broker sends.
 # Alone (1 caller) and with 50 concurrent callers, interleaved, TOKEN_MINTS keys per run.
-# The fake and voice-broker share the server core; the client has the other.  Called by run.sh.
+# voice-broker has the server core to itself; the fake OpenAI shares the other core with the
+# client in both setups, as a remote upstream would not take CPU from the broker.  Called by run.sh.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=bench/lib.sh
@@ -13,7 +14,7 @@ trap stop_all_started EXIT
 cd "$OUT"
 
 FAKE_KEY="bench-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
-start_bg fake-openai env FAKE_OPENAI_KEY="$FAKE_KEY" node "$ROOT/tests/fakes/fake-openai/server.mjs" --port 0
+SERVER_CPU="$CLIENT_CPU" start_bg fake-openai env FAKE_OPENAI_KEY="$FAKE_KEY" node "$ROOT/tests/fakes/fake-openai/server.mjs" --port 0
 FAKE_PID=$BG_PID
 for ((i = 0; i < 100; i++)); do
   grep -q listening "$OUT/logs/fake-openai.log" 2>/dev/null && break
