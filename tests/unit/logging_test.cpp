@@ -31,11 +31,11 @@ protected:
 };
 
 TEST_F(logging_test, a_configured_secret_is_redacted_wherever_it_appears) {
-    use(log_format::text, "info", {"sk-live-0123456789abcdef", "admin-token-xyz"});
-    spdlog::info("calling upstream with sk-live-0123456789abcdef and again sk-live-0123456789abcdef");
+    use(log_format::text, "info", {"live-secret-0123456789abcdef", "admin-token-xyz"});
+    spdlog::info("calling upstream with live-secret-0123456789abcdef and again live-secret-0123456789abcdef");
     spdlog::warn("admin header was admin-token-xyz");
     const auto text = out.str();
-    EXPECT_EQ(text.find("sk-live-0123456789abcdef"), std::string::npos) << text;
+    EXPECT_EQ(text.find("live-secret-0123456789abcdef"), std::string::npos) << text;
     EXPECT_EQ(text.find("admin-token-xyz"), std::string::npos) << text;
     EXPECT_NE(text.find("calling upstream with [redacted] and again [redacted]"), std::string::npos) << text;
     EXPECT_NE(text.find("admin header was [redacted]"), std::string::npos) << text;
@@ -53,8 +53,8 @@ TEST_F(logging_test, text_lines_carry_time_level_and_message) {
 }
 
 TEST_F(logging_test, json_lines_are_one_object_each_and_redacted) {
-    use(log_format::json, "info", {"sk-live-0123456789abcdef"});
-    spdlog::info("key \"sk-live-0123456789abcdef\" in quotes");
+    use(log_format::json, "info", {"live-secret-0123456789abcdef"});
+    spdlog::info("key \"live-secret-0123456789abcdef\" in quotes");
     spdlog::error("second");
     std::istringstream lines(out.str());
     std::string first, second;

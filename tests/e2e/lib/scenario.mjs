@@ -6,7 +6,7 @@ import { startFakeOpenAI } from '../../fakes/fake-openai/server.mjs';
 import { ADMIN_TOKEN, startBroker } from './broker.mjs';
 import { accessibilityReport, launchVisitor, saveScreenshot } from './browser.mjs';
 
-export const OPENAI_KEY = 'sk-e2e-fake-openai-key-0123456789';
+export const OPENAI_KEY = 'e2e-fake-openai-key-0123456789';
 
 // Second-scale sessions: long enough for a WebRTC call to connect (about 0.5-1.5 s here) and the
 // transcript to arrive before the first warning.
