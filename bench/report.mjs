@@ -2,19 +2,24 @@
 // spread [min-max], the ratio to the anchor measured in the same run, and the target verdict.
 //
 //   node report.mjs RESULTS_DIR...   (reads each RESULTS_DIR/runs.jsonl, and machine.txt of the first;
-//                                     several folders: figures re-run later with the same binary)
+//                                     a later folder's figures replace the earlier ones: re-runs)
 import fs from 'node:fs';
 import path from 'node:path';
 
 const dirs = process.argv.slice(2);
 const dir = dirs[0];
-const runs = dirs.flatMap((d) =>
-  fs
+// A later folder replaces an earlier one's runs of the same figure (figure 6: of the same size).
+const keyOf = (r) => (String(r.fig) === '6' ? `6:${r.clients}` : String(r.fig));
+let runs = [];
+for (const d of dirs) {
+  const fresh = fs
     .readFileSync(path.join(d, 'runs.jsonl'), 'utf8')
     .split('\n')
     .filter(Boolean)
-    .map((l) => JSON.parse(l)),
-);
+    .map((l) => JSON.parse(l));
+  const replaced = new Set(fresh.map(keyOf));
+  runs = [...runs.filter((r) => !replaced.has(keyOf(r))), ...fresh];
+}
 const smoke = /mode: smoke/.test(fs.readFileSync(path.join(dir, 'machine.txt'), 'utf8'));
 
 const pick = (where, key) => runs.filter((r) => Object.entries(where).every(([k, v]) => String(r[k]) === String(v))).map((r) => r[key]).filter((v) => typeof v === 'number');
