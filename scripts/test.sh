@@ -26,7 +26,7 @@ ctest --preset debug -j2 --timeout 300
 VOICE_BROKER_BIN="$PWD/build/debug/voice-broker" tests/e2e/run.sh
 
 # Benchmarks, smoke size: proves the scripts still run end to end; judges no speed.
-bash bench/run.sh --smoke > /tmp/vb-bench-smoke.log 2>&1 || { tail -40 /tmp/vb-bench-smoke.log; echo "bench smoke failed"; exit 1; }
+VOICE_BROKER_BIN="$PWD/build/debug/voice-broker" bash bench/run.sh --smoke > /tmp/vb-bench-smoke.log 2>&1 || { tail -40 /tmp/vb-bench-smoke.log; echo "bench smoke failed"; exit 1; }
 echo "bench smoke: ok ($(grep -c '^|' /tmp/vb-bench-smoke.log) table rows)"
 
 # Deployment: shellcheck + Dockerfile lint, docker-ops.sh error paths, nginx.example.conf live in
