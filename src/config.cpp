@@ -398,17 +398,17 @@ std::variant<load_result, config_error> load_config(const load_request& request)
     const std::filesystem::path cwd = request.working_dir;
     std::map<std::string, layered_value> layers;
 
+    // .env then .env.local, each read once: they may name the config file, and they are a layer.
+    std::vector<std::pair<const char*, std::map<std::string, std::string>>> env_files;
+    for (const char* env_name : {".env", ".env.local"}) {
+        if (auto text = read_file(cwd / env_name)) env_files.emplace_back(env_name, parse_env_file(*text));
+    }
+
     // The config file: a missing default is fine, a missing named file is an error.
     std::optional<std::string> named_file = config_path_flag;
     if (!named_file) named_file = request.getenv("CONFIG_FILE");
-    if (!named_file) {
-        // .env files may name it too
-        for (const char* env_name : {".env.local", ".env"}) {
-            if (auto text = read_file(cwd / env_name)) {
-                auto vars = parse_env_file(*text);
-                if (auto it = vars.find("CONFIG_FILE"); it != vars.end() && !named_file) named_file = it->second;
-            }
-        }
+    for (auto it = env_files.rbegin(); !named_file && it != env_files.rend(); ++it) {  // .env.local first
+        if (auto found = it->second.find("CONFIG_FILE"); found != it->second.end()) named_file = found->second;
     }
     if (named_file && !named_file->empty()) {
         std::filesystem::path p = *named_file;
@@ -425,14 +425,12 @@ std::variant<load_result, config_error> load_config(const load_request& request)
     }
 
     // .env, then .env.local over it; neither overrides the real environment.
-    for (const char* env_name : {".env", ".env.local"}) {
-        if (auto text = read_file(cwd / env_name)) {
-            for (auto& [key, value] : parse_env_file(*text)) {
-                if (key == "CONFIG_FILE") continue;
-                if (find_setting(key)) layers[key] = {value, env_name};
-                else if (key.rfind("OPENAI_", 0) == 0 || key.rfind("MAX_", 0) == 0)
-                    result.notes.push_back("ignoring unknown setting " + key + " in " + env_name);
-            }
+    for (const auto& [env_name, vars] : env_files) {
+        for (const auto& [key, value] : vars) {
+            if (key == "CONFIG_FILE") continue;
+            if (find_setting(key)) layers[key] = {value, env_name};
+            else if (key.rfind("OPENAI_", 0) == 0 || key.rfind("MAX_", 0) == 0)
+                result.notes.push_back("ignoring unknown setting " + key + " in " + env_name);
         }
     }
     for (const auto& s : settings_table()) {

@@ -29,8 +29,24 @@ std::uint64_t connection_registry::add(std::weak_ptr<connection> c) {
 }
 
 void connection_registry::remove(std::uint64_t id) {
-    std::lock_guard lock(mutex_);
-    live_.erase(id);
+    std::function<void()> drained;
+    {
+        std::lock_guard lock(mutex_);
+        live_.erase(id);
+        if (live_.empty()) drained = std::exchange(on_empty_, nullptr);
+    }
+    if (drained) drained();
+}
+
+void connection_registry::when_empty(std::function<void()> f) {
+    {
+        std::lock_guard lock(mutex_);
+        if (!f || !live_.empty()) {
+            on_empty_ = std::move(f);
+            return;
+        }
+    }
+    f();
 }
 
 void connection_registry::shutdown_all() {
@@ -282,26 +298,15 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
                 self->grace_timer.expires_after(self->settings.shutdown_grace);
                 self->grace_timer.async_wait([self](error_code ec) {
                     if (!ec) spdlog::warn("shutdown: grace period over with {} connection(s) open", self->ctx->registry.size());
+                    self->ctx->registry.when_empty(nullptr);  // drop the callback (and its reference to us)
                     self->signals.cancel();
                     self->ioc.stop();
                 });
-                self->poll_drained();
+                // Stop as soon as the last connection has closed, without waiting out the grace.
+                self->ctx->registry.when_empty([self] { net::post(self->ioc, [self] { self->grace_timer.cancel(); }); });
             });
         });
     }
-
-    // Stops as soon as the last connection has closed, without waiting for the whole grace.
-    void poll_drained() {
-        if (ctx->registry.size() == 0 && stats.open_connections.load() == 0) {
-            grace_timer.cancel();
-            return;
-        }
-        drain_check.expires_after(std::chrono::milliseconds{20});
-        drain_check.async_wait([self = shared_from_this()](error_code ec) {
-            if (!ec) self->poll_drained();
-        });
-    }
-    net::steady_timer drain_check{ioc};
 };
 
 server::server(config settings, server_options options)

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
@@ -32,11 +33,14 @@ public:
     void remove(std::uint64_t id);
     void shutdown_all();
     std::size_t size() const;
+    // Calls `f` once, as soon as no connection is left (at once when there is none).
+    void when_empty(std::function<void()> f);
 
 private:
     mutable std::mutex mutex_;
     std::uint64_t next_id_ = 1;
     std::unordered_map<std::uint64_t, std::weak_ptr<connection>> live_;
+    std::function<void()> on_empty_;
 };
 
 // Counts an open connection for MAX_CONNECTIONS and the metrics; moves with the socket from

@@ -34,15 +34,6 @@ std::string make_ticket() {
     return out;  // 22 characters
 }
 
-bool looks_like_ticket(std::string_view text) {
-    if (text.size() != 22) return false;
-    for (char c : text) {
-        const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
-        if (!ok) return false;
-    }
-    return true;
-}
-
 std::string random_hex(std::size_t bytes) {
     std::string raw(bytes, '\0');
     random_bytes(reinterpret_cast<unsigned char*>(raw.data()), bytes);

@@ -7,7 +7,6 @@
 namespace voice_broker {
 
 std::string make_ticket();
-bool looks_like_ticket(std::string_view text);  // shape only: 22 base64url characters
 
 // 16 random bytes as 32 hex characters; for request ids and other non-secret ids.
 std::string random_hex(std::size_t bytes);

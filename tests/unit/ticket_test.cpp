@@ -13,7 +13,6 @@ TEST(ticket, is_22_base64url_characters) {
     for (int i = 0; i < 100; ++i) {
         const auto t = make_ticket();
         EXPECT_EQ(t.size(), 22u) << t;
-        EXPECT_TRUE(looks_like_ticket(t)) << t;
         EXPECT_EQ(t.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"), std::string::npos)
             << t;
     }
@@ -36,18 +35,6 @@ TEST(ticket, every_position_varies) {
     EXPECT_GT(first.size(), 20u);
     EXPECT_GT(last.size(), 1u);
     EXPECT_LE(last.size(), 4u) << "the last character carries only 2 bits";
-}
-
-TEST(ticket, shape_check) {
-    EXPECT_TRUE(looks_like_ticket("AAAAAAAAAAAAAAAAAAAAAA"));
-    EXPECT_TRUE(looks_like_ticket("abc-_0123456789XYZabcd"));
-    EXPECT_FALSE(looks_like_ticket(""));
-    EXPECT_FALSE(looks_like_ticket("AAAAAAAAAAAAAAAAAAAAA"));
-    EXPECT_FALSE(looks_like_ticket("AAAAAAAAAAAAAAAAAAAAAAA"));
-    EXPECT_FALSE(looks_like_ticket("AAAAAAAAAAAAAAAAAAAAA+"));
-    EXPECT_FALSE(looks_like_ticket("AAAAAAAAAAAAAAAAAAAAA/"));
-    EXPECT_FALSE(looks_like_ticket("AAAAAAAAAAAAAAAAAAAA=="));
-    EXPECT_FALSE(looks_like_ticket("AAAAAAAAAAAAAAAAAAAAA "));
 }
 
 TEST(random_hex, is_two_hex_digits_per_byte_and_random) {
