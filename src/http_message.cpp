@@ -84,6 +84,18 @@ std::string_view http_response::header(std::string_view name) const {
     for (const auto& [k, v] : headers) {
         if (iequals(k, name)) return v;
     }
+    if (!prepared_head) return {};
+    std::string_view rest = *prepared_head;
+    while (!rest.empty()) {
+        const auto eol = rest.find("\r\n");
+        const auto line = rest.substr(0, eol);
+        rest = eol == std::string_view::npos ? std::string_view{} : rest.substr(eol + 2);
+        const auto colon = line.find(':');
+        if (colon == std::string_view::npos || !iequals(line.substr(0, colon), name)) continue;
+        auto value = line.substr(colon + 1);
+        while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+        return value;
+    }
     return {};
 }
 

@@ -4,6 +4,7 @@
 #include "voice_broker/api_response.hpp"
 #include "voice_broker/logging.hpp"
 #include "voice_broker/metrics.hpp"
+#include "voice_broker/response_head.hpp"
 #include "voice_broker/router.hpp"
 #include "voice_broker/ticket.hpp"
 #include "server_context.hpp"
@@ -12,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 
 namespace voice_broker {
 
@@ -54,7 +56,7 @@ client_identity identify(const config& c, const std::string& peer, bool tls, con
 
 // Request ids only correlate log lines: unique, not secret.  A per-thread splitmix64 stream,
 // seeded once from OpenSSL, costs nanoseconds instead of a call into the CSPRNG per request.
-std::string new_request_id() {
+void new_request_id(std::string& out) {
     thread_local std::uint64_t state = [] {
         std::uint64_t seed = 0;
         const auto hex = random_hex(8);
@@ -66,9 +68,8 @@ std::string new_request_id() {
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     z ^= z >> 31;
     static constexpr char digits[] = "0123456789abcdef";
-    std::string out(16, '0');
+    out.assign(16, '0');
     for (int i = 15; i >= 0; --i, z >>= 4) out[static_cast<std::size_t>(i)] = digits[z & 15];
-    return out;
 }
 
 bool valid_request_id(std::string_view id) {
@@ -77,17 +78,23 @@ bool valid_request_id(std::string_view id) {
     });
 }
 
+// One connection's answers are written from `out_`, a buffer reused for every answer (its
+// capacity stays), so a keep-alive connection allocates nothing per answer for the head.
+// Under TLS a body up to this size is copied behind the head: one buffer, one TLS record.
+constexpr std::size_t tls_coalesce_limit = 16 * 1024;
+
 template <class Derived>
 class http_session : public connection {
 public:
-    http_session(beast::flat_buffer buffer, std::shared_ptr<server_context> ctx, connection_slot slot)
-        : buffer_(std::move(buffer)), ctx_(std::move(ctx)), slot_(std::move(slot)) {}
+    http_session(beast::flat_buffer buffer, std::shared_ptr<server_context> ctx, connection_slot slot, io_executor ex)
+        : buffer_(std::move(buffer)), ctx_(std::move(ctx)), slot_(std::move(slot)), timer_(ex) {}
 
     ~http_session() override { ctx_->registry.remove(registry_id_); }
 
     void begin_shutdown() override {
-        net::post(derived().stream().get_executor(),
-                  beast::bind_front_handler(&http_session::on_shutdown, derived().shared_from_this()));
+        net::post(timer_.get_executor(), [weak = derived().weak_from_this()] {
+            if (auto self = weak.lock()) self->on_shutdown();
+        });
     }
 
 protected:
@@ -96,46 +103,100 @@ protected:
     void start() {
         registry_id_ = ctx_->registry.add(derived().weak_from_this());
         error_code ec;
-        const auto ep = beast::get_lowest_layer(derived().stream()).socket().remote_endpoint(ec);
+        const auto ep = beast::get_lowest_layer(derived().stream()).remote_endpoint(ec);
         peer_ = ec ? std::string("-") : ep.address().to_string();
         if (peer_.rfind("::ffff:", 0) == 0) peer_ = peer_.substr(7);
-        do_read();
+        next_request();
     }
 
-    void do_read() {
+    // ---- deadlines ----------------------------------------------------------------------------
+    // One timer per connection, armed lazily: moving the deadline is a store, and the timer,
+    // when it fires early, waits again for the stored deadline.  A keep-alive request thus costs
+    // no timer cancellation.  The handler holds the session weakly: only I/O keeps it alive.
+    void set_deadline(std::chrono::steady_clock::duration d) {
+        deadline_ = std::chrono::steady_clock::now() + d;
+        if (!timer_waiting_) arm_timer();
+    }
+
+    void arm_timer() {
+        timer_waiting_ = true;
+        timer_.expires_at(deadline_);
+        timer_.async_wait([weak = derived().weak_from_this()](error_code ec) {
+            if (auto self = weak.lock()) self->on_timer(ec);
+        });
+    }
+
+    void on_timer(error_code ec) {
+        timer_waiting_ = false;
+        if (ec) return;
+        if (std::chrono::steady_clock::now() < deadline_) return arm_timer();
+        // Too slow (or idle too long): closing the socket ends whatever operation is pending.
+        error_code ignored;
+        beast::get_lowest_layer(derived().stream()).close(ignored);
+    }
+
+    // ---- reading --------------------------------------------------------------------------------
+    void next_request() {
         if (closing_ || ctx_->shutting_down.load()) return derived().do_eof();
         parser_.emplace();
         parser_->header_limit(static_cast<std::uint32_t>(ctx_->settings.limits.max_header_bytes));
         parser_->body_limit(ctx_->settings.limits.max_body_bytes);
+        parser_->eager(true);
         if (buffer_.size() == 0) {
             // Idle keep-alive: wait for the first byte of the next request with the idle timeout;
             // the whole request then has REQUEST_TIMEOUT_SECONDS.
             waiting_idle_ = true;
-            beast::get_lowest_layer(derived().stream()).expires_after(ctx_->settings.limits.idle_timeout);
-            derived().stream().async_read_some(buffer_.prepare(1024),
-                                               beast::bind_front_handler(&http_session::on_first_bytes,
-                                                                         derived().shared_from_this()));
-            return;
+            set_deadline(ctx_->settings.limits.idle_timeout);
+            return read_more();
         }
-        read_request();
+        begin_request();
+        parse();
     }
 
-    void on_first_bytes(error_code ec, std::size_t n) {
-        waiting_idle_ = false;
-        if (ec) return finish_quietly(ec, "read");
-        buffer_.commit(n);
-        read_request();
-    }
-
-    void read_request() {
+    void begin_request() {
         started_ = std::chrono::steady_clock::now();
-        beast::get_lowest_layer(derived().stream()).expires_after(ctx_->settings.limits.request_timeout);
-        http::async_read(derived().stream(), buffer_, *parser_,
-                         beast::bind_front_handler(&http_session::on_read, derived().shared_from_this()));
+        set_deadline(ctx_->settings.limits.request_timeout);
     }
 
-    void on_read(error_code ec, std::size_t) {
-        if (ec == http::error::end_of_stream) return derived().do_eof();
+    void read_more() {
+        const auto room = buffer_.capacity() - buffer_.size();
+        derived().stream().async_read_some(buffer_.prepare(room >= 1024 ? room : 4096),
+                                           [self = derived().shared_from_this()](error_code ec, std::size_t n) {
+                                               self->on_bytes(ec, n);
+                                           });
+    }
+
+    void on_bytes(error_code ec, std::size_t n) {
+        const bool was_idle = std::exchange(waiting_idle_, false);
+        if (ec) {
+            if ((ec == net::error::eof || ec == net::ssl::error::stream_truncated) && was_idle) return derived().do_eof();
+            return finish_quietly(ec, "read");
+        }
+        buffer_.commit(n);
+        if (was_idle) begin_request();
+        parse();
+    }
+
+    // Feeds what has arrived to the parser; the whole message is then handled at once.  (Beast's
+    // parser does the work; reading it here instead of through http::async_read saves a posted
+    // completion per request when the request arrived in one piece, the usual case.)
+    void parse() {
+        error_code ec;
+        while (buffer_.size() > 0 && !parser_->is_done()) {
+            const auto used = parser_->put(buffer_.data(), ec);
+            buffer_.consume(used);
+            if (ec == http::error::need_more) {
+                ec = {};
+                break;
+            }
+            if (ec) break;
+        }
+        if (ec) return on_parse_error(ec);
+        if (!parser_->is_done()) return read_more();
+        on_request();
+    }
+
+    void on_parse_error(error_code ec) {
         if (ec == http::error::body_limit) {
             return reply_and_close(api_error(413, "payload_too_large",
                                              "The request body is larger than this server accepts."));
@@ -143,17 +204,17 @@ protected:
         if (ec == http::error::header_limit) {
             return reply_and_close(api_error(431, "headers_too_large", "The request headers are too large."));
         }
-        if (ec && ec.category() == http::make_error_code(http::error::bad_target).category()) {
-            return reply_and_close(api_error(400, "bad_request", "The request is not valid HTTP/1.1."));
-        }
-        if (ec) return finish_quietly(ec, "read");
+        return reply_and_close(api_error(400, "bad_request", "The request is not valid HTTP/1.1."));
+    }
 
+    void on_request() {
         auto& msg = parser_->get();
-        const auto target = std::string(msg.target());
+        const std::string_view target = msg.target();
         const auto id = identify(ctx_->settings, peer_, Derived::is_tls, msg.base());
-        request_id_ = valid_request_id(msg["X-Request-Id"]) ? std::string(msg["X-Request-Id"]) : new_request_id();
-        method_ = std::string(msg.method_string());
-        logged_target_ = redact_query(target);
+        if (const auto given = msg["X-Request-Id"]; valid_request_id(given)) request_id_.assign(given);
+        else new_request_id(request_id_);
+        method_.assign(msg.method_string());
+        logged_target_ = redact_query(std::string(target));
         client_ = id.address;
         secure_ = id.secure;
         keep_alive_ = msg.keep_alive();
@@ -168,7 +229,8 @@ protected:
         req.target = target;
         const auto q = target.find('?');
         req.path = target.substr(0, q);
-        if (q != std::string::npos) req.query = target.substr(q + 1);
+        if (q != std::string_view::npos) req.query = target.substr(q + 1);
+        req.headers.reserve(static_cast<std::size_t>(std::distance(msg.begin(), msg.end())));
         for (const auto& field : msg) {
             std::string name(field.name_string());
             std::transform(name.begin(), name.end(), name.begin(), ::tolower);
@@ -181,10 +243,10 @@ protected:
         if (req.target.empty() || req.target.front() != '/') {
             return reply_and_close(api_error(400, "bad_target", "The request target must be an absolute path."));
         }
-        // Static files are answered right here, on this strand: dispatch runs the write at once;
-        // answers from the session service arrive on its strand and are posted back.
+        // Static files are answered right here, on this connection's thread: dispatch runs the
+        // write at once; answers from the session service arrive on its thread and are posted.
         ctx_->routes->handle(std::move(req), [self = derived().shared_from_this()](http_response res) {
-            auto executor = self->stream().get_executor();
+            auto executor = self->timer_.get_executor();
             net::dispatch(executor, [self = std::move(self), res = std::move(res)]() mutable { self->send(std::move(res)); });
         });
     }
@@ -225,6 +287,9 @@ protected:
         }
         ctx_->stats.count_request(101);
         spdlog::info("{} {} {} 101 - - {} rid={}", client_, method_, logged_target_, id.secure ? "wss" : "ws", request_id_);
+        // The WebSocket keeps its own timers from here on.
+        finished_ = true;
+        timer_.cancel();
         derived().hand_over(websocket_handover{parser_->release(), std::move(*ticket), client_, request_id_});
     }
 
@@ -252,52 +317,55 @@ protected:
         if (method_.empty()) method_ = "-";
         if (logged_target_.empty()) logged_target_ = "-";
         if (client_.empty()) client_ = peer_;
-        if (request_id_.empty()) request_id_ = new_request_id();
+        if (request_id_.empty()) new_request_id(request_id_);
         send(std::move(res));
     }
 
+    // ---- writing --------------------------------------------------------------------------------
     void send(http_response res) {
-        ctx_->headers.apply(res, secure_);
-        res.set_header("X-Request-Id", request_id_);
         ctx_->stats.count_request(res.status);
-
         if (method_ == "HEAD") res.omit_body = true;  // whoever answered, HEAD carries no body
         const bool keep = keep_alive_ && !closing_ && !ctx_->shutting_down.load();
         body_ = res.shared_body ? res.shared_body : std::make_shared<const std::string>(std::move(res.body));
         const bool no_body = res.omit_body || res.status == 304 || res.status == 204;
-        // One concrete message type for every answer, kept here while it is written: the header
-        // and the body then leave in a single gathered write.
-        auto& msg = response_.emplace(static_cast<http::status>(res.status), version_ ? version_ : 11);
-        msg.set(http::field::server, "voice-broker");
-        for (auto& [name, value] : res.headers) msg.set(name, value);
-        if (no_body) {
-            if (res.status != 304 && res.status != 204) msg.content_length(body_->size());
-        } else {
-            msg.body() = beast::span<const char>(body_->data(), body_->size());
-            msg.prepare_payload();
-        }
-        msg.keep_alive(keep);
+
+        out_.clear();
+        write_response_head(out_, res, body_->size(),
+                            {ctx_->headers.lines(secure_), request_id_, keep, version_ ? version_ : 11});
         status_ = res.status;
         bytes_ = no_body ? 0 : body_->size();
-        beast::get_lowest_layer(derived().stream()).expires_after(ctx_->settings.limits.request_timeout);
-        http::async_write(derived().stream(), msg,
-                          beast::bind_front_handler(&http_session::on_write, derived().shared_from_this(), keep));
+        std::array<net::const_buffer, 2> buffers{net::buffer(out_), net::const_buffer{}};
+        if (bytes_ > 0) {
+            if (Derived::is_tls && bytes_ <= tls_coalesce_limit) {
+                out_.append(*body_);
+                buffers[0] = net::buffer(out_);
+            } else {
+                buffers[1] = net::buffer(*body_);
+            }
+        }
+        if (bytes_ > 64 * 1024) set_deadline(ctx_->settings.limits.request_timeout);  // a big file: fresh time to send it
+        net::async_write(derived().stream(), buffers,
+                         [self = derived().shared_from_this(), keep](error_code ec, std::size_t) { self->on_write(keep, ec); });
     }
 
-    void on_write(bool keep, error_code ec, std::size_t) {
-        const auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started_).count();
-        spdlog::info("{} {} {} {} {} {:.1f}ms rid={}", client_, method_, logged_target_, status_, bytes_, ms, request_id_);
+    void on_write(bool keep, error_code ec) {
+        if (spdlog::should_log(spdlog::level::info)) {
+            const auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started_).count();
+            spdlog::info("{} {} {} {} {} {:.1f}ms rid={}", client_, method_, logged_target_, status_, bytes_, ms, request_id_);
+        }
         body_.reset();
-        response_.reset();
         if (ec) return finish_quietly(ec, "write");
         if (!keep) return derived().do_eof();
-        do_read();
+        next_request();
     }
 
     void on_shutdown() {
         closing_ = true;
         // Idle keep-alive connections close now; one mid-request finishes its answer first.
-        if (waiting_idle_) beast::get_lowest_layer(derived().stream()).cancel();
+        if (waiting_idle_) {
+            error_code ignored;
+            beast::get_lowest_layer(derived().stream()).cancel(ignored);
+        }
     }
 
     void finish_quietly(const error_code& ec, const char* what) { fail(ec, what, registry_id_); }
@@ -305,12 +373,15 @@ protected:
     beast::flat_buffer buffer_;
     std::shared_ptr<server_context> ctx_;
     connection_slot slot_;
+    net::basic_waitable_timer<std::chrono::steady_clock, net::wait_traits<std::chrono::steady_clock>, io_executor> timer_;
+    std::chrono::steady_clock::time_point deadline_{};
     std::optional<http::request_parser<http::string_body>> parser_;
     std::shared_ptr<const std::string> body_;
-    std::optional<http::response<http::span_body<const char>>> response_;
+    std::string out_;
     std::uint64_t registry_id_ = 0;
     std::string peer_, client_, method_, logged_target_, request_id_;
     bool secure_ = false, keep_alive_ = false, closing_ = false, waiting_idle_ = false;
+    bool timer_waiting_ = false, finished_ = false;
     unsigned version_ = 11;
     unsigned status_ = 0;
     std::size_t bytes_ = 0;
@@ -322,25 +393,29 @@ class plain_http_session final : public http_session<plain_http_session>,
 public:
     static constexpr bool is_tls = false;
 
-    plain_http_session(beast::tcp_stream stream, beast::flat_buffer buffer, std::shared_ptr<server_context> ctx,
+    plain_http_session(tcp_socket socket, beast::flat_buffer buffer, std::shared_ptr<server_context> ctx,
                        connection_slot slot, bool redirect)
-        : http_session(std::move(buffer), std::move(ctx), std::move(slot)), stream_(std::move(stream)), redirect_(redirect) {}
+        : http_session(std::move(buffer), std::move(ctx), std::move(slot), socket.get_executor()),
+          socket_(std::move(socket)),
+          redirect_(redirect) {}
 
     void run() { start(); }
-    beast::tcp_stream& stream() { return stream_; }
+    tcp_socket& stream() { return socket_; }
     bool redirect_to_https() const { return redirect_; }
 
     void do_eof() {
+        finished_ = true;
+        timer_.cancel();
         error_code ec;
-        stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+        socket_.shutdown(tcp::socket::shutdown_send, ec);
     }
 
     void hand_over(websocket_handover handover) {
-        run_websocket(std::move(stream_), std::move(handover), ctx_, std::move(slot_));
+        run_websocket(std::move(socket_), std::move(handover), ctx_, std::move(slot_));
     }
 
 private:
-    beast::tcp_stream stream_;
+    tcp_socket socket_;
     bool redirect_;
 };
 
@@ -349,22 +424,26 @@ class tls_http_session final : public http_session<tls_http_session>,
 public:
     static constexpr bool is_tls = true;
 
-    tls_http_session(beast::ssl_stream<beast::tcp_stream> stream, beast::flat_buffer buffer,
-                     std::shared_ptr<server_context> ctx, connection_slot slot)
-        : http_session(std::move(buffer), std::move(ctx), std::move(slot)), stream_(std::move(stream)) {}
-
-    void run() {
-        beast::get_lowest_layer(stream_).expires_after(ctx_->settings.limits.tls_handshake_timeout);
-        stream_.async_handshake(ssl::stream_base::server, buffer_.data(),
-                                beast::bind_front_handler(&tls_http_session::on_handshake, shared_from_this()));
+    tls_http_session(tls_stream stream, std::shared_ptr<server_context> ctx, connection_slot slot)
+        : http_session(beast::flat_buffer{}, std::move(ctx), std::move(slot), stream.get_executor()),
+          stream_(std::move(stream)) {
+        // A busy keep-alive connection keeps OpenSSL's record buffers instead of freeing and
+        // reallocating 17 KB per write; the WebSocket, mostly idle, sets the mode again.
+        SSL_clear_mode(stream_.native_handle(), SSL_MODE_RELEASE_BUFFERS);
     }
 
-    beast::ssl_stream<beast::tcp_stream>& stream() { return stream_; }
+    void run() {
+        set_deadline(ctx_->settings.limits.tls_handshake_timeout);
+        stream_.async_handshake(ssl::stream_base::server,
+                                [self = shared_from_this()](error_code ec) { self->on_handshake(ec); });
+    }
+
+    tls_stream& stream() { return stream_; }
     bool redirect_to_https() const { return false; }
 
     void do_eof() {
-        beast::get_lowest_layer(stream_).expires_after(ctx_->settings.limits.tls_handshake_timeout);
-        stream_.async_shutdown(beast::bind_front_handler(&tls_http_session::on_shutdown_done, shared_from_this()));
+        set_deadline(ctx_->settings.limits.tls_handshake_timeout);
+        stream_.async_shutdown([self = shared_from_this()](error_code ec) { self->on_shutdown_done(ec); });
     }
 
     void hand_over(websocket_handover handover) {
@@ -372,32 +451,32 @@ public:
     }
 
 private:
-    void on_handshake(error_code ec, std::size_t used) {
+    void on_handshake(error_code ec) {
         if (ec) return fail(ec, "tls handshake", registry_id_);
-        buffer_.consume(used);
         secure_ = true;
         start();
     }
 
     void on_shutdown_done(error_code ec) {
+        finished_ = true;
+        timer_.cancel();
         if (ec) fail(ec, "tls shutdown", registry_id_);
     }
 
-    beast::ssl_stream<beast::tcp_stream> stream_;
+    tls_stream stream_;
 };
 
 }  // namespace
 
-void run_plain_http(beast::tcp_stream stream, beast::flat_buffer buffer, std::shared_ptr<server_context> ctx,
+void run_plain_http(tcp_socket socket, beast::flat_buffer buffer, std::shared_ptr<server_context> ctx,
                     connection_slot slot, bool redirect_to_https) {
-    std::make_shared<plain_http_session>(std::move(stream), std::move(buffer), std::move(ctx), std::move(slot),
+    std::make_shared<plain_http_session>(std::move(socket), std::move(buffer), std::move(ctx), std::move(slot),
                                          redirect_to_https)
         ->run();
 }
 
-void run_tls_http(beast::ssl_stream<beast::tcp_stream> stream, beast::flat_buffer buffer,
-                  std::shared_ptr<server_context> ctx, connection_slot slot) {
-    std::make_shared<tls_http_session>(std::move(stream), std::move(buffer), std::move(ctx), std::move(slot))->run();
+void run_tls_http(tls_stream stream, std::shared_ptr<server_context> ctx, connection_slot slot) {
+    std::make_shared<tls_http_session>(std::move(stream), std::move(ctx), std::move(slot))->run();
 }
 
 }  // namespace voice_broker

@@ -18,6 +18,13 @@ security_headers::security_headers(const std::string& upstream_base_url) {
            origin_of(upstream_base_url) +
            "; worker-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; "
            "object-src 'none'";
+    for (const bool https : {false, true}) {
+        http_response probe;
+        apply(probe, https);
+        auto& out = https ? https_lines_ : plain_lines_;
+        out = "Server: voice-broker\r\n";
+        for (const auto& [name, value] : probe.headers) out += name + ": " + value + "\r\n";
+    }
 }
 
 void security_headers::apply(http_response& res, bool https) const {

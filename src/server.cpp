@@ -111,15 +111,30 @@ std::shared_ptr<ssl::context> load_tls(const config& c) {
 
 // An io_context whose pending handlers can be destroyed once its threads have ended: they hold
 // the server (and the sessions) alive through shared_from_this, so they must go first.
+// Each I/O thread runs its own (the nginx model): a connection lives on one thread from accept
+// to close, so its handlers never race and need no strand.
 class owning_io_context : public net::io_context {
 public:
+    owning_io_context() : net::io_context(1) {}
     using net::io_context::shutdown;
 };
+
+namespace {
+std::vector<std::unique_ptr<owning_io_context>> make_contexts(unsigned n) {
+    std::vector<std::unique_ptr<owning_io_context>> out;
+    for (unsigned i = 0; i < std::max(1u, n); ++i) out.push_back(std::make_unique<owning_io_context>());
+    return out;
+}
+}  // namespace
 
 struct server::impl : std::enable_shared_from_this<server::impl> {
     config settings;
     server_options options;
-    owning_io_context ioc;
+    // [0] also runs the listener, the signals and the session service.
+    std::vector<std::unique_ptr<owning_io_context>> contexts;
+    owning_io_context& ioc;
+    std::vector<net::executor_work_guard<io_executor>> keep_running;
+    std::size_t next_context = 0;
     metrics stats;
     std::shared_ptr<realtime_upstream> upstream;
     std::shared_ptr<session_service> service;
@@ -136,7 +151,16 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     std::uint16_t bound_port = 0;
     std::chrono::steady_clock::time_point last_accept_warning{};
 
-    impl(config c, server_options o) : settings(std::move(c)), options(std::move(o)) {}
+    impl(config c, server_options o)
+        : settings(std::move(c)), options(std::move(o)), contexts(make_contexts(settings.io_threads())), ioc(*contexts[0]) {}
+
+    // New connections go round the threads.
+    owning_io_context& pick_context() { return *contexts[next_context++ % contexts.size()]; }
+
+    void stop_contexts() {
+        keep_running.clear();
+        for (auto& c : contexts) c->stop();
+    }
 
     void init() {
         tls = load_tls(settings);
@@ -189,12 +213,12 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     }
 
     void do_accept() {
-        acceptor.async_accept(net::make_strand(ioc), [self = shared_from_this()](error_code ec, tcp::socket socket) {
+        acceptor.async_accept(pick_context(), [self = shared_from_this()](error_code ec, tcp_socket socket) {
             self->on_accept(ec, std::move(socket));
         });
     }
 
-    void on_accept(error_code ec, tcp::socket socket) {
+    void on_accept(error_code ec, tcp_socket socket) {
         if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
         // Accept errors come from the OS: compare errno values (EMFILE, ENFILE, ENOBUFS, ENOMEM).
         const int err = ec.value();
@@ -223,47 +247,64 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
             socket.close(ignored);  // the slot's destructor gives the count back
         } else {
             socket.set_option(tcp::no_delay(true), ec);
-            start_connection(std::move(socket), std::move(slot));
+            // The connection starts on its own thread, where all its handlers will run.
+            auto executor = socket.get_executor();
+            net::dispatch(executor, [self = shared_from_this(), socket = std::move(socket), slot = std::move(slot)]() mutable {
+                self->start_connection(std::move(socket), std::move(slot));
+            });
         }
         do_accept();
     }
 
-    void start_connection(tcp::socket socket, connection_slot slot) {
-        beast::tcp_stream stream(std::move(socket));
+    void start_connection(tcp_socket socket, connection_slot slot) {
         std::shared_ptr<ssl::context> tls_now;
         {
             std::lock_guard lock(tls_mutex);
             tls_now = tls;
         }
-        if (!tls_now) return run_plain_http(std::move(stream), beast::flat_buffer{}, ctx, std::move(slot), false);
-        // One port for both: TLS is detected from the first bytes; plain HTTP gets a redirect.
-        auto detector = std::make_shared<tls_detector>(std::move(stream), std::move(tls_now), ctx, std::move(slot));
-        detector->run();
+        if (!tls_now) return run_plain_http(std::move(socket), beast::flat_buffer{}, ctx, std::move(slot), false);
+        // One port for both: TLS is detected from the first byte; plain HTTP gets a redirect.
+        std::make_shared<tls_detector>(std::move(socket), std::move(tls_now), ctx, std::move(slot))->run();
     }
 
+    // Peeks at the first byte (a TLS handshake record starts with 0x16) without consuming it, so
+    // the TLS or HTTP session then reads the connection from its very start.
     struct tls_detector : std::enable_shared_from_this<tls_detector> {
-        beast::tcp_stream stream;
+        tcp_socket socket;
         std::shared_ptr<ssl::context> tls;
         std::shared_ptr<server_context> ctx;
         connection_slot slot;
-        beast::flat_buffer buffer;
+        net::basic_waitable_timer<std::chrono::steady_clock, net::wait_traits<std::chrono::steady_clock>, io_executor> timer;
 
-        tls_detector(beast::tcp_stream s, std::shared_ptr<ssl::context> t, std::shared_ptr<server_context> c,
-                     connection_slot sl)
-            : stream(std::move(s)), tls(std::move(t)), ctx(std::move(c)), slot(std::move(sl)) {}
+        tls_detector(tcp_socket s, std::shared_ptr<ssl::context> t, std::shared_ptr<server_context> c, connection_slot sl)
+            : socket(std::move(s)), tls(std::move(t)), ctx(std::move(c)), slot(std::move(sl)), timer(socket.get_executor()) {}
 
         void run() {
-            stream.expires_after(ctx->settings.limits.tls_handshake_timeout);
-            beast::async_detect_ssl(stream, buffer, beast::bind_front_handler(&tls_detector::on_detect, shared_from_this()));
+            timer.expires_after(ctx->settings.limits.tls_handshake_timeout);
+            timer.async_wait([weak = weak_from_this()](error_code ec) {
+                auto self = weak.lock();
+                if (ec || !self) return;
+                error_code ignored;
+                self->socket.close(ignored);  // said nothing in time: the pending wait ends
+            });
+            wait();
         }
 
-        void on_detect(error_code ec, bool is_tls) {
+        void wait() {
+            socket.async_wait(tcp::socket::wait_read, [self = shared_from_this()](error_code ec) { self->on_readable(ec); });
+        }
+
+        void on_readable(error_code ec) {
             if (ec) return fail(ec, "detect", 0);
-            if (!is_tls) return run_plain_http(std::move(stream), std::move(buffer), ctx, std::move(slot), true);
+            unsigned char first = 0;
+            const auto n = ::recv(socket.native_handle(), &first, 1, MSG_PEEK | MSG_DONTWAIT);
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return wait();
+            if (n <= 0) return;  // closed before saying anything
+            timer.cancel();
+            if (first != 0x16) return run_plain_http(std::move(socket), beast::flat_buffer{}, ctx, std::move(slot), true);
             // Each SSL object holds a reference to its SSL_CTX, so a certificate reload cannot
             // pull the context from under a live stream.
-            run_tls_http(beast::ssl_stream<beast::tcp_stream>(std::move(stream), *tls), std::move(buffer), ctx,
-                         std::move(slot));
+            run_tls_http(tls_stream(std::move(socket), *tls), ctx, std::move(slot));
         }
     };
 
@@ -300,7 +341,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
                     if (!ec) spdlog::warn("shutdown: grace period over with {} connection(s) open", self->ctx->registry.size());
                     self->ctx->registry.when_empty(nullptr);  // drop the callback (and its reference to us)
                     self->signals.cancel();
-                    self->ioc.stop();
+                    self->stop_contexts();
                 });
                 // Stop as soon as the last connection has closed, without waiting out the grace.
                 self->ctx->registry.when_empty([self] { net::post(self->ioc, [self] { self->grace_timer.cancel(); }); });
@@ -322,7 +363,7 @@ server::~server() {
     // Pending hang-ups go out; the upstream's last callbacks land in the stopped io_context,
     // whose queued handlers are then destroyed here, on this thread.
     if (impl_->upstream) impl_->upstream->close();
-    impl_->ioc.shutdown();
+    for (auto& c : impl_->contexts) c->shutdown();
 }
 
 std::uint16_t server::port() const { return impl_->bound_port; }
@@ -331,9 +372,12 @@ metrics& server::stats() { return impl_->stats; }
 
 void server::start() {
     impl_->start_accepting();
-    const auto n = impl_->settings.io_threads();
-    for (unsigned i = 0; i < n; ++i) {
-        impl_->threads.emplace_back([self = impl_] { self->ioc.run(); });
+    const auto n = static_cast<unsigned>(impl_->contexts.size());
+    for (auto& c : impl_->contexts) {
+        // Every thread keeps running until the server stops, even while it has no connection:
+        // other threads post to it (the service on [0], pushes to WebSockets on any).
+        impl_->keep_running.push_back(net::make_work_guard(c->get_executor()));
+        impl_->threads.emplace_back([self = impl_, context = c.get()] { context->run(); });
     }
     spdlog::info("voice-broker {} listening on {}://{}:{} ({} thread(s), {} slot(s), {} s sessions)", VOICE_BROKER_VERSION,
                  impl_->tls ? "https" : "http", impl_->settings.host, impl_->bound_port, n,

@@ -23,7 +23,7 @@ class session_service;
 class connection {
 public:
     virtual ~connection() = default;
-    // Called from any thread; the connection posts to its own strand.
+    // Called from any thread; the connection posts to its own thread.
     virtual void begin_shutdown() = 0;
 };
 
@@ -75,11 +75,14 @@ struct server_context {
 // Logs an I/O error unless it is one of the expected ways a connection ends.
 void fail(const error_code& ec, const char* what, std::uint64_t connection_id);
 
+// A TLS connection: OpenSSL over the connection's socket.
+using tls_stream = beast::ssl_stream<tcp_socket>;
+
 // Entry points between the translation units, so each heavy template is compiled once.
-void run_plain_http(beast::tcp_stream stream, beast::flat_buffer buffer, std::shared_ptr<server_context> ctx,
+// `buffer`: bytes already read from the socket (none after TLS detection, which only peeks).
+void run_plain_http(tcp_socket socket, beast::flat_buffer buffer, std::shared_ptr<server_context> ctx,
                     connection_slot slot, bool redirect_to_https);
-void run_tls_http(beast::ssl_stream<beast::tcp_stream> stream, beast::flat_buffer buffer,
-                  std::shared_ptr<server_context> ctx, connection_slot slot);
+void run_tls_http(tls_stream stream, std::shared_ptr<server_context> ctx, connection_slot slot);
 
 }  // namespace voice_broker
 
@@ -92,9 +95,9 @@ struct websocket_handover {
     std::string client_address;
     std::string request_id;
 };
-void run_websocket(beast::tcp_stream stream, websocket_handover handover, std::shared_ptr<server_context> ctx,
+void run_websocket(tcp_socket socket, websocket_handover handover, std::shared_ptr<server_context> ctx,
                    connection_slot slot);
-void run_websocket(beast::ssl_stream<beast::tcp_stream> stream, websocket_handover handover,
-                   std::shared_ptr<server_context> ctx, connection_slot slot);
+void run_websocket(tls_stream stream, websocket_handover handover, std::shared_ptr<server_context> ctx,
+                   connection_slot slot);
 
 }  // namespace voice_broker

@@ -107,6 +107,21 @@ bool accepts_gzip(std::string_view accept_encoding) {
     return explicit_gzip.value_or(wildcard.value_or(false));
 }
 
+std::string_view cache_control(const static_file& file) {
+    return file.revalidate ? "no-cache" : "public, max-age=3600";
+}
+
+// Content-Length is not here: the writer adds it (HEAD and 200 share these lines).
+std::string render_head(const static_file& file, bool gzip) {
+    std::string head;
+    head.append("Content-Type: ").append(file.content_type).append("\r\n");
+    head.append("ETag: ").append(gzip ? file.gzip_etag : file.etag).append("\r\n");
+    head.append("Cache-Control: ").append(cache_control(file)).append("\r\n");
+    if (file.gzipped) head.append("Vary: Accept-Encoding\r\n");
+    if (gzip) head.append("Content-Encoding: gzip\r\n");
+    return head;
+}
+
 }  // namespace
 
 std::string gzip_compress(std::string_view data) {
@@ -190,6 +205,8 @@ std::shared_ptr<const static_files> static_files::load(const std::string& root, 
                 file.gzipped = std::make_shared<const std::string>(std::move(gz));
             }
         }
+        file.head = std::make_shared<const std::string>(render_head(file, false));
+        if (file.gzipped) file.gzip_head = std::make_shared<const std::string>(render_head(file, true));
         total += size;
         result->files_.emplace(rel, std::move(file));
     }
@@ -240,16 +257,15 @@ http_response static_files::serve(const http_request& req) const {
     const auto& etag = gzip ? file->gzip_etag : file->etag;
 
     http_response res;
-    res.set_header("Content-Type", file->content_type);
-    res.set_header("ETag", etag);
-    res.set_header("Cache-Control", file->revalidate ? "no-cache" : "public, max-age=3600");
-    if (file->gzipped) res.set_header("Vary", "Accept-Encoding");
     if (etag_matches(req.header("if-none-match"), etag)) {
+        res.set_header("ETag", etag);
+        res.set_header("Cache-Control", std::string(cache_control(*file)));
+        if (file->gzipped) res.set_header("Vary", "Accept-Encoding");
         res.status = 304;
         res.omit_body = true;
         return res;
     }
-    if (gzip) res.set_header("Content-Encoding", "gzip");
+    res.prepared_head = gzip ? file->gzip_head : file->head;
     res.shared_body = gzip ? file->gzipped : file->content;
     res.omit_body = req.method == "HEAD";
     return res;

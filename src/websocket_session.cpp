@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
-#include <deque>
+#include <vector>
 
 namespace voice_broker {
 
@@ -33,8 +33,6 @@ public:
     }
 
     void run() {
-        // The WebSocket keeps its own timers from here on.
-        beast::get_lowest_layer(ws_).expires_never();
         websocket::stream_base::timeout timeouts{};
         timeouts.handshake_timeout = ctx_->settings.limits.request_timeout;
         timeouts.idle_timeout = ctx_->settings.limits.ws_idle_timeout;
@@ -80,18 +78,26 @@ private:
         ctx_->service->open_channel(handover_.ticket, this->shared_from_this());
     }
 
+    // Clients only send small heartbeats, so the pending read asks for a few bytes at a time
+    // instead of a whole message: an idle client then holds no grown read buffer.
+    static constexpr std::size_t read_chunk = 256;
+
     void do_read() {
-        ws_.async_read(read_buffer_, beast::bind_front_handler(&websocket_session::on_read, this->shared_from_this()));
+        ws_.async_read_some(read_buffer_.prepare(read_chunk),
+                            [self = this->shared_from_this()](error_code ec, std::size_t n) { self->on_read(ec, n); });
     }
 
-    void on_read(error_code ec, std::size_t) {
+    void on_read(error_code ec, std::size_t n) {
         if (ec) {
             detach();
             if (ec != websocket::error::closed) fail(ec, "websocket read", registry_id_);
             return;
         }
+        read_buffer_.commit(n);  // read_message_max (set in run) bounds a message's size
+        if (!ws_.is_message_done()) return do_read();
         const auto text = beast::buffers_to_string(read_buffer_.data());
         read_buffer_.consume(read_buffer_.size());
+        read_buffer_.shrink_to_fit();
         const auto msg = nlohmann::json::parse(text, nullptr, false);
         if (!msg.is_discarded() && msg.is_object() && msg.value("type", "") == "heartbeat") {
             ctx_->service->channel_heartbeat(handover_.ticket);
@@ -114,7 +120,7 @@ private:
             closing_ = true;
             if (writing_) {
                 error_code ignored;
-                beast::get_lowest_layer(ws_).socket().close(ignored);  // it cannot take a close frame either
+                beast::get_lowest_layer(ws_).close(ignored);  // it cannot take a close frame either
             } else {
                 do_close(websocket::close_code::policy_error);
             }
@@ -137,7 +143,7 @@ private:
             detach();
             return fail(ec, "websocket write", registry_id_);
         }
-        queue_.pop_front();
+        queue_.erase(queue_.begin());
         if (!queue_.empty()) return do_write();
         if (close_after_drain_) do_close(*close_after_drain_);
     }
@@ -176,7 +182,9 @@ private:
     std::shared_ptr<server_context> ctx_;
     connection_slot slot_;
     beast::flat_buffer read_buffer_;
-    std::deque<std::pair<std::shared_ptr<const std::string>, bool>> queue_;
+    // Almost always empty or one message, at most WS_SEND_QUEUE_LIMIT: a vector costs nothing
+    // while empty (a deque allocates its map and a chunk up front).
+    std::vector<std::pair<std::shared_ptr<const std::string>, bool>> queue_;
     std::optional<websocket::close_code> close_after_drain_;
     std::uint64_t registry_id_ = 0;
     bool accepted_ = false, writing_ = false, closing_ = false, close_sent_ = false, detached_ = false;
@@ -184,17 +192,16 @@ private:
 
 }  // namespace
 
-void run_websocket(beast::tcp_stream stream, websocket_handover handover, std::shared_ptr<server_context> ctx,
+void run_websocket(tcp_socket socket, websocket_handover handover, std::shared_ptr<server_context> ctx,
                    connection_slot slot) {
-    std::make_shared<websocket_session<beast::tcp_stream>>(std::move(stream), std::move(handover), std::move(ctx),
-                                                           std::move(slot))
+    std::make_shared<websocket_session<tcp_socket>>(std::move(socket), std::move(handover), std::move(ctx), std::move(slot))
         ->run();
 }
 
-void run_websocket(beast::ssl_stream<beast::tcp_stream> stream, websocket_handover handover,
-                   std::shared_ptr<server_context> ctx, connection_slot slot) {
-    std::make_shared<websocket_session<beast::ssl_stream<beast::tcp_stream>>>(std::move(stream), std::move(handover),
-                                                                             std::move(ctx), std::move(slot))
+void run_websocket(tls_stream stream, websocket_handover handover, std::shared_ptr<server_context> ctx,
+                   connection_slot slot) {
+    SSL_set_mode(stream.native_handle(), SSL_MODE_RELEASE_BUFFERS);  // idle: hold no record buffers
+    std::make_shared<websocket_session<tls_stream>>(std::move(stream), std::move(handover), std::move(ctx), std::move(slot))
         ->run();
 }
 

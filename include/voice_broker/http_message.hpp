@@ -32,11 +32,14 @@ struct http_response {
     std::vector<std::pair<std::string, std::string>> headers;
     std::string body;
     std::shared_ptr<const std::string> shared_body;  // static files: served without a copy
+    // Header lines rendered once ("Name: value\r\n" each), sent before `headers`: a static
+    // file's 200 answer is then written without building a single header per request.
+    std::shared_ptr<const std::string> prepared_head;
     bool omit_body = false;                          // HEAD: headers (and length) only
 
     std::string_view body_view() const { return shared_body ? std::string_view(*shared_body) : std::string_view(body); }
     void set_header(std::string name, std::string value);
-    std::string_view header(std::string_view name) const;  // case-insensitive
+    std::string_view header(std::string_view name) const;  // case-insensitive; also in prepared_head
 };
 
 // Calls f(item) for each `separator`-separated item of a header-style list, spaces trimmed.

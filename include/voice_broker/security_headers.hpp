@@ -15,10 +15,14 @@ public:
     // `https`: the visitor reached us over TLS (directly or via a trusted proxy): adds HSTS.
     void apply(http_response& res, bool https) const;
 
+    // The same headers (and Server), rendered once as header lines for the response writer.
+    std::string_view lines(bool https) const { return https ? https_lines_ : plain_lines_; }
+
     const std::string& content_security_policy() const { return csp_; }
 
 private:
     std::string csp_;
+    std::string plain_lines_, https_lines_;
 };
 
 // "https://api.openai.com/v1/x" -> "https://api.openai.com"

@@ -20,6 +20,9 @@ struct static_file {
     std::string etag;       // strong, of the identity bytes
     std::string gzip_etag;  // of the gzip bytes
     bool revalidate = false;  // html: always revalidate (no-cache)
+    // The 200 answer's header lines, rendered at load: identity and gzip.
+    std::shared_ptr<const std::string> head;
+    std::shared_ptr<const std::string> gzip_head;
 };
 
 struct static_limits {

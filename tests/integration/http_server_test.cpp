@@ -383,6 +383,29 @@ TEST(https_server, plain_http_on_the_tls_port_is_redirected) {
     EXPECT_EQ(r.header("location"), "https://127.0.0.1:" + std::to_string(s.port()) + "/index.html?x=1");
 }
 
+TEST(https_server, a_client_that_says_nothing_or_stalls_its_handshake_is_cut_off) {
+    temp_dir certs;
+    auto settings = tls_settings(certs);
+    settings["TLS_HANDSHAKE_TIMEOUT_SECONDS"] = "1";
+    test_server s(settings);
+    http_client silent(s.port());
+    http_client stalled(s.port());
+    stalled.send_raw(std::string("\x16\x03\x01\x02\x00\x01", 6));  // the start of a ClientHello, never finished
+    EXPECT_TRUE(silent.closed_by_server(5s)) << "TLS detection must give up after TLS_HANDSHAKE_TIMEOUT_SECONDS";
+    EXPECT_TRUE(stalled.closed_by_server(5s)) << "a stalled handshake must be cut off";
+    http_client ok(s.port(), {.enabled = true});
+    EXPECT_EQ(ok.get("/api/health").status, 200u);
+}
+
+TEST(https_server, garbage_on_the_tls_port_gets_a_json_400) {
+    temp_dir certs;
+    test_server s(tls_settings(certs));
+    http_client c(s.port());
+    const auto answer = c.raw_exchange("\x01\x02 nonsense\r\n\r\n");
+    EXPECT_EQ(answer.rfind("HTTP/1.1 400 ", 0), 0u) << answer;
+    EXPECT_NE(answer.find("\"bad_request\""), std::string::npos) << answer;
+}
+
 TEST(https_server, websocket_over_tls) {
     temp_dir certs;
     test_server s(tls_settings(certs));
