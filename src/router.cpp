@@ -2,6 +2,7 @@
 
 #include "voice_broker/api_response.hpp"
 #include "voice_broker/metrics.hpp"
+#include "voice_broker/session_api.hpp"
 #include "voice_broker/session_service.hpp"
 #include "voice_broker/static_files.hpp"
 
@@ -37,7 +38,15 @@ void router::handle(http_request req, std::function<void(http_response)> respond
         res.body = metrics_.render();
         return finish(std::move(res));
     }
-    if (path == "/api/session") return service_->handle(std::move(req), std::move(respond));
+    if (path == "/api/session") {
+        // Stats is polled by dashboards and monitors: answer it here, on the caller's thread,
+        // from the copy the service published, while that copy is fresh.  It is the answer the
+        // service would give (same status, headers and bytes), without two strand hops.
+        if (is_stats_request(req)) {
+            if (auto res = service_->fresh_stats_answer()) return respond(std::move(*res));
+        }
+        return service_->handle(std::move(req), std::move(respond));
+    }
     if (path == live_channel_path) {
         auto res = api_error(426, "upgrade_required", "This is the live channel: open it as a WebSocket.");
         res.set_header("Upgrade", "websocket");

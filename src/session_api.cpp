@@ -9,8 +9,6 @@
 
 namespace voice_broker {
 
-namespace {
-
 nlohmann::json limits_json(const session_limits& limits) {
     auto warnings = nlohmann::json::array();
     for (auto w : limits.warnings) {
@@ -20,6 +18,8 @@ nlohmann::json limits_json(const session_limits& limits) {
             {"sessionSeconds", limits.session_duration.count()},
             {"warningSeconds", warnings}};
 }
+
+namespace {
 
 std::string ticket_cookie_header(const std::string& ticket, bool secure, bool clear) {
     std::string out = std::string(ticket_cookie) + "=" + (clear ? "" : ticket) +
@@ -230,6 +230,11 @@ nlohmann::json status_json(const entry_status& s, const session_limits& limits, 
         break;
     }
     return out;
+}
+
+bool is_stats_request(const http_request& req) {
+    // Must stay the exact condition under which handle_session_api answers with stats().
+    return (req.method == "GET" || req.method == "HEAD") && req.query_param("action") == "stats";
 }
 
 api_outcome handle_session_api(const http_request& req, session_api_context& ctx) {

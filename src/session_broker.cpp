@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <functional>
-#include <queue>
 
 namespace voice_broker {
 
@@ -29,15 +28,21 @@ std::string_view to_string(end_reason r) {
 session_broker::session_broker(session_limits limits) : limits_(std::move(limits)) {}
 
 session_broker::entry* session_broker::find_live(std::string_view ticket) {
-    auto id = ids_.find(std::string(ticket));
+    auto id = ids_.find(ticket);
     if (id == ids_.end()) return nullptr;
     auto& e = entries_.at(id->second);
     return e.state == entry_state::ended ? nullptr : &e;
 }
 
 const session_broker::entry* session_broker::find(std::string_view ticket) const {
-    auto id = ids_.find(std::string(ticket));
+    auto id = ids_.find(ticket);
     return id == ids_.end() ? nullptr : &entries_.at(id->second);
+}
+
+std::optional<std::uint64_t> session_broker::entry_id(std::string_view ticket) const {
+    auto id = ids_.find(ticket);
+    if (id == ids_.end()) return std::nullopt;
+    return id->second;
 }
 
 session_broker::entry& session_broker::create(const std::string& ticket, steady_time now) {
@@ -70,7 +75,7 @@ join_outcome session_broker::join(const std::string& fresh_ticket, const std::st
         admit(e, now);
     } else {
         // Appending changes nobody else's position or ETA, so no queue_changed event.
-        queue_.insert(e.id);
+        queue_.push_back(e.id);  // the newest id: the queue stays sorted
         reindex(e);
     }
     return {join_outcome::kind::joined, make_status(e, now)};
@@ -168,7 +173,7 @@ void session_broker::admit(entry& e, steady_time now) {
     if (e.open_channels > 0) e.confirmed = true;  // the WebSocket that will carry the news is open
     e.admission_deadline = now + limits_.admission_grace;
     active_.insert(e.id);
-    broker_event ev{broker_event::kind::admitted, e.ticket};
+    broker_event ev{broker_event::kind::admitted, e.ticket, e.id};
     ev.waited_since = e.joined_at;
     emit(std::move(ev));
     reindex(e);
@@ -177,7 +182,7 @@ void session_broker::admit(entry& e, steady_time now) {
 void session_broker::admit_waiting(steady_time now) {
     bool admitted = false;
     while (!closed_ && active_.size() < limits_.max_concurrent_users && !queue_.empty()) {
-        auto& head = entries_.at(*queue_.begin());
+        auto& head = entries_.at(queue_.front());
         if (head.open_channels == 0 && now >= head.last_seen + limits_.heartbeat_timeout) {
             // Gone already (its deadline falls at this same instant): never admit a dead visitor.
             end(head, end_reason::abandoned, now);  // admits the next one in turn
@@ -199,7 +204,7 @@ void session_broker::end(entry& e, end_reason why, steady_time now) {
     e.state = entry_state::ended;
     e.reason = why;
     e.ended_at = now;
-    broker_event ev{broker_event::kind::ended, e.ticket};
+    broker_event ev{broker_event::kind::ended, e.ticket, e.id};
     ev.reason = why;
     ev.was_active = was_active;
     ev.started_at = e.started_at;
@@ -213,7 +218,7 @@ void session_broker::end(entry& e, end_reason why, steady_time now) {
 void session_broker::note_queue_changed() {
     if (queue_.empty()) return;
     if (!events_.empty() && events_.back().what == broker_event::kind::queue_changed) return;
-    emit({broker_event::kind::queue_changed, {}});
+    emit({broker_event::kind::queue_changed, {}, 0});
 }
 
 std::optional<steady_time> session_broker::compute_deadline(const entry& e) const {
@@ -250,7 +255,7 @@ void session_broker::process(entry& e, steady_time now) {
     if (e.state == entry_state::active) {
         while (e.next_warning < e.warning_offsets.size() &&
                e.expires_at - e.warning_offsets[e.next_warning] <= now) {
-            broker_event ev{broker_event::kind::warning, e.ticket};
+            broker_event ev{broker_event::kind::warning, e.ticket, e.id};
             ev.seconds_left = e.warning_offsets[e.next_warning];
             emit(std::move(ev));
             ++e.next_warning;
@@ -293,38 +298,30 @@ std::vector<broker_event> session_broker::take_events() {
     return out;
 }
 
-std::vector<std::int64_t> session_broker::queue_etas(std::size_t how_many, steady_time now) const {
-    // When each slot frees, in the worst case: every holder stays until expiry and every
-    // admitted visitor uses the whole session.  Slots above the limit (after a reload lowered
-    // it) free without admitting anyone.
+slot_schedule session_broker::schedule(std::size_t places, steady_time now) const {
+    // When each slot frees, in the worst case: every holder stays until expiry.
     using ns = std::chrono::nanoseconds;
-    std::priority_queue<ns, std::vector<ns>, std::greater<>> frees;
+    std::vector<ns> frees;
+    frees.reserve(std::max(active_.size(), limits_.max_concurrent_users));
     for (auto id : active_) {
         const auto& e = entries_.at(id);
-        frees.push(std::max(ns{0}, std::chrono::duration_cast<ns>(e.expires_at - now)));
+        frees.push_back(std::max(ns{0}, std::chrono::duration_cast<ns>(e.expires_at - now)));
     }
-    for (std::size_t i = active_.size(); i < limits_.max_concurrent_users; ++i) frees.push(ns{0});
-    for (std::size_t i = limits_.max_concurrent_users; i < active_.size() && !frees.empty(); ++i) frees.pop();
-
-    std::vector<std::int64_t> etas;
-    etas.reserve(how_many);
-    const auto session = std::chrono::duration_cast<ns>(limits_.session_duration);
-    for (std::size_t i = 0; i < how_many; ++i) {
-        if (frees.empty()) {  // no slots at all (max_concurrent_users 0 is rejected by config)
-            etas.push_back(0);
-            continue;
-        }
-        const auto t = frees.top();
-        frees.pop();
-        etas.push_back((t.count() + 999'999'999) / 1'000'000'000);  // rounded up: an upper bound
-        frees.push(t + session);
+    for (std::size_t i = active_.size(); i < limits_.max_concurrent_users; ++i) frees.push_back(ns{0});
+    // Slots above the limit (after a reload lowered it) free without admitting anyone: the
+    // holders that finish first take those with them.
+    if (frees.size() > limits_.max_concurrent_users) {
+        const auto extra = static_cast<std::ptrdiff_t>(frees.size() - limits_.max_concurrent_users);
+        std::nth_element(frees.begin(), frees.begin() + extra, frees.end());
+        frees.erase(frees.begin(), frees.begin() + extra);
     }
-    return etas;
+    return slot_schedule(std::move(frees), std::chrono::duration_cast<ns>(limits_.session_duration), places);
 }
 
 entry_status session_broker::make_status(const entry& e, steady_time now) const {
     entry_status s;
     s.ticket = e.ticket;
+    s.entry_id = e.id;
     s.state = e.state;
     s.queue_length = queue_.size();
     s.tokens_minted = e.tokens_minted;
@@ -336,8 +333,8 @@ entry_status session_broker::make_status(const entry& e, steady_time now) const 
         s.confirmed = e.confirmed;
         break;
     case entry_state::queued: {
-        s.position = static_cast<std::size_t>(std::distance(queue_.begin(), queue_.find(e.id))) + 1;
-        s.eta_seconds = queue_etas(s.position, now).back();
+        s.position = queue_.position(e.id);
+        s.eta_seconds = schedule(s.position, now).eta_seconds(s.position);
         break;
     }
     case entry_state::ended:
@@ -350,18 +347,7 @@ entry_status session_broker::make_status(const entry& e, steady_time now) const 
 std::vector<entry_status> session_broker::queued_statuses(steady_time now) const {
     std::vector<entry_status> out;
     out.reserve(queue_.size());
-    const auto etas = queue_etas(queue_.size(), now);
-    std::size_t position = 0;
-    for (auto id : queue_) {
-        const auto& e = entries_.at(id);
-        entry_status s;
-        s.ticket = e.ticket;
-        s.state = entry_state::queued;
-        s.position = ++position;
-        s.queue_length = queue_.size();
-        s.eta_seconds = etas[position - 1];
-        out.push_back(std::move(s));
-    }
+    for_each_queued_status(now, [&out](const entry_status& s) { out.push_back(s); });
     return out;
 }
 

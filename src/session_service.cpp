@@ -5,6 +5,7 @@
 #include "voice_broker/realtime_upstream.hpp"
 #include "voice_broker/session_api.hpp"
 #include "voice_broker/session_broker.hpp"
+#include "voice_broker/status_renderer.hpp"
 #include "voice_broker/ticket.hpp"
 #include "voice_broker/usage_tracker.hpp"
 
@@ -14,6 +15,7 @@
 #include <boost/asio/strand.hpp>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <unordered_map>
 
 namespace voice_broker {
@@ -22,10 +24,38 @@ namespace net = boost::asio;
 
 namespace {
 
+// A stats answer published for the router, and until when it may be served.
+//
+// Staleness rule.  The copy is withdrawn, on the strand, as soon as anything that stats shows
+// and that is not a function of time changes: the number of holders or of queued visitors, an
+// admission or an end (the session list, today's counters), a reload (limits, cost).
+// after_change() does it before it pushes anything and before the answer to whatever made the
+// change is sent, so nobody who learnt of a change can then read a copy from before it.  What is
+// left is time itself: uptimeSeconds, each session's remainingSeconds and today's minutes and
+// cost.  So the copy is served only until the next whole second of uptime, where uptimeSeconds
+// changes (it is therefore always exact), and never past the broker's next deadline, where an
+// expiry or an abandonment may change who holds a slot.  remainingSeconds, minutesUsed and
+// estimatedCostUsd are thus less than a second old, like an answer that took that long to
+// arrive; who is active or queued is never wrong.
+struct stats_snapshot {
+    http_response answer;  // body and header lines are shared: serving it copies two pointers
+    steady_time fresh_until;
+};
+
+// What stats shows besides time, as the service can tell cheaply that it changed.
+struct stats_inputs {
+    std::size_t active = 0;
+    std::size_t queued = 0;
+    std::uint64_t changes = 0;  // admissions, ends and reloads so far
+    bool operator==(const stats_inputs&) const = default;
+};
+
 class service_impl final : public session_service {
 public:
-    service_impl(net::io_context& ioc, const config& settings, metrics& stats, std::shared_ptr<realtime_upstream> upstream)
-        : strand_(net::make_strand(ioc)),
+    service_impl(net::io_context& ioc, const config& settings, metrics& stats, std::shared_ptr<realtime_upstream> upstream,
+                 std::function<steady_time()> read_clock)
+        : read_clock_(std::move(read_clock)),
+          strand_(net::make_strand(ioc)),
           timer_(strand_),
           settings_(settings),
           metrics_(stats),
@@ -33,7 +63,7 @@ public:
           broker_(settings.session),
           usage_(settings.cost_per_minute_usd),
           clock_(wall_clock_mapping::now()),
-          started_at_(std::chrono::steady_clock::now()) {}
+          started_at_(read_clock_()) {}
 
     void handle(http_request req, std::function<void(http_response)> respond) override {
         net::post(strand_, [self = self(), req = std::move(req), respond = std::move(respond)]() mutable {
@@ -49,7 +79,9 @@ public:
 
     void close_channel(std::string ticket, live_channel* channel) override {
         net::post(strand_, [self = self(), ticket = std::move(ticket), channel] {
-            auto it = self->channels_.find(ticket);
+            const auto id = self->broker_.entry_id(ticket);
+            if (!id) return;
+            auto it = self->channels_.find(*id);
             if (it == self->channels_.end()) return;
             auto& list = it->second;
             const auto removed = std::erase_if(list, [channel](const auto& c) { return c.get() == channel; });
@@ -74,6 +106,7 @@ public:
             self->settings_.cost_per_minute_usd = cost;
             self->settings_.admin_token = admin;
             self->usage_.set_cost_per_minute(cost);
+            ++self->stats_changes_;
             self->broker_.reload(session, self->now());
             self->after_change();
             spdlog::info("session limits reloaded: {} slot(s), {} s sessions, queue of {}", session.max_concurrent_users,
@@ -91,17 +124,54 @@ public:
         });
     }
 
+    std::optional<http_response> fresh_stats_answer() const override {
+        const auto snapshot = stats_snapshot_.load(std::memory_order_acquire);
+        if (!snapshot || now() >= snapshot->fresh_until) return std::nullopt;
+        return snapshot->answer;
+    }
+
 private:
     std::shared_ptr<service_impl> self() { return std::static_pointer_cast<service_impl>(shared_from_this()); }
-    steady_time now() const { return std::chrono::steady_clock::now(); }
+    steady_time now() const { return read_clock_(); }
 
     void on_request(const http_request& req, std::function<void(http_response)>& respond) {
         session_api_context ctx{broker_, usage_, admin_throttle_, settings_, clock_, now(), started_at_,
                                 call_ids_, [] { return make_ticket(); }, shutting_down_};
         auto outcome = handle_session_api(req, ctx);
         after_change();
-        if (!outcome.upstream) return respond(std::move(outcome.response));
+        if (!outcome.upstream) {
+            if (is_stats_request(req)) publish_stats(outcome.response, ctx.now);
+            return respond(std::move(outcome.response));
+        }
         start_upstream(std::move(*outcome.upstream), std::move(respond));
+    }
+
+    // Keeps a copy of this stats answer, built at `built_at`, for fresh_stats_answer().
+    void publish_stats(http_response& answer, steady_time built_at) {
+        answer.shared_body = std::make_shared<const std::string>(std::move(answer.body));
+        answer.body.clear();
+        // Its headers rendered once too: serving the copy then allocates nothing.
+        std::string lines;
+        for (const auto& [name, value] : answer.headers) lines.append(name).append(": ").append(value).append("\r\n");
+        answer.prepared_head = std::make_shared<const std::string>(std::move(lines));
+        answer.headers.clear();
+        const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(built_at - started_at_);
+        auto fresh_until = started_at_ + uptime + std::chrono::seconds{1};
+        if (const auto deadline = broker_.next_deadline()) fresh_until = std::min(fresh_until, *deadline);
+        stats_snapshot_.store(std::make_shared<const stats_snapshot>(stats_snapshot{answer, fresh_until}),
+                              std::memory_order_release);
+        published_for_ = current_stats_inputs();
+    }
+
+    stats_inputs current_stats_inputs() const {
+        return {broker_.active_count(), broker_.queue_length(), stats_changes_};
+    }
+
+    // See stats_snapshot: called after every change, on the strand.
+    void withdraw_stale_stats() {
+        if (!published_for_ || *published_for_ == current_stats_inputs()) return;
+        stats_snapshot_.store(nullptr, std::memory_order_release);
+        published_for_.reset();
     }
 
     void start_upstream(upstream_work work, std::function<void(http_response)> respond) {
@@ -151,7 +221,7 @@ private:
             channel->finish();
             return;
         }
-        channels_[ticket].push_back(channel);
+        channels_[*broker_.entry_id(ticket)].push_back(channel);
         after_change();
         if (const auto s = broker_.status(ticket, t)) push_status(*s);
     }
@@ -160,7 +230,12 @@ private:
     void after_change() {
         bool queue_changed = false;
         const auto t = now();
-        for (auto& ev : broker_.take_events()) {
+        auto events = broker_.take_events();
+        for (const auto& ev : events) {
+            if (ev.what == broker_event::kind::admitted || ev.what == broker_event::kind::ended) ++stats_changes_;
+        }
+        withdraw_stale_stats();  // before any push below can tell a visitor what changed
+        for (auto& ev : events) {
             switch (ev.what) {
             case broker_event::kind::admitted: {
                 metrics_.admissions.fetch_add(1, std::memory_order_relaxed);
@@ -175,7 +250,7 @@ private:
                 metrics_.warnings_sent.fetch_add(1, std::memory_order_relaxed);
                 const auto secs = ev.seconds_left.count();
                 nlohmann::json msg = {{"type", "warning"}, {"minutesLeft", (secs + 59) / 60}, {"remainingSeconds", secs}};
-                push(ev.ticket, std::make_shared<const std::string>(msg.dump()), false);
+                push(ev.entry_id, std::make_shared<const std::string>(msg.dump()), false);
                 break;
             }
             case broker_event::kind::ended:
@@ -209,36 +284,35 @@ private:
             call_ids_.erase(calls);
         }
         nlohmann::json msg = {{"type", "ended"}, {"reason", to_string(ev.reason)}};
-        push(ev.ticket, std::make_shared<const std::string>(msg.dump()), false);
-        if (auto it = channels_.find(ev.ticket); it != channels_.end()) {
+        push(ev.entry_id, std::make_shared<const std::string>(msg.dump()), false);
+        if (auto it = channels_.find(ev.entry_id); it != channels_.end()) {
             for (auto& c : it->second) c->finish();
             channels_.erase(it);
         }
     }
 
+    // One pass over the queue; a visitor's channels are found by entry id (no string hashing) and
+    // the document is rendered once per visitor into one string (no JSON objects).
     void broadcast_queue(steady_time t) {
-        const auto& limits = broker_.limits();
-        for (const auto& s : broker_.queued_statuses(t)) {
-            auto it = channels_.find(s.ticket);
-            if (it == channels_.end()) continue;
-            auto doc = status_json(s, limits, clock_);
-            doc["type"] = "status";
-            auto msg = std::make_shared<const std::string>(doc.dump());
+        if (channels_.empty()) return;
+        const status_renderer renderer(broker_.limits(), clock_);
+        broker_.for_each_queued_status(t, [&](const entry_status& s) {
+            const auto it = channels_.find(s.entry_id);
+            if (it == channels_.end()) return;
+            const auto msg = std::make_shared<const std::string>(renderer.render(s));
             for (auto& c : it->second) c->push(msg, true);
-        }
+        });
     }
 
     void push_status(const entry_status& s) {
-        auto it = channels_.find(s.ticket);
+        auto it = channels_.find(s.entry_id);
         if (it == channels_.end()) return;
-        auto doc = status_json(s, broker_.limits(), clock_);
-        doc["type"] = "status";
-        auto msg = std::make_shared<const std::string>(doc.dump());
+        const auto msg = std::make_shared<const std::string>(status_renderer(broker_.limits(), clock_).render(s));
         for (auto& c : it->second) c->push(msg, true);
     }
 
-    void push(const std::string& ticket, std::shared_ptr<const std::string> msg, bool replaceable) {
-        auto it = channels_.find(ticket);
+    void push(std::uint64_t entry_id, std::shared_ptr<const std::string> msg, bool replaceable) {
+        auto it = channels_.find(entry_id);
         if (it == channels_.end()) return;
         for (auto& c : it->second) c->push(msg, replaceable);
     }
@@ -258,6 +332,7 @@ private:
         });
     }
 
+    std::function<steady_time()> read_clock_;
     net::strand<net::io_context::executor_type> strand_;
     net::steady_timer timer_;
     config settings_;
@@ -268,17 +343,27 @@ private:
     auth_throttle admin_throttle_;
     wall_clock_mapping clock_;
     steady_time started_at_;
-    std::unordered_map<std::string, std::vector<std::shared_ptr<live_channel>>> channels_;
+    std::unordered_map<std::uint64_t, std::vector<std::shared_ptr<live_channel>>> channels_;  // by entry id
     call_registry call_ids_;
     std::optional<steady_time> armed_for_;
     bool shutting_down_ = false;
+    // The stats answer for the router (any thread reads it), and what it was built from.
+    std::atomic<std::shared_ptr<const stats_snapshot>> stats_snapshot_;
+    std::optional<stats_inputs> published_for_;
+    std::uint64_t stats_changes_ = 0;
 };
 
 }  // namespace
 
 std::shared_ptr<session_service> session_service::create(net::io_context& ioc, const config& settings, metrics& stats,
                                                          std::shared_ptr<realtime_upstream> upstream) {
-    return std::make_shared<service_impl>(ioc, settings, stats, std::move(upstream));
+    return create(ioc, settings, stats, std::move(upstream), [] { return std::chrono::steady_clock::now(); });
+}
+
+std::shared_ptr<session_service> session_service::create(net::io_context& ioc, const config& settings, metrics& stats,
+                                                         std::shared_ptr<realtime_upstream> upstream,
+                                                         std::function<steady_time()> clock) {
+    return std::make_shared<service_impl>(ioc, settings, stats, std::move(upstream), std::move(clock));
 }
 
 }  // namespace voice_broker

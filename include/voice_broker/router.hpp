@@ -1,6 +1,7 @@
 // router: maps a request to its answer.  Static files, health and metrics are answered at once
-// from immutable or atomic state; /api/session goes to the session service.  It never touches
-// a socket, and it sets no transport headers: the session edge adds those in one place.
+// from immutable or atomic state, and so is session stats while the service's published copy is
+// fresh; the rest of /api/session goes to the session service.  It never touches a socket, and
+// it sets no transport headers: the session edge adds those in one place.
 #pragma once
 
 #include "voice_broker/http_message.hpp"

@@ -59,6 +59,14 @@ api_outcome handle_session_api(const http_request& req, session_api_context& ctx
 // The status document (docs/API.md), shared by the API answers and the WebSocket pushes.
 nlohmann::json status_json(const entry_status& s, const session_limits& limits, const wall_clock_mapping& clock);
 
+// Its "limits" member: the same for every visitor until the next reload.
+nlohmann::json limits_json(const session_limits& limits);
+
+// GET or HEAD with action=stats.  The stats answer reads nothing else from the request (no
+// header, no other parameter), so every such request gets the same answer at a given moment:
+// that is what lets the router serve it from the service's published copy.
+bool is_stats_request(const http_request& req);
+
 // The visitor's ticket: X-Session-Ticket header, then the vb_ticket cookie.
 std::optional<std::string> request_ticket(const http_request& req);
 

@@ -9,10 +9,13 @@
 #pragma once
 
 #include "voice_broker/session_limits.hpp"
+#include "voice_broker/slot_schedule.hpp"
 #include "voice_broker/time.hpp"
+#include "voice_broker/waiting_queue.hpp"
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -33,6 +36,7 @@ std::string_view to_string(end_reason r);
 // What a visitor can know about their own place.
 struct entry_status {
     std::string ticket;
+    std::uint64_t entry_id = 0;  // the broker's id for the entry: a cheap key for the I/O shell
     entry_state state = entry_state::ended;
     std::size_t position = 0;  // 1-based, queued only
     std::size_t queue_length = 0;
@@ -54,6 +58,7 @@ struct broker_event {
     };
     kind what;
     std::string ticket;
+    std::uint64_t entry_id = 0;  // as in entry_status; 0 for queue_changed
     std::chrono::seconds seconds_left{0};
     end_reason reason = end_reason::left;
     bool was_active = false;    // ended: the entry held a slot (a call may need hanging up)
@@ -83,6 +88,9 @@ public:
     join_outcome join(const std::string& fresh_ticket, const std::string* existing, steady_time now);
 
     std::optional<entry_status> status(std::string_view ticket, steady_time now) const;
+
+    // The id of a live or recently ended entry.
+    std::optional<std::uint64_t> entry_id(std::string_view ticket) const;
 
     // Proof of life without a WebSocket; also confirms a fresh admission.
     std::optional<entry_status> heartbeat(std::string_view ticket, steady_time now);
@@ -122,6 +130,11 @@ public:
     // Every queued entry, head first, with its ETA: one pass for a broadcast.
     std::vector<entry_status> queued_statuses(steady_time now) const;
 
+    // The same, handed to `f` one at a time in one reused entry_status, so that a broadcast to N
+    // visitors copies no ticket and allocates nothing per visitor.  `f` must not call the broker.
+    template <class F>
+    void for_each_queued_status(steady_time now, F&& f) const;
+
     std::size_t active_count() const { return active_.size(); }
     std::size_t queue_length() const { return queue_.size(); }
     std::vector<active_summary> active_sessions() const;
@@ -149,7 +162,7 @@ private:
     entry* find_live(std::string_view ticket);
     const entry* find(std::string_view ticket) const;
     entry_status make_status(const entry& e, steady_time now) const;
-    std::vector<std::int64_t> queue_etas(std::size_t how_many, steady_time now) const;
+    slot_schedule schedule(std::size_t places, steady_time now) const;
 
     entry& create(const std::string& ticket, steady_time now);
     void admit(entry& e, steady_time now);
@@ -165,10 +178,16 @@ private:
     session_limits limits_;
     bool closed_ = false;
     std::uint64_t next_id_ = 1;
-    std::unordered_map<std::uint64_t, entry> entries_;           // live and recently ended
-    std::unordered_map<std::string, std::uint64_t> ids_;         // ticket -> id
-    std::set<std::uint64_t> queue_;                              // FIFO by join order
-    std::set<std::uint64_t> active_;                             // slot holders
+    // Looks tickets up by string_view without building a std::string per lookup.
+    struct ticket_hash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view t) const { return std::hash<std::string_view>{}(t); }
+    };
+
+    std::unordered_map<std::uint64_t, entry> entries_;                                  // live and recently ended
+    std::unordered_map<std::string, std::uint64_t, ticket_hash, std::equal_to<>> ids_;  // ticket -> id
+    waiting_queue queue_;                                                               // FIFO by join order
+    std::set<std::uint64_t> active_;                                                    // slot holders
     std::set<std::pair<steady_time, std::uint64_t>> deadlines_;  // live entries' next deadline
     std::deque<std::uint64_t> ended_;                            // tombstones, oldest first
     std::vector<broker_event> events_;
@@ -177,5 +196,22 @@ private:
 // How long an ended entry still answers status queries, and how many are kept at most.
 inline constexpr std::chrono::minutes ended_entry_retention{10};
 inline constexpr std::size_t max_ended_entries = 10000;
+
+template <class F>
+void session_broker::for_each_queued_status(steady_time now, F&& f) const {
+    const auto etas = schedule(queue_.size(), now);
+    entry_status s;
+    s.state = entry_state::queued;
+    s.queue_length = queue_.size();
+    std::size_t position = 0;
+    for (auto id : queue_) {
+        const auto& e = entries_.at(id);
+        s.ticket.assign(e.ticket);  // reuses the capacity: tickets have one length
+        s.entry_id = id;
+        s.position = ++position;
+        s.eta_seconds = etas.eta_seconds(position);
+        f(static_cast<const entry_status&>(s));
+    }
+}
 
 }  // namespace voice_broker

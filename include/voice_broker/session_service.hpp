@@ -8,9 +8,11 @@
 
 #include "voice_broker/config.hpp"
 #include "voice_broker/http_message.hpp"
+#include "voice_broker/time.hpp"
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace boost::asio {
@@ -36,10 +38,23 @@ class session_service : public std::enable_shared_from_this<session_service> {
 public:
     static std::shared_ptr<session_service> create(boost::asio::io_context& ioc, const config& settings,
                                                    metrics& stats, std::shared_ptr<realtime_upstream> upstream);
+    // The same with the service's notion of "now" read from `clock`, so that tests can move time
+    // by hand.  Its timer still waits on the steady clock.
+    static std::shared_ptr<session_service> create(boost::asio::io_context& ioc, const config& settings,
+                                                   metrics& stats, std::shared_ptr<realtime_upstream> upstream,
+                                                   std::function<steady_time()> clock);
     virtual ~session_service() = default;
 
     // /api/session?action=...; `respond` is called exactly once, on the service's strand.
     virtual void handle(http_request req, std::function<void(http_response)> respond) = 0;
+
+    // The answer handle() would give a stats request (is_stats_request) right now, from a copy the
+    // service published, when that copy is still fresh; nullopt otherwise (then call handle(),
+    // which publishes a new one).  Any thread, no strand hop.  Fresh means: nothing that stats
+    // shows has changed since, and the clock has reached neither the next whole second of uptime
+    // nor the broker's next deadline; why that suffices is spelled out at stats_snapshot in
+    // session_service.cpp.
+    virtual std::optional<http_response> fresh_stats_answer() const { return std::nullopt; }
 
     // A WebSocket for `ticket` opened.  The channel receives the current status, or an error
     // and finish() when the ticket is unknown or over.

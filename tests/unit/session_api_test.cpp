@@ -297,6 +297,38 @@ TEST_F(session_api_test, stats_has_the_documented_shape_and_never_a_ticket) {
     for (const auto& t : issued_tickets) EXPECT_EQ(res.body.find(t.substr(0, 6)), std::string::npos);
 }
 
+TEST_F(session_api_test, is_stats_request_names_exactly_the_requests_answered_with_stats) {
+    join();
+    join();
+    const auto stats = respond({"GET", "action=stats"});
+    ASSERT_EQ(stats.status, 200u);
+    const std::vector<request_spec> cases = {
+        {"GET", "action=stats"},
+        {"HEAD", "action=stats"},
+        {"GET", "x=1&action=stats"},
+        {"GET", "action=st%61ts&verbose=1"},
+        {"GET", "action=stats&action=join"},
+        {"GET", "action=stats", {{"x-admin-token", "nope"}, {"cookie", "vb_ticket=x"}}},
+        {"POST", "action=stats"},
+        {"DELETE", "action=stats"},
+        {"GET", "action=Stats"},
+        {"GET", "action=stats2"},
+        {"GET", "actions=stats"},
+        {"GET", "action=join&action=stats"},
+        {"GET", ""},
+    };
+    for (const auto& spec : cases) {
+        http_request req;
+        req.method = spec.method;
+        req.path = "/api/session";
+        req.query = spec.query;
+        req.headers = spec.headers;
+        const auto res = respond(spec);
+        const bool answered_with_stats = res.status == 200 && res.headers == stats.headers && res.body == stats.body;
+        EXPECT_EQ(is_stats_request(req), answered_with_stats) << spec.method << " ?" << spec.query;
+    }
+}
+
 // --- forceEndAll --------------------------------------------------------------------------------
 
 TEST_F(session_api_test, force_end_all_is_disabled_without_an_admin_token) {
