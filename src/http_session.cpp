@@ -429,13 +429,12 @@ public:
           stream_(std::move(stream)) {
         // A busy keep-alive connection keeps OpenSSL's record buffers instead of freeing and
         // reallocating 17 KB per write; the WebSocket, mostly idle, sets the mode again.
-        SSL_clear_mode(stream_.native_handle(), SSL_MODE_RELEASE_BUFFERS);
+        stream_.keep_buffers();
     }
 
     void run() {
         set_deadline(ctx_->settings.limits.tls_handshake_timeout);
-        stream_.async_handshake(ssl::stream_base::server,
-                                [self = shared_from_this()](error_code ec) { self->on_handshake(ec); });
+        stream_.async_handshake([self = shared_from_this()](error_code ec) { self->on_handshake(ec); });
     }
 
     tls_stream& stream() { return stream_; }

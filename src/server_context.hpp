@@ -5,6 +5,7 @@
 #include "voice_broker/config.hpp"
 #include "voice_broker/net.hpp"
 #include "voice_broker/security_headers.hpp"
+#include "tls_socket.hpp"
 
 #include <atomic>
 #include <cstdint>
@@ -75,8 +76,8 @@ struct server_context {
 // Logs an I/O error unless it is one of the expected ways a connection ends.
 void fail(const error_code& ec, const char* what, std::uint64_t connection_id);
 
-// A TLS connection: OpenSSL over the connection's socket.
-using tls_stream = beast::ssl_stream<tcp_socket>;
+// A TLS connection: OpenSSL reading and writing the connection's socket itself.
+using tls_stream = tls_socket;
 
 // Entry points between the translation units, so each heavy template is compiled once.
 // `buffer`: bytes already read from the socket (none after TLS detection, which only peeks).

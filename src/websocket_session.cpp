@@ -44,17 +44,23 @@ public:
         ws_.async_accept(handover_.upgrade, beast::bind_front_handler(&websocket_session::on_accept, this->shared_from_this()));
     }
 
+    // Called on the service's thread.  When that is this connection's thread too (always with
+    // THREADS=1), the message is queued and its write started at once: a broadcast then sends
+    // while it renders, with no posted handler per client.  Otherwise it is posted here.
     void push(std::shared_ptr<const std::string> message, bool replaceable) override {
+        if (ws_.get_executor().running_in_this_thread()) return enqueue(std::move(message), replaceable);
         net::post(ws_.get_executor(), [self = this->shared_from_this(), message = std::move(message), replaceable]() mutable {
             self->enqueue(std::move(message), replaceable);
         });
     }
 
     void finish() override {
-        net::post(ws_.get_executor(), [self = this->shared_from_this()] {
+        auto close = [self = this->shared_from_this()] {
             self->request_close(self->ctx_->shutting_down.load() ? websocket::close_code::going_away
                                                                  : websocket::close_code::normal);
-        });
+        };
+        if (ws_.get_executor().running_in_this_thread()) return close();
+        net::post(ws_.get_executor(), std::move(close));
     }
 
     void begin_shutdown() override {

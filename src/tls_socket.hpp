@@ -1,0 +1,214 @@
+// tls_socket: the server side of a TLS connection, with OpenSSL reading and writing the
+// non-blocking TCP socket itself, as nginx does.  Owned by the session that accepted it
+// (http_session, then websocket_session); lives on that session's one I/O thread.
+//
+// Why not asio::ssl::stream: it keeps ~70 KB per connection (two 17 KB vectors in stream_core and
+// a BIO pair with two 17 KB buffers), zero-filled on every accept.  That is ~13 µs of
+// malloc/memset per new connection and 74-80 KB per idle wss client.  Here the only buffers are
+// OpenSSL's record buffers, and SSL_MODE_RELEASE_BUFFERS frees them while a connection is idle.
+//
+// Every operation is the same loop: make the SSL call; on WANT_READ / WANT_WRITE wait for the
+// socket to be ready (async_wait, no bytes read by Asio) and call again.  One read and one write
+// may be outstanding at once, as a WebSocket needs; no locking, since a connection never changes
+// thread.  Errors are the ones asio::ssl::stream gives, so session code written for it still works.
+#pragma once
+
+#include "voice_broker/net.hpp"
+
+#include <boost/beast/websocket/teardown.hpp>
+#include <openssl/ssl.h>
+
+#include <cstddef>
+#include <iterator>
+#include <type_traits>
+#include <utility>
+
+namespace voice_broker {
+
+class tls_socket {
+public:
+    using executor_type = io_executor;
+    using next_layer_type = tcp_socket;
+    using lowest_layer_type = tcp_socket;  // so beast::get_lowest_layer() yields the TCP socket
+
+    // Throws boost::system::system_error when OpenSSL cannot make the connection object.
+    tls_socket(tcp_socket socket, ssl::context& ctx);
+    tls_socket(tls_socket&& other) noexcept;
+    tls_socket& operator=(tls_socket&& other) noexcept;
+    ~tls_socket();
+
+    executor_type get_executor() { return socket_.get_executor(); }
+    tcp_socket& next_layer() { return socket_; }
+    tcp_socket& lowest_layer() { return socket_; }
+    SSL* native_handle() { return ssl_; }
+
+    // Keeps OpenSSL's record buffers (~34 KB) between reads, saving a malloc/free pair per
+    // record: for busy keep-alive HTTP connections.  Idle WebSockets should not call it.
+    void keep_buffers();
+
+    // Completion signature void(error_code).
+    template <class Token>
+    auto async_handshake(Token&& token) {
+        return start<false, Token>(token, [](tls_socket& s, error_code& ec, std::size_t&) { return s.handshake_once(ec); });
+    }
+
+    // Reads into the first non-empty buffer, like ssl::stream.  void(error_code, std::size_t)
+    template <class MutableBufferSequence, class Token>
+    auto async_read_some(const MutableBufferSequence& buffers, Token&& token) {
+        return start<true, Token>(token, [buffers](tls_socket& s, error_code& ec, std::size_t& n) {
+            return s.read_once(first_non_empty(buffers), ec, n);
+        });
+    }
+
+    // Writes at most one TLS record (16 KB) per call.  void(error_code, std::size_t)
+    template <class ConstBufferSequence, class Token>
+    auto async_write_some(const ConstBufferSequence& buffers, Token&& token) {
+        return start<true, Token>(token, [buffers](tls_socket& s, error_code& ec, std::size_t& n) {
+            return s.write_once(gather(buffers), ec, n);
+        });
+    }
+
+    // Sends close_notify and completes; does not wait for the peer's (the TCP close follows, and
+    // waiting would let a silent client hold the connection).  void(error_code)
+    template <class Token>
+    auto async_shutdown(Token&& token) {
+        return start<false, Token>(token, [](tls_socket& s, error_code& ec, std::size_t&) { return s.shutdown_once(ec); });
+    }
+
+    // One SSL_shutdown, blocking only while the socket cannot take the close_notify.  For the
+    // synchronous websocket teardown.
+    void shutdown(error_code& ec);
+
+private:
+    // What the last SSL call needs before it can be retried.
+    enum class want { nothing, read, write };
+
+    // The largest plaintext of one TLS record (SSL3_RT_MAX_PLAIN_LENGTH).
+    static constexpr std::size_t max_record_bytes = 16384;
+
+    // One attempt each; `ec` and `bytes` are meaningful when they return want::nothing.
+    want handshake_once(error_code& ec);
+    want read_once(net::mutable_buffer buffer, error_code& ec, std::size_t& bytes);
+    want write_once(net::const_buffer buffer, error_code& ec, std::size_t& bytes);
+    want shutdown_once(error_code& ec);
+    // Maps an SSL call's result to the next step or to asio::ssl::stream's error codes.
+    want after_call(int result, int saved_errno, error_code& ec);
+    // This thread's 16 KB for gathering small buffers into one record.
+    static net::mutable_buffer write_scratch();
+
+    template <class MutableBufferSequence>
+    static net::mutable_buffer first_non_empty(const MutableBufferSequence& buffers) {
+        for (auto it = net::buffer_sequence_begin(buffers); it != net::buffer_sequence_end(buffers); ++it) {
+            if (net::mutable_buffer b(*it); b.size() != 0) return b;
+        }
+        return {};
+    }
+
+    // A header and a body as separate buffers would otherwise become a tiny record plus a
+    // large one (a WebSocket frame header is 2-14 bytes): copy up to one record's worth into
+    // this thread's scratch.  Retrying after WANT_WRITE gathers the same bytes again from the
+    // caller's buffers, which stay valid until the write completes, so another connection may
+    // use the scratch in between (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER allows the new address).
+    template <class ConstBufferSequence>
+    static net::const_buffer gather(const ConstBufferSequence& buffers) {
+        auto it = net::buffer_sequence_begin(buffers);
+        const auto end = net::buffer_sequence_end(buffers);
+        while (it != end && net::const_buffer(*it).size() == 0) ++it;
+        if (it == end) return {};
+        const net::const_buffer head(*it);
+        if (head.size() >= max_record_bytes || std::next(it) == end) return head;
+        const net::mutable_buffer scratch = write_scratch();
+        return {scratch.data(), net::buffer_copy(scratch, buffers)};
+    }
+
+    // Runs `attempt` until it needs nothing more, waiting on the socket in between.
+    template <bool ReportsBytes, class Attempt>
+    struct io_op {
+        tls_socket& stream;
+        Attempt attempt;
+        bool waited = false;  // once the op has waited, completing is not inline
+        bool posted = false;
+        error_code result{};
+        std::size_t bytes = 0;
+
+        template <class Self>
+        void operator()(Self& self, error_code wait_error = {}) {
+            if (posted) return complete(self);
+            if (wait_error) {  // operation_aborted when the socket was closed or cancelled
+                result = wait_error;
+                bytes = 0;
+                return complete(self);
+            }
+            switch (attempt(stream, result, bytes)) {
+            case want::read:
+                waited = true;
+                return stream.socket_.async_wait(net::socket_base::wait_read, std::move(self));
+            case want::write:
+                waited = true;
+                return stream.socket_.async_wait(net::socket_base::wait_write, std::move(self));
+            case want::nothing:
+                break;
+            }
+            if (waited) return complete(self);
+            // Done at once (data OpenSSL had already decrypted, an error, an empty buffer): the
+            // handler must not run inside the initiating call.
+            posted = true;
+            net::post(stream.socket_.get_executor(), std::move(self));
+        }
+
+        template <class Self>
+        void complete(Self& self) {
+            if constexpr (ReportsBytes) {
+                self.complete(result, bytes);
+            } else {
+                self.complete(result);
+            }
+        }
+    };
+
+    // Token keeps the caller's value category: an lvalue handler is copied, not moved from.
+    template <bool ReportsBytes, class Token, class Attempt>
+    auto start(Token& token, Attempt attempt) {
+        using signature = std::conditional_t<ReportsBytes, void(error_code, std::size_t), void(error_code)>;
+        return net::async_compose<Token, signature>(io_op<ReportsBytes, Attempt>{*this, std::move(attempt)}, token, socket_);
+    }
+
+    tcp_socket socket_;
+    SSL* ssl_ = nullptr;
+    // Set after SSL_ERROR_SSL or SSL_ERROR_SYSCALL: OpenSSL forbids SSL_shutdown after those.
+    bool failed_ = false;
+};
+
+// Closing a beast::websocket::stream<tls_socket>: close_notify, then the TCP teardown (found by ADL).
+void teardown(beast::role_type role, tls_socket& stream, error_code& ec);
+
+namespace detail {
+struct tls_teardown_op {
+    tls_socket& stream;
+    beast::role_type role;
+    int stage = 0;
+    error_code shutdown_error{};
+
+    template <class Self>
+    void operator()(Self& self, error_code ec = {}) {
+        switch (stage++) {
+        case 0:
+            // As Beast's ssl::stream teardown does: every kind of cancellation reaches the waits.
+            self.reset_cancellation_state(net::enable_total_cancellation());
+            return stream.async_shutdown(std::move(self));
+        case 1:
+            shutdown_error = ec;
+            return beast::websocket::async_teardown(role, stream.next_layer(), std::move(self));
+        default:
+            self.complete(shutdown_error ? shutdown_error : ec);
+        }
+    }
+};
+}  // namespace detail
+
+template <class Handler>
+void async_teardown(beast::role_type role, tls_socket& stream, Handler&& handler) {
+    net::async_compose<Handler, void(error_code)>(detail::tls_teardown_op{stream, role}, handler, stream.next_layer());
+}
+
+}  // namespace voice_broker
