@@ -161,4 +161,20 @@ console.log('|---|---|---|---|---|---|---|');
 console.log(rows.join('\n'));
 console.log('');
 if (answers.length) console.log(`Answer sizes (headers+body): ${answers.join(', ')}.`);
+// wrk shares nothing with the server but its own core: when that core is saturated, wrk is the
+// bottleneck, so requests/s is a lower bound for that side and its latency includes wrk's queueing.
+const clientLoad = [];
+for (const fig of ['1', '2', '3', '4']) {
+  const sides = [...new Set(runs.filter((r) => String(r.fig) === fig && r.clientCpuS !== undefined).map((r) => r.side))];
+  const parts = sides.map((side) => {
+    const pct = runs
+      .filter((r) => String(r.fig) === fig && r.side === side && r.clientCpuS !== undefined)
+      .map((r) => (100 * Number(r.clientCpuS)) / Number(r.seconds));
+    return `${side} ${fmt(median(pct))}%`;
+  });
+  if (parts.length) clientLoad.push(`${fig}: ${parts.join(', ')}`);
+}
+if (clientLoad.length) {
+  console.log(`Load generator (wrk) CPU on its core, median of the runs (~100% means wrk, not the server, set the pace): ${clientLoad.join('; ')}.`);
+}
 console.log(`Machine busy before the runs (other work, measured over 0.5 s before each run): ${Object.values(busy).join('; ')}.`);

@@ -336,6 +336,21 @@ TEST(http_server, shutdown_closes_websockets_with_going_away) {
     s.stop_and_wait();
 }
 
+TEST(http_server, websocket_never_negotiates_compression) {
+    // Status frames are ~250 bytes; permessage-deflate would cost a zlib state (~300 KB with the
+    // defaults) per client.  The handshake answer must not accept the offer.
+    test_server s(settings_map{{"REQUEST_TIMEOUT_SECONDS", "1"}});
+    http_client c(s.port());
+    const auto answer = c.raw_exchange(
+        "GET /api/session/ws?ticket=unknown-ticket HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n");
+    ASSERT_EQ(answer.rfind("HTTP/1.1 101 ", 0), 0u) << answer;
+    const auto head = answer.substr(0, answer.find("\r\n\r\n"));
+    EXPECT_EQ(head.find("Sec-WebSocket-Extensions"), std::string::npos) << head;
+    EXPECT_NE(answer.find("unknown_ticket"), std::string::npos) << "the channel still says why it closes";
+}
+
 // ---- TLS ----------------------------------------------------------------------------------------
 
 namespace {
