@@ -115,18 +115,24 @@ protected:
     // no timer cancellation.  The handler holds the session weakly: only I/O keeps it alive.
     void set_deadline(std::chrono::steady_clock::duration d) {
         deadline_ = std::chrono::steady_clock::now() + d;
-        if (!timer_waiting_) arm_timer();
+        if (!timer_waiting_ || deadline_ < armed_at_) arm_timer();  // earlier than the wait: re-arm
     }
+
+    // While the answer is being made (the service, the upstream: bounded by their own timeouts),
+    // the connection has no deadline; send() sets one for writing it.
+    void suspend_deadline() { deadline_ = std::chrono::steady_clock::now() + std::chrono::hours{24}; }
 
     void arm_timer() {
         timer_waiting_ = true;
-        timer_.expires_at(deadline_);
-        timer_.async_wait([weak = derived().weak_from_this()](error_code ec) {
-            if (auto self = weak.lock()) self->on_timer(ec);
+        armed_at_ = deadline_;
+        timer_.expires_at(armed_at_);  // cancels a wait for a later time, if any
+        timer_.async_wait([weak = derived().weak_from_this(), at = armed_at_](error_code ec) {
+            if (auto self = weak.lock()) self->on_timer(ec, at);
         });
     }
 
-    void on_timer(error_code ec) {
+    void on_timer(error_code ec, std::chrono::steady_clock::time_point at) {
+        if (at != armed_at_) return;  // a wait that arm_timer replaced
         timer_waiting_ = false;
         if (ec) return;
         if (std::chrono::steady_clock::now() < deadline_) return arm_timer();
@@ -243,6 +249,7 @@ protected:
         if (req.target.empty() || req.target.front() != '/') {
             return reply_and_close(api_error(400, "bad_target", "The request target must be an absolute path."));
         }
+        suspend_deadline();
         // Static files are answered right here, on this connection's thread: dispatch runs the
         // write at once; answers from the session service arrive on its thread and are posted.
         ctx_->routes->handle(std::move(req), [self = derived().shared_from_this()](http_response res) {
@@ -288,7 +295,6 @@ protected:
         ctx_->stats.count_request(101);
         spdlog::info("{} {} {} 101 - - {} rid={}", client_, method_, logged_target_, id.secure ? "wss" : "ws", request_id_);
         // The WebSocket keeps its own timers from here on.
-        finished_ = true;
         timer_.cancel();
         derived().hand_over(websocket_handover{parser_->release(), std::move(*ticket), client_, request_id_});
     }
@@ -343,7 +349,7 @@ protected:
                 buffers[1] = net::buffer(*body_);
             }
         }
-        if (bytes_ > 64 * 1024) set_deadline(ctx_->settings.limits.request_timeout);  // a big file: fresh time to send it
+        set_deadline(ctx_->settings.limits.request_timeout);  // to send it (no timer work unless it was suspended)
         net::async_write(derived().stream(), buffers,
                          [self = derived().shared_from_this(), keep](error_code ec, std::size_t) { self->on_write(keep, ec); });
     }
@@ -374,14 +380,14 @@ protected:
     std::shared_ptr<server_context> ctx_;
     connection_slot slot_;
     net::basic_waitable_timer<std::chrono::steady_clock, net::wait_traits<std::chrono::steady_clock>, io_executor> timer_;
-    std::chrono::steady_clock::time_point deadline_{};
+    std::chrono::steady_clock::time_point deadline_{}, armed_at_{};
     std::optional<http::request_parser<http::string_body>> parser_;
     std::shared_ptr<const std::string> body_;
     std::string out_;
     std::uint64_t registry_id_ = 0;
     std::string peer_, client_, method_, logged_target_, request_id_;
     bool secure_ = false, keep_alive_ = false, closing_ = false, waiting_idle_ = false;
-    bool timer_waiting_ = false, finished_ = false;
+    bool timer_waiting_ = false;
     unsigned version_ = 11;
     unsigned status_ = 0;
     std::size_t bytes_ = 0;
@@ -404,7 +410,6 @@ public:
     bool redirect_to_https() const { return redirect_; }
 
     void do_eof() {
-        finished_ = true;
         timer_.cancel();
         error_code ec;
         socket_.shutdown(tcp::socket::shutdown_send, ec);
@@ -457,7 +462,6 @@ private:
     }
 
     void on_shutdown_done(error_code ec) {
-        finished_ = true;
         timer_.cancel();
         if (ec) fail(ec, "tls shutdown", registry_id_);
     }

@@ -238,6 +238,16 @@ TEST(openai, slow_upstream_past_the_timeout_is_504) {
     expect_error(mint(s.port(), join_ticket(s.port())), 504, "upstream_timeout");
 }
 
+TEST(openai, an_answer_slower_than_the_request_timeout_still_reaches_the_visitor) {
+    // REQUEST_TIMEOUT_SECONDS bounds receiving the request and sending the answer, not the time
+    // the upstream takes (OPENAI_TIMEOUT_SECONDS bounds that): the visitor gets the key.
+    fake_openai fake;
+    fake.fault({{"route", "client_secrets"}, {"mode", "slow"}, {"delayMs", 2500}, {"count", 1}});
+    test_server s(upstream_env(fake, {{"REQUEST_TIMEOUT_SECONDS", "1"}}));
+    const auto r = mint(s.port(), join_ticket(s.port()));
+    EXPECT_EQ(r.status, 200u) << r.body;
+}
+
 TEST(openai, dropped_connections_are_retried_then_502) {
     fake_openai fake;
     fake.fault({{"route", "client_secrets"}, {"mode", "drop"}});
