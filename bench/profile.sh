@@ -33,7 +33,7 @@ fi
 start_bg voice-broker env "${envs[@]}" "$BIN"
 pid=$BG_PID
 wait_http "$scheme://127.0.0.1:$port/api/health"
-events=syscalls:sys_enter_sendmsg,syscalls:sys_enter_recvmsg,syscalls:sys_enter_timerfd_settime,syscalls:sys_enter_getpid,syscalls:sys_enter_accept,syscalls:sys_enter_accept4
+events=syscalls:sys_enter_sendmsg,syscalls:sys_enter_recvmsg,syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom,syscalls:sys_enter_epoll_ctl,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_timerfd_settime,syscalls:sys_enter_getpid,syscalls:sys_enter_accept,syscalls:sys_enter_accept4
 
 case "$what" in
 page | page-tls | stats-tls | page-tls-close)
