@@ -86,8 +86,8 @@ constexpr std::size_t tls_coalesce_limit = 16 * 1024;
 template <class Derived>
 class http_session : public connection {
 public:
-    http_session(beast::flat_buffer buffer, std::shared_ptr<server_context> ctx, connection_slot slot, io_executor ex)
-        : buffer_(std::move(buffer)), ctx_(std::move(ctx)), slot_(std::move(slot)), timer_(ex) {}
+    http_session(std::shared_ptr<server_context> ctx, connection_slot slot, io_executor ex)
+        : ctx_(std::move(ctx)), slot_(std::move(slot)), timer_(ex) {}
 
     ~http_session() override { ctx_->registry.remove(registry_id_); }
 
@@ -399,9 +399,8 @@ class plain_http_session final : public http_session<plain_http_session>,
 public:
     static constexpr bool is_tls = false;
 
-    plain_http_session(tcp_socket socket, beast::flat_buffer buffer, std::shared_ptr<server_context> ctx,
-                       connection_slot slot, bool redirect)
-        : http_session(std::move(buffer), std::move(ctx), std::move(slot), socket.get_executor()),
+    plain_http_session(tcp_socket socket, std::shared_ptr<server_context> ctx, connection_slot slot, bool redirect)
+        : http_session(std::move(ctx), std::move(slot), socket.get_executor()),
           socket_(std::move(socket)),
           redirect_(redirect) {}
 
@@ -430,7 +429,7 @@ public:
     static constexpr bool is_tls = true;
 
     tls_http_session(tls_stream stream, std::shared_ptr<server_context> ctx, connection_slot slot)
-        : http_session(beast::flat_buffer{}, std::move(ctx), std::move(slot), stream.get_executor()),
+        : http_session(std::move(ctx), std::move(slot), stream.get_executor()),
           stream_(std::move(stream)) {
         // A busy keep-alive connection keeps OpenSSL's record buffers instead of freeing and
         // reallocating 17 KB per write; the WebSocket, mostly idle, sets the mode again.
@@ -471,11 +470,8 @@ private:
 
 }  // namespace
 
-void run_plain_http(tcp_socket socket, beast::flat_buffer buffer, std::shared_ptr<server_context> ctx,
-                    connection_slot slot, bool redirect_to_https) {
-    std::make_shared<plain_http_session>(std::move(socket), std::move(buffer), std::move(ctx), std::move(slot),
-                                         redirect_to_https)
-        ->run();
+void run_plain_http(tcp_socket socket, std::shared_ptr<server_context> ctx, connection_slot slot, bool redirect_to_https) {
+    std::make_shared<plain_http_session>(std::move(socket), std::move(ctx), std::move(slot), redirect_to_https)->run();
 }
 
 void run_tls_http(tls_stream stream, std::shared_ptr<server_context> ctx, connection_slot slot) {

@@ -262,7 +262,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
             std::lock_guard lock(tls_mutex);
             tls_now = tls;
         }
-        if (!tls_now) return run_plain_http(std::move(socket), beast::flat_buffer{}, ctx, std::move(slot), false);
+        if (!tls_now) return run_plain_http(std::move(socket), ctx, std::move(slot), false);
         // One port for both: TLS is detected from the first byte; plain HTTP gets a redirect.
         std::make_shared<tls_detector>(std::move(socket), std::move(tls_now), ctx, std::move(slot))->run();
     }
@@ -301,10 +301,14 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
             if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return wait();
             if (n <= 0) return;  // closed before saying anything
             timer.cancel();
-            if (first != 0x16) return run_plain_http(std::move(socket), beast::flat_buffer{}, ctx, std::move(slot), true);
+            if (first != 0x16) return run_plain_http(std::move(socket), ctx, std::move(slot), true);
             // Each SSL object holds a reference to its SSL_CTX, so a certificate reload cannot
             // pull the context from under a live stream.
-            run_tls_http(tls_stream(std::move(socket), *tls), ctx, std::move(slot));
+            try {
+                run_tls_http(tls_stream(std::move(socket), *tls), ctx, std::move(slot));
+            } catch (const boost::system::system_error& e) {  // OpenSSL could not make the connection object
+                spdlog::warn("tls: dropping a connection: {}", e.what());
+            }
         }
     };
 

@@ -80,9 +80,8 @@ void fail(const error_code& ec, const char* what, std::uint64_t connection_id);
 using tls_stream = tls_socket;
 
 // Entry points between the translation units, so each heavy template is compiled once.
-// `buffer`: bytes already read from the socket (none after TLS detection, which only peeks).
-void run_plain_http(tcp_socket socket, beast::flat_buffer buffer, std::shared_ptr<server_context> ctx,
-                    connection_slot slot, bool redirect_to_https);
+// Each session reads its connection from the first byte (TLS detection only peeks).
+void run_plain_http(tcp_socket socket, std::shared_ptr<server_context> ctx, connection_slot slot, bool redirect_to_https);
 void run_tls_http(tls_stream stream, std::shared_ptr<server_context> ctx, connection_slot slot);
 
 }  // namespace voice_broker
