@@ -85,11 +85,14 @@ net::mutable_buffer tls_socket::write_scratch() {
 // The open check comes first because OpenSSL holds the bare descriptor number: once the socket
 // is closed that number may already belong to another connection.
 
+bool tls_socket::closed(error_code& ec) const {
+    if (socket_.is_open()) return false;
+    ec = net::error::bad_descriptor;
+    return true;
+}
+
 tls_socket::want tls_socket::handshake_once(error_code& ec) {
-    if (!socket_.is_open()) {
-        ec = net::error::bad_descriptor;
-        return want::nothing;
-    }
+    if (closed(ec)) return want::nothing;
     ERR_clear_error();
     errno = 0;
     const int result = SSL_do_handshake(ssl_);
@@ -98,10 +101,7 @@ tls_socket::want tls_socket::handshake_once(error_code& ec) {
 
 tls_socket::want tls_socket::read_once(net::mutable_buffer buffer, error_code& ec, std::size_t& bytes) {
     bytes = 0;
-    if (!socket_.is_open()) {
-        ec = net::error::bad_descriptor;
-        return want::nothing;
-    }
+    if (closed(ec)) return want::nothing;
     if (buffer.size() == 0) {
         ec = {};
         return want::nothing;
@@ -114,10 +114,7 @@ tls_socket::want tls_socket::read_once(net::mutable_buffer buffer, error_code& e
 
 tls_socket::want tls_socket::write_once(net::const_buffer buffer, error_code& ec, std::size_t& bytes) {
     bytes = 0;
-    if (!socket_.is_open()) {
-        ec = net::error::bad_descriptor;
-        return want::nothing;
-    }
+    if (closed(ec)) return want::nothing;
     if (buffer.size() == 0) {
         ec = {};
         return want::nothing;
@@ -129,10 +126,7 @@ tls_socket::want tls_socket::write_once(net::const_buffer buffer, error_code& ec
 }
 
 tls_socket::want tls_socket::shutdown_once(error_code& ec) {
-    if (!socket_.is_open()) {
-        ec = net::error::bad_descriptor;
-        return want::nothing;
-    }
+    if (closed(ec)) return want::nothing;
     // After a fatal error there is no TLS session left to close; the TCP close that follows is
     // all the peer can get.
     if (failed_) {

@@ -86,6 +86,8 @@ private:
     // The largest plaintext of one TLS record (SSL3_RT_MAX_PLAIN_LENGTH).
     static constexpr std::size_t max_record_bytes = 16384;
 
+    // True (and bad_descriptor) once the socket is closed: OpenSSL must not touch the number.
+    bool closed(error_code& ec) const;
     // One attempt each; `ec` and `bytes` are meaningful when they return want::nothing.
     want handshake_once(error_code& ec);
     want read_once(net::mutable_buffer buffer, error_code& ec, std::size_t& bytes);
