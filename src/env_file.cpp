@@ -1,4 +1,4 @@
-#include "voice_broker/config.hpp"
+#include "voice_broker/env_file.hpp"
 
 #include <cstdlib>
 #include <sstream>

@@ -1,16 +1,10 @@
 #include "voice_broker/http_message.hpp"
 
-#include <algorithm>
-#include <cctype>
+#include "voice_broker/ascii.hpp"
 
 namespace voice_broker {
 
 namespace {
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-           });
-}
 int hex_value(char c) {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -72,7 +66,7 @@ std::optional<std::string> http_request::cookie(std::string_view name) const {
 
 void http_response::set_header(std::string name, std::string value) {
     for (auto& [k, v] : headers) {
-        if (iequals(k, name)) {
+        if (iequals_ascii(k, name)) {
             v = std::move(value);
             return;
         }
@@ -82,7 +76,7 @@ void http_response::set_header(std::string name, std::string value) {
 
 std::string_view http_response::header(std::string_view name) const {
     for (const auto& [k, v] : headers) {
-        if (iequals(k, name)) return v;
+        if (iequals_ascii(k, name)) return v;
     }
     if (!prepared_head) return {};
     std::string_view rest = *prepared_head;
@@ -91,7 +85,7 @@ std::string_view http_response::header(std::string_view name) const {
         const auto line = rest.substr(0, eol);
         rest = eol == std::string_view::npos ? std::string_view{} : rest.substr(eol + 2);
         const auto colon = line.find(':');
-        if (colon == std::string_view::npos || !iequals(line.substr(0, colon), name)) continue;
+        if (colon == std::string_view::npos || !iequals_ascii(line.substr(0, colon), name)) continue;
         auto value = line.substr(colon + 1);
         while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
         return value;

@@ -1,5 +1,6 @@
 // voice-broker: reads the settings, then runs the server until a signal stops it.
 #include "voice_broker/config.hpp"
+#include "voice_broker/env_file.hpp"
 #include "voice_broker/healthcheck.hpp"
 #include "voice_broker/logging.hpp"
 #include "voice_broker/server.hpp"

@@ -1,92 +1,32 @@
-// server: the listener, TLS detection on the single port, signals and the two-phase shutdown.
+// server: the listener, signals, SIGHUP reloads and the two-phase shutdown.  It owns the I/O
+// threads (one io_context each), the session service, the router and the shared context.
 #include "voice_broker/server.hpp"
 
+#include "session_entry_points.hpp"
+#include "tls_detector.hpp"
 #include "voice_broker/certificate.hpp"
+#include "voice_broker/file_io.hpp"
 #include "voice_broker/metrics.hpp"
 #include "voice_broker/openai_client.hpp"
 #include "voice_broker/router.hpp"
 #include "voice_broker/session_service.hpp"
 #include "voice_broker/static_files.hpp"
 #include "voice_broker/tls_context.hpp"
-#include "server_context.hpp"
 
-#include <boost/beast/core/detect_ssl.hpp>
 #include <spdlog/spdlog.h>
 
-#include <fstream>
-#include <sstream>
 #include <thread>
 
 namespace voice_broker {
-
-// ---- connection bookkeeping -------------------------------------------------------------------
-
-std::uint64_t connection_registry::add(std::weak_ptr<connection> c) {
-    std::lock_guard lock(mutex_);
-    const auto id = next_id_++;
-    live_.emplace(id, std::move(c));
-    return id;
-}
-
-void connection_registry::remove(std::uint64_t id) {
-    std::function<void()> drained;
-    {
-        std::lock_guard lock(mutex_);
-        live_.erase(id);
-        if (live_.empty()) drained = std::exchange(on_empty_, nullptr);
-    }
-    if (drained) drained();
-}
-
-void connection_registry::when_empty(std::function<void()> f) {
-    {
-        std::lock_guard lock(mutex_);
-        if (!f || !live_.empty()) {
-            on_empty_ = std::move(f);
-            return;
-        }
-    }
-    f();
-}
-
-void connection_registry::shutdown_all() {
-    std::vector<std::shared_ptr<connection>> alive;
-    {
-        std::lock_guard lock(mutex_);
-        for (auto& [id, weak] : live_) {
-            if (auto c = weak.lock()) alive.push_back(std::move(c));
-        }
-    }
-    for (auto& c : alive) c->begin_shutdown();
-}
-
-std::size_t connection_registry::size() const {
-    std::lock_guard lock(mutex_);
-    return live_.size();
-}
-
-void fail(const error_code& ec, const char* what, std::uint64_t connection_id) {
-    // The ordinary ways a connection ends are not worth a line.
-    if (ec == net::error::operation_aborted || ec == beast::error::timeout || ec == net::error::eof ||
-        ec == net::error::connection_reset || ec == net::error::broken_pipe || ec == net::error::not_connected ||
-        ec == net::ssl::error::stream_truncated || ec == beast::http::error::end_of_stream ||
-        ec == net::error::bad_descriptor) {
-        spdlog::debug("connection {}: {}: {}", connection_id, what, ec.message());
-        return;
-    }
-    spdlog::info("connection {}: {}: {}", connection_id, what, ec.message());
-}
 
 // ---- the server ---------------------------------------------------------------------------------
 
 namespace {
 
 std::string read_text(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw std::runtime_error("cannot read " + path);
-    std::ostringstream out;
-    out << in.rdbuf();
-    return out.str();
+    auto text = read_file(path);
+    if (!text) throw std::runtime_error("cannot read " + path);
+    return std::move(*text);
 }
 
 std::shared_ptr<ssl::context> load_tls(const config& c) {
@@ -135,7 +75,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     owning_io_context& ioc;
     std::vector<net::executor_work_guard<io_executor>> keep_running;
     std::size_t next_context = 0;
-    metrics stats;
+    metrics counters;
     std::shared_ptr<realtime_upstream> upstream;
     std::shared_ptr<session_service> service;
     std::shared_ptr<router> routes;
@@ -165,11 +105,15 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     void init() {
         tls = load_tls(settings);
         upstream = options.upstream;
-        if (!upstream && !settings.openai.api_key.empty()) upstream = make_openai_client(settings.openai, stats);
-        service = session_service::create(ioc, settings, stats, upstream);
-        routes = std::make_shared<router>(service, stats, static_files::load(settings.static_dir));
-        ctx = std::make_shared<server_context>(settings, routes, service, stats);
+        if (!upstream && !settings.openai.api_key.empty()) upstream = make_openai_client(settings.openai, counters);
+        service = session_service::create(ioc, settings, counters, upstream);
+        listen();
+        routes = std::make_shared<router>(routing_settings{settings.trusted_proxies, bound_port}, service, counters,
+                                          static_files::load(settings.static_dir));
+        ctx = std::make_shared<server_context>(settings, routes, service, counters);
+    }
 
+    void listen() {
         error_code ec;
         const auto address = net::ip::make_address(settings.host, ec);
         if (ec) throw std::runtime_error("HOST " + settings.host + " is not an IP address");
@@ -181,7 +125,6 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
         if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
         if (ec) throw std::runtime_error("cannot listen on " + where + ": " + ec.message());
         bound_port = acceptor.local_endpoint().port();
-        ctx->public_port = bound_port;
     }
 
     void start_accepting() {
@@ -239,78 +182,32 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
             spdlog::info("accept: {}", ec.message());
             return do_accept();
         }
-        const auto open = stats.open_connections.fetch_add(1, std::memory_order_relaxed);
-        connection_slot slot(&stats.open_connections);
+        const auto open = counters.open_connections.fetch_add(1, std::memory_order_relaxed);
+        counted_connection count(&counters.open_connections);
         if (static_cast<std::size_t>(open) >= settings.limits.max_connections) {
-            stats.connections_rejected.fetch_add(1, std::memory_order_relaxed);
+            counters.connections_rejected.fetch_add(1, std::memory_order_relaxed);
             error_code ignored;
-            socket.close(ignored);  // the slot's destructor gives the count back
+            socket.close(ignored);  // the count's destructor gives it back
         } else {
             socket.set_option(tcp::no_delay(true), ec);
             // The connection starts on its own thread, where all its handlers will run.
             auto executor = socket.get_executor();
-            net::dispatch(executor, [self = shared_from_this(), socket = std::move(socket), slot = std::move(slot)]() mutable {
-                self->start_connection(std::move(socket), std::move(slot));
+            net::dispatch(executor, [self = shared_from_this(), socket = std::move(socket), count = std::move(count)]() mutable {
+                self->start_connection(std::move(socket), std::move(count));
             });
         }
         do_accept();
     }
 
-    void start_connection(tcp_socket socket, connection_slot slot) {
+    void start_connection(tcp_socket socket, counted_connection count) {
         std::shared_ptr<ssl::context> tls_now;
         {
             std::lock_guard lock(tls_mutex);
             tls_now = tls;
         }
-        if (!tls_now) return run_plain_http(std::move(socket), ctx, std::move(slot), false);
-        // One port for both: TLS is detected from the first byte; plain HTTP gets a redirect.
-        std::make_shared<tls_detector>(std::move(socket), std::move(tls_now), ctx, std::move(slot))->run();
+        if (!tls_now) return run_plain_http(std::move(socket), ctx, std::move(count), false);
+        detect_tls(std::move(socket), std::move(tls_now), ctx, std::move(count));
     }
-
-    // Peeks at the first byte (a TLS handshake record starts with 0x16) without consuming it, so
-    // the TLS or HTTP session then reads the connection from its very start.
-    struct tls_detector : std::enable_shared_from_this<tls_detector> {
-        tcp_socket socket;
-        std::shared_ptr<ssl::context> tls;
-        std::shared_ptr<server_context> ctx;
-        connection_slot slot;
-        net::basic_waitable_timer<std::chrono::steady_clock, net::wait_traits<std::chrono::steady_clock>, io_executor> timer;
-
-        tls_detector(tcp_socket s, std::shared_ptr<ssl::context> t, std::shared_ptr<server_context> c, connection_slot sl)
-            : socket(std::move(s)), tls(std::move(t)), ctx(std::move(c)), slot(std::move(sl)), timer(socket.get_executor()) {}
-
-        void run() {
-            timer.expires_after(ctx->settings.limits.tls_handshake_timeout);
-            timer.async_wait([weak = weak_from_this()](error_code ec) {
-                auto self = weak.lock();
-                if (ec || !self) return;
-                error_code ignored;
-                self->socket.close(ignored);  // said nothing in time: the pending wait ends
-            });
-            wait();
-        }
-
-        void wait() {
-            socket.async_wait(tcp::socket::wait_read, [self = shared_from_this()](error_code ec) { self->on_readable(ec); });
-        }
-
-        void on_readable(error_code ec) {
-            if (ec) return fail(ec, "detect", 0);
-            unsigned char first = 0;
-            const auto n = ::recv(socket.native_handle(), &first, 1, MSG_PEEK | MSG_DONTWAIT);
-            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return wait();
-            if (n <= 0) return;  // closed before saying anything
-            timer.cancel();
-            if (first != 0x16) return run_plain_http(std::move(socket), ctx, std::move(slot), true);
-            // Each SSL object holds a reference to its SSL_CTX, so a certificate reload cannot
-            // pull the context from under a live stream.
-            try {
-                run_tls_http(tls_stream(std::move(socket), *tls), ctx, std::move(slot));
-            } catch (const boost::system::system_error& e) {  // OpenSSL could not make the connection object
-                spdlog::warn("tls: dropping a connection: {}", e.what());
-            }
-        }
-    };
 
     void reload(const config& fresh) {
         try {
@@ -371,8 +268,7 @@ server::~server() {
 }
 
 std::uint16_t server::port() const { return impl_->bound_port; }
-bool server::tls() const { return impl_->tls != nullptr; }
-metrics& server::stats() { return impl_->stats; }
+metrics& server::counters() { return impl_->counters; }
 
 void server::start() {
     impl_->start_accepting();

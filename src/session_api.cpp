@@ -1,35 +1,27 @@
 #include "voice_broker/session_api.hpp"
 
 #include "voice_broker/api_response.hpp"
-#include "voice_broker/ticket.hpp"
+#include "voice_broker/secure_equals.hpp"
+#include "voice_broker/status_renderer.hpp"
+#include "voice_broker/visitor_ticket.hpp"
 
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 
 namespace voice_broker {
 
-nlohmann::json limits_json(const session_limits& limits) {
-    auto warnings = nlohmann::json::array();
-    for (auto w : limits.warnings) {
-        if (w < limits.session_duration) warnings.push_back(w.count());
-    }
-    return {{"maxConcurrentUsers", limits.max_concurrent_users},
-            {"sessionSeconds", limits.session_duration.count()},
-            {"warningSeconds", warnings}};
-}
-
 namespace {
 
-std::string ticket_cookie_header(const std::string& ticket, bool secure, bool clear) {
-    std::string out = std::string(ticket_cookie) + "=" + (clear ? "" : ticket) +
-                      "; Path=/; HttpOnly; SameSite=Strict; Max-Age=" + (clear ? "0" : "86400");
-    if (secure) out += "; Secure";
-    return out;
-}
+std::optional<std::string> request_ticket(const http_request& req) { return find_ticket(req, ticket_sources::api); }
 
 http_response status_response(const entry_status& s, session_api_context& ctx) {
-    return json_response(200, status_json(s, ctx.broker.limits(), ctx.clock));
+    http_response res;
+    res.set_header("Content-Type", "application/json");
+    res.set_header("Cache-Control", "no-store");
+    res.body = status_renderer(ctx.broker.limits(), ctx.wall_clock).answer(s);
+    return res;
 }
 
 http_response no_ticket() {
@@ -72,12 +64,12 @@ api_outcome stats(session_api_context& ctx) {
     auto sessions = nlohmann::json::array();
     std::chrono::milliseconds running{0};
     for (const auto& s : ctx.broker.active_sessions()) {
-        sessions.push_back({{"startedAt", format_iso8601(ctx.clock.to_wall(s.started_at))},
+        sessions.push_back({{"startedAt", format_iso8601(ctx.wall_clock.to_wall(s.started_at))},
                             {"remainingSeconds", seconds_until(ctx.now, s.expires_at)}});
         running += std::chrono::duration_cast<std::chrono::milliseconds>(ctx.now - s.started_at);
     }
     const auto& limits = ctx.broker.limits();
-    const auto today = ctx.usage.today(ctx.clock.to_wall(ctx.now), running);
+    const auto today = ctx.usage.today(ctx.wall_clock.to_wall(ctx.now), running);
     const double minutes = static_cast<double>(limits.session_duration.count()) / 60.0;
     return {json_response(
         200, {{"activeSessions", ctx.broker.active_count()},
@@ -137,17 +129,14 @@ api_outcome token(const http_request& req, session_api_context& ctx) {
         return {api_error(409, "relay_mode",
                           "This server opens calls itself: post the SDP offer to /api/session?action=connect.")};
     }
-    if (ctx.settings.openai.api_key.empty()) {
-        return {api_error(503, "not_configured",
-                          "OpenAI is not configured on this server: the operator must set OPENAI_API_KEY in .env.local.")};
-    }
+    if (ctx.settings.openai.api_key.empty()) return {openai_not_configured()};
     const auto status = ctx.broker.status(*ticket, ctx.now);
     if (!status) return {unknown_ticket()};
     if (auto refused = reserve_upstream_use(*ticket, ctx)) return {*refused};
     const auto left = std::chrono::seconds{status->remaining_seconds};
     const auto ttl = std::clamp(std::min(ctx.settings.openai.token_ttl, left), std::chrono::seconds{10},
                                 std::chrono::seconds{7200});
-    return {{}, upstream_work{upstream_work::kind::mint_token, *ticket, ttl, {}}};
+    return {{}, upstream_work{upstream_work::kind::mint_token, status->entry_id, ttl, {}}};
 }
 
 api_outcome record_call(const http_request& req, session_api_context& ctx) {
@@ -171,7 +160,7 @@ api_outcome record_call(const http_request& req, session_api_context& ctx) {
     if (ctx.settings.openai.mode == realtime_mode::relay) {
         return {api_error(409, "relay_mode", "In relay mode the server tracks the call itself.")};
     }
-    auto& calls = ctx.call_ids[*ticket];
+    auto& calls = ctx.call_ids[status->entry_id];
     if (std::find(calls.begin(), calls.end(), call_id) == calls.end()) {
         if (calls.size() >= max_calls_per_session) {
             return {api_error(429, "call_limit", "This session already registered the most calls it may.")};
@@ -187,49 +176,22 @@ api_outcome connect(const http_request& req, session_api_context& ctx) {
     if (ctx.settings.openai.mode != realtime_mode::relay) {
         return {api_error(409, "token_mode", "This server uses token mode: request a key with action=token.")};
     }
-    if (ctx.settings.openai.api_key.empty()) {
-        return {api_error(503, "not_configured",
-                          "OpenAI is not configured on this server: the operator must set OPENAI_API_KEY in .env.local.")};
-    }
+    if (ctx.settings.openai.api_key.empty()) return {openai_not_configured()};
     if (req.header("content-type").rfind("application/sdp", 0) != 0) {
         return {api_error(415, "unsupported_media_type", "Send the SDP offer with Content-Type: application/sdp.")};
     }
     if (req.body.rfind("v=0", 0) != 0) return {api_error(400, "bad_sdp", "The body is not an SDP offer.")};
-    if (!ctx.broker.status(*ticket, ctx.now)) return {unknown_ticket()};
+    const auto status = ctx.broker.status(*ticket, ctx.now);
+    if (!status) return {unknown_ticket()};
     if (auto refused = reserve_upstream_use(*ticket, ctx)) return {*refused};
-    return {{}, upstream_work{upstream_work::kind::relay_offer, *ticket, {}, req.body}};
+    return {{}, upstream_work{upstream_work::kind::relay_offer, status->entry_id, {}, req.body}};
 }
 
 }  // namespace
 
-std::optional<std::string> request_ticket(const http_request& req) {
-    if (auto h = req.header("x-session-ticket"); !h.empty()) return std::string(h);
-    if (auto c = req.cookie(ticket_cookie); c && !c->empty()) return c;
-    return std::nullopt;
-}
-
-nlohmann::json status_json(const entry_status& s, const session_limits& limits, const wall_clock_mapping& clock) {
-    nlohmann::json out = {{"ticket", s.ticket},
-                          {"state", to_string(s.state)},
-                          {"queueLength", s.queue_length},
-                          {"remainingSeconds", s.remaining_seconds},
-                          {"limits", limits_json(limits)}};
-    switch (s.state) {
-    case entry_state::queued:
-        out["position"] = s.position;
-        out["etaSeconds"] = s.eta_seconds;
-        break;
-    case entry_state::active:
-        out["startedAt"] = format_iso8601(clock.to_wall(s.started_at));
-        out["expiresAt"] = format_iso8601(clock.to_wall(s.expires_at));
-        out["confirmed"] = s.confirmed;
-        out["etaSeconds"] = 0;
-        break;
-    case entry_state::ended:
-        out["reason"] = to_string(s.reason);
-        break;
-    }
-    return out;
+http_response openai_not_configured() {
+    return api_error(503, "not_configured",
+                     "OpenAI is not configured on this server: the operator must set OPENAI_API_KEY in .env.local.");
 }
 
 bool is_stats_request(const http_request& req) {

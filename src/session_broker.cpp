@@ -39,10 +39,21 @@ const session_broker::entry* session_broker::find(std::string_view ticket) const
     return id == ids_.end() ? nullptr : &entries_.at(id->second);
 }
 
-std::optional<std::uint64_t> session_broker::entry_id(std::string_view ticket) const {
-    auto id = ids_.find(ticket);
-    if (id == ids_.end()) return std::nullopt;
-    return id->second;
+std::string_view session_broker::ticket_of(std::uint64_t entry_id) const {
+    const auto it = entries_.find(entry_id);
+    return it == entries_.end() ? std::string_view{} : std::string_view(it->second.ticket);
+}
+
+session_broker::entry* session_broker::find_live(std::uint64_t id) {
+    auto it = entries_.find(id);
+    return it == entries_.end() || it->second.state == entry_state::ended ? nullptr : &it->second;
+}
+
+// A sign of life: the visitor is here, which also confirms a fresh admission.
+void session_broker::touch(entry& e, steady_time now) {
+    e.last_seen = now;
+    if (e.state == entry_state::active) e.confirmed = true;
+    reindex(e);
 }
 
 session_broker::entry& session_broker::create(const std::string& ticket, steady_time now) {
@@ -59,9 +70,7 @@ session_broker::entry& session_broker::create(const std::string& ticket, steady_
 join_outcome session_broker::join(const std::string& fresh_ticket, const std::string* existing, steady_time now) {
     if (existing) {
         if (auto* e = find_live(*existing)) {
-            e->last_seen = now;  // asking again is a sign of life
-            if (e->state == entry_state::active) e->confirmed = true;
-            reindex(*e);
+            touch(*e, now);  // asking again is a sign of life
             return {join_outcome::kind::existing, make_status(*e, now)};
         }
     }
@@ -90,24 +99,26 @@ std::optional<entry_status> session_broker::status(std::string_view ticket, stea
 std::optional<entry_status> session_broker::heartbeat(std::string_view ticket, steady_time now) {
     auto* e = find_live(ticket);
     if (!e) return status(ticket, now);
-    e->last_seen = now;
-    if (e->state == entry_state::active) e->confirmed = true;
-    reindex(*e);
+    touch(*e, now);
     return make_status(*e, now);
 }
 
-bool session_broker::channel_opened(std::string_view ticket, steady_time now) {
-    auto* e = find_live(ticket);
-    if (!e) return false;
-    ++e->open_channels;
-    e->last_seen = now;
-    if (e->state == entry_state::active) e->confirmed = true;
-    reindex(*e);
-    return true;
+void session_broker::heartbeat(std::uint64_t entry_id, steady_time now) {
+    if (auto* e = find_live(entry_id)) touch(*e, now);
 }
 
-void session_broker::channel_closed(std::string_view ticket, steady_time now) {
-    auto* e = find_live(ticket);
+channel_opening session_broker::channel_opened(std::string_view ticket, steady_time now) {
+    const auto* known = find(ticket);
+    if (!known) return {};
+    if (known->state == entry_state::ended) return {channel_opening::kind::ended, make_status(*known, now)};
+    auto& e = entries_.at(known->id);
+    ++e.open_channels;
+    touch(e, now);
+    return {channel_opening::kind::opened, make_status(e, now)};
+}
+
+void session_broker::channel_closed(std::uint64_t entry_id, steady_time now) {
+    auto* e = find_live(entry_id);
     if (!e || e->open_channels == 0) return;
     --e->open_channels;
     e->last_seen = now;  // the heartbeat timeout runs from the moment the channel closed
@@ -152,9 +163,7 @@ session_broker::token_reservation session_broker::reserve_token(std::string_view
     if (!e || e->state != entry_state::active || now >= e->expires_at) return token_reservation::not_active;
     if (e->tokens_minted >= max_per_session) return token_reservation::limit_reached;
     ++e->tokens_minted;
-    e->confirmed = true;
-    e->last_seen = now;
-    reindex(*e);
+    touch(*e, now);  // minting proves presence
     return token_reservation::reserved;
 }
 
@@ -173,10 +182,11 @@ void session_broker::admit(entry& e, steady_time now) {
     if (e.open_channels > 0) e.confirmed = true;  // the WebSocket that will carry the news is open
     e.admission_deadline = now + limits_.admission_grace;
     active_.insert(e.id);
-    broker_event ev{broker_event::kind::admitted, e.ticket, e.id};
-    ev.waited_since = e.joined_at;
-    emit(std::move(ev));
     reindex(e);
+    broker_event ev{broker_event::kind::admitted, e.id};
+    ev.waited_since = e.joined_at;
+    ev.status = make_status(e, now);
+    emit(std::move(ev));
 }
 
 void session_broker::admit_waiting(steady_time now) {
@@ -204,7 +214,7 @@ void session_broker::end(entry& e, end_reason why, steady_time now) {
     e.state = entry_state::ended;
     e.reason = why;
     e.ended_at = now;
-    broker_event ev{broker_event::kind::ended, e.ticket, e.id};
+    broker_event ev{broker_event::kind::ended, e.id};
     ev.reason = why;
     ev.was_active = was_active;
     ev.started_at = e.started_at;
@@ -218,7 +228,7 @@ void session_broker::end(entry& e, end_reason why, steady_time now) {
 void session_broker::note_queue_changed() {
     if (queue_.empty()) return;
     if (!events_.empty() && events_.back().what == broker_event::kind::queue_changed) return;
-    emit({broker_event::kind::queue_changed, {}, 0});
+    emit({broker_event::kind::queue_changed, 0});
 }
 
 std::optional<steady_time> session_broker::compute_deadline(const entry& e) const {
@@ -255,7 +265,7 @@ void session_broker::process(entry& e, steady_time now) {
     if (e.state == entry_state::active) {
         while (e.next_warning < e.warning_offsets.size() &&
                e.expires_at - e.warning_offsets[e.next_warning] <= now) {
-            broker_event ev{broker_event::kind::warning, e.ticket, e.id};
+            broker_event ev{broker_event::kind::warning, e.id};
             ev.seconds_left = e.warning_offsets[e.next_warning];
             emit(std::move(ev));
             ++e.next_warning;
@@ -324,7 +334,6 @@ entry_status session_broker::make_status(const entry& e, steady_time now) const 
     s.entry_id = e.id;
     s.state = e.state;
     s.queue_length = queue_.size();
-    s.tokens_minted = e.tokens_minted;
     switch (e.state) {
     case entry_state::active:
         s.started_at = e.started_at;

@@ -1,6 +1,8 @@
 #include "voice_broker/session_service.hpp"
 
+#include "published_stats.hpp"
 #include "voice_broker/api_response.hpp"
+#include "voice_broker/auth_throttle.hpp"
 #include "voice_broker/metrics.hpp"
 #include "voice_broker/realtime_upstream.hpp"
 #include "voice_broker/session_api.hpp"
@@ -13,10 +15,12 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
 #include <unordered_map>
+#include <vector>
 
 namespace voice_broker {
 
@@ -24,119 +28,107 @@ namespace net = boost::asio;
 
 namespace {
 
-// A stats answer published for the router, and until when it may be served.
-//
-// Staleness rule.  The copy is withdrawn, on the strand, as soon as anything that stats shows
-// and that is not a function of time changes: the number of holders or of queued visitors, an
-// admission or an end (the session list, today's counters), a reload (limits, cost).
-// after_change() does it before it pushes anything and before the answer to whatever made the
-// change is sent, so nobody who learnt of a change can then read a copy from before it.  What is
-// left is time itself: uptimeSeconds, each session's remainingSeconds and today's minutes and
-// cost.  So the copy is served only until the next whole second of uptime, where uptimeSeconds
-// changes (it is therefore always exact), and never past the broker's next deadline, where an
-// expiry or an abandonment may change who holds a slot.  remainingSeconds, minutesUsed and
-// estimatedCostUsd are thus less than a second old, like an answer that took that long to
-// arrive; who is active or queued is never wrong.
-struct stats_snapshot {
-    http_response answer;  // body and header lines are shared: serving it copies two pointers
-    steady_time fresh_until;
-};
+std::shared_ptr<const std::string> shared_text(std::string text) {
+    return std::make_shared<const std::string>(std::move(text));
+}
 
-// What stats shows besides time, as the service can tell cheaply that it changed.
-struct stats_inputs {
-    std::size_t active = 0;
-    std::size_t queued = 0;
-    std::uint64_t changes = 0;  // admissions, ends and reloads so far
-    bool operator==(const stats_inputs&) const = default;
-};
+std::shared_ptr<const std::string> ended_message(end_reason why) {
+    return shared_text(nlohmann::json{{"type", "ended"}, {"reason", to_string(why)}}.dump());
+}
 
 class service_impl final : public session_service {
 public:
-    service_impl(net::io_context& ioc, const config& settings, metrics& stats, std::shared_ptr<realtime_upstream> upstream,
-                 std::function<steady_time()> read_clock)
-        : read_clock_(std::move(read_clock)),
+    service_impl(net::io_context& ioc, const config& settings, metrics& counters, std::shared_ptr<realtime_upstream> upstream,
+                 std::function<steady_time()> clock)
+        : clock_(std::move(clock)),
           strand_(net::make_strand(ioc)),
           timer_(strand_),
           settings_(settings),
-          metrics_(stats),
+          metrics_(counters),
           upstream_(std::move(upstream)),
           broker_(settings.session),
           usage_(settings.cost_per_minute_usd),
-          clock_(wall_clock_mapping::now()),
-          started_at_(read_clock_()) {}
+          wall_clock_(wall_clock_mapping::now()),
+          started_at_(clock_()) {}
 
-    void handle(http_request req, std::function<void(http_response)> respond) override {
-        net::post(strand_, [self = self(), req = std::move(req), respond = std::move(respond)]() mutable {
-            self->on_request(req, respond);
+    void handle(http_request req, responder respond) override {
+        on_strand([req = std::move(req), respond = std::move(respond)](service_impl& self) mutable {
+            self.on_request(req, respond);
         });
     }
 
-    void open_channel(std::string ticket, std::shared_ptr<live_channel> channel) override {
-        net::post(strand_, [self = self(), ticket = std::move(ticket), channel = std::move(channel)] {
-            self->on_open_channel(ticket, channel);
+    channel_id open_channel(std::string ticket, std::shared_ptr<live_channel> channel) override {
+        const auto id = next_channel_id_.fetch_add(1, std::memory_order_relaxed);
+        on_strand([id, ticket = std::move(ticket), channel = std::move(channel)](service_impl& self) {
+            self.on_open_channel(id, ticket, channel);
+        });
+        return id;
+    }
+
+    void channel_message(channel_id id, std::string text) override {
+        on_strand([id, text = std::move(text)](service_impl& self) {
+            const auto msg = nlohmann::json::parse(text, nullptr, false);
+            if (msg.is_discarded() || !msg.is_object() || msg.value("type", "") != "heartbeat") return;
+            const auto entry = self.channel_entries_.find(id);
+            if (entry == self.channel_entries_.end()) return;
+            self.broker_.heartbeat(entry->second, self.now());
+            self.after_change();
         });
     }
 
-    void close_channel(std::string ticket, live_channel* channel) override {
-        net::post(strand_, [self = self(), ticket = std::move(ticket), channel] {
-            const auto id = self->broker_.entry_id(ticket);
-            if (!id) return;
-            auto it = self->channels_.find(*id);
-            if (it == self->channels_.end()) return;
-            auto& list = it->second;
-            const auto removed = std::erase_if(list, [channel](const auto& c) { return c.get() == channel; });
-            if (list.empty()) self->channels_.erase(it);
-            if (removed == 0) return;
-            self->broker_.channel_closed(ticket, self->now());
-            self->after_change();
-        });
-    }
-
-    void channel_heartbeat(std::string ticket) override {
-        net::post(strand_, [self = self(), ticket = std::move(ticket)] {
-            self->broker_.heartbeat(ticket, self->now());
-            self->after_change();
-        });
+    void close_channel(channel_id id) override {
+        on_strand([id](service_impl& self) { self.on_close_channel(id); });
     }
 
     void reload(const config& settings) override {
-        net::post(strand_, [self = self(), session = settings.session, cost = settings.cost_per_minute_usd,
-                            admin = settings.admin_token] {
-            self->settings_.session = session;
-            self->settings_.cost_per_minute_usd = cost;
-            self->settings_.admin_token = admin;
-            self->usage_.set_cost_per_minute(cost);
-            ++self->stats_changes_;
-            self->broker_.reload(session, self->now());
-            self->after_change();
+        on_strand([session = settings.session, cost = settings.cost_per_minute_usd,
+                   admin = settings.admin_token](service_impl& self) {
+            self.settings_.session = session;
+            self.settings_.cost_per_minute_usd = cost;
+            self.settings_.admin_token = admin;
+            self.usage_.set_cost_per_minute(cost);
+            ++self.stats_changes_;
+            self.broker_.reload(session, self.now());
+            self.after_change();
             spdlog::info("session limits reloaded: {} slot(s), {} s sessions, queue of {}", session.max_concurrent_users,
                          session.session_duration.count(), session.max_queue_length);
         });
     }
 
     void shutdown(std::function<void()> done) override {
-        net::post(strand_, [self = self(), done = std::move(done)] {
-            self->shutting_down_ = true;
-            self->broker_.shutdown(self->now());
-            self->after_change();
-            self->timer_.cancel();
+        on_strand([done = std::move(done)](service_impl& self) {
+            self.shutting_down_ = true;
+            self.broker_.shutdown(self.now());
+            self.after_change();
+            self.timer_.cancel();
             done();
         });
     }
 
-    std::optional<http_response> fresh_stats_answer() const override {
-        const auto snapshot = stats_snapshot_.load(std::memory_order_acquire);
-        if (!snapshot || now() >= snapshot->fresh_until) return std::nullopt;
-        return snapshot->answer;
-    }
+    std::optional<http_response> fresh_stats_answer() const override { return published_stats_.fresh(now()); }
 
 private:
     std::shared_ptr<service_impl> self() { return std::static_pointer_cast<service_impl>(shared_from_this()); }
-    steady_time now() const { return read_clock_(); }
+    steady_time now() const { return clock_(); }
 
-    void on_request(const http_request& req, std::function<void(http_response)>& respond) {
-        session_api_context ctx{broker_, usage_, admin_throttle_, settings_, clock_, now(), started_at_,
-                                call_ids_, [] { return make_ticket(); }, shutting_down_};
+    // Runs `work` on the strand.  An exception escaping it is caught here, at the boundary, and
+    // logged: the broker's owner keeps running for everyone else (a request's responder, dropped
+    // by the unwinding, answers 500 on its own).
+    template <class Work>
+    void on_strand(Work work) {
+        net::post(strand_, [self = self(), work = std::move(work)]() mutable {
+            try {
+                work(*self);
+            } catch (const std::exception& e) {
+                spdlog::error("session service: {}; carrying on", e.what());
+            }
+        });
+    }
+
+    void on_request(const http_request& req, responder& respond) {
+        session_api_context ctx{broker_,     usage_,   admin_throttle_, settings_,
+                                wall_clock_, now(),    started_at_,     call_ids_,
+                                [] { return make_ticket(); }, shutting_down_};
         auto outcome = handle_session_api(req, ctx);
         after_change();
         if (!outcome.upstream) {
@@ -146,84 +138,84 @@ private:
         start_upstream(std::move(*outcome.upstream), std::move(respond));
     }
 
-    // Keeps a copy of this stats answer, built at `built_at`, for fresh_stats_answer().
+    stats_inputs current_stats_inputs() const { return {broker_.active_count(), broker_.queue_length(), stats_changes_}; }
+
     void publish_stats(http_response& answer, steady_time built_at) {
-        answer.shared_body = std::make_shared<const std::string>(std::move(answer.body));
-        answer.body.clear();
-        // Its headers rendered once too: serving the copy then allocates nothing.
-        std::string lines;
-        for (const auto& [name, value] : answer.headers) lines.append(name).append(": ").append(value).append("\r\n");
-        answer.prepared_head = std::make_shared<const std::string>(std::move(lines));
-        answer.headers.clear();
         const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(built_at - started_at_);
         auto fresh_until = started_at_ + uptime + std::chrono::seconds{1};
         if (const auto deadline = broker_.next_deadline()) fresh_until = std::min(fresh_until, *deadline);
-        stats_snapshot_.store(std::make_shared<const stats_snapshot>(stats_snapshot{answer, fresh_until}),
-                              std::memory_order_release);
-        published_for_ = current_stats_inputs();
+        published_stats_.publish(answer, current_stats_inputs(), fresh_until);
     }
 
-    stats_inputs current_stats_inputs() const {
-        return {broker_.active_count(), broker_.queue_length(), stats_changes_};
-    }
-
-    // See stats_snapshot: called after every change, on the strand.
-    void withdraw_stale_stats() {
-        if (!published_for_ || *published_for_ == current_stats_inputs()) return;
-        stats_snapshot_.store(nullptr, std::memory_order_release);
-        published_for_.reset();
-    }
-
-    void start_upstream(upstream_work work, std::function<void(http_response)> respond) {
-        if (!upstream_) {
-            return respond(api_error(503, "not_configured",
-                                     "OpenAI is not configured on this server: the operator must set OPENAI_API_KEY."));
-        }
+    void start_upstream(upstream_work work, responder respond_now) {
+        if (!upstream_) return respond_now(openai_not_configured());
+        // The upstream's callbacks are copyable functions; the responder is shared with them, and
+        // answers 500 by itself should the upstream drop the callback without calling it.
+        auto respond = std::make_shared<responder>(std::move(respond_now));
         if (work.what == upstream_work::kind::mint_token) {
-            upstream_->mint_token(work.ttl, [self = self(), respond = std::move(respond)](http_response res) mutable {
-                net::post(self->strand_, [self, res = std::move(res), respond = std::move(respond)]() mutable {
+            upstream_->mint_token(work.ttl, [self = self(), respond](http_response res) {
+                net::post(self->strand_, [self, res = std::move(res), respond]() mutable {
                     if (res.status == 200) self->metrics_.tokens_minted.fetch_add(1, std::memory_order_relaxed);
-                    respond(std::move(res));
+                    (*respond)(std::move(res));
                 });
             });
             return;
         }
-        upstream_->relay_offer(std::move(work.sdp_offer), [self = self(), ticket = work.ticket,
-                                                            respond = std::move(respond)](
-                                                               realtime_upstream::call_result result) mutable {
-            net::post(self->strand_, [self, ticket = std::move(ticket), result = std::move(result),
-                                      respond = std::move(respond)]() mutable {
-                if (result.call_id) {
-                    const auto s = self->broker_.status(ticket, self->now());
-                    if (s && s->state == entry_state::active) {
-                        self->call_ids_[ticket].push_back(*result.call_id);
-                    } else {
-                        // The session ended while the call was being opened: end the call too.
-                        self->upstream_->hang_up(*result.call_id);
-                        self->metrics_.hangups_sent.fetch_add(1, std::memory_order_relaxed);
-                    }
-                }
-                respond(std::move(result.response));
+        upstream_->relay_offer(std::move(work.sdp_offer), [self = self(), entry_id = work.entry_id,
+                                                            respond](realtime_upstream::call_result result) {
+            net::post(self->strand_, [self, entry_id, result = std::move(result), respond]() mutable {
+                if (result.call_id) self->adopt_relayed_call(entry_id, *result.call_id);
+                (*respond)(std::move(result.response));
             });
         });
     }
 
-    void on_open_channel(const std::string& ticket, const std::shared_ptr<live_channel>& channel) {
-        const auto t = now();
-        if (!broker_.channel_opened(ticket, t)) {
-            const auto s = broker_.status(ticket, t);
-            nlohmann::json msg = s ? nlohmann::json{{"type", "ended"}, {"reason", to_string(s->reason)}}
-                                   : nlohmann::json{{"type", "error"},
-                                                    {"error",
-                                                     {{"code", "unknown_ticket"},
-                                                      {"message", "This ticket is unknown or has expired; join again."}}}};
-            channel->push(std::make_shared<const std::string>(msg.dump()), false);
-            channel->finish();
+    // A call the server opened for this session: kept for the hang-up, or, when the session ended
+    // while the call was being opened, ended at once.
+    void adopt_relayed_call(std::uint64_t entry_id, const std::string& call_id) {
+        if (broker_.holds_slot(entry_id)) {
+            call_ids_[entry_id].push_back(call_id);
             return;
         }
-        channels_[*broker_.entry_id(ticket)].push_back(channel);
+        upstream_->hang_up(call_id);
+        metrics_.hangups_sent.fetch_add(1, std::memory_order_relaxed);
+    }
+
+    void on_open_channel(channel_id id, const std::string& ticket, const std::shared_ptr<live_channel>& channel) {
+        const auto opening = broker_.channel_opened(ticket, now());
+        switch (opening.what) {
+        case channel_opening::kind::unknown:
+            channel->push(shared_text(nlohmann::json{{"type", "error"},
+                                                     {"error",
+                                                      {{"code", "unknown_ticket"},
+                                                       {"message", "This ticket is unknown or has expired; join again."}}}}
+                                          .dump()),
+                          false);
+            return channel->finish();
+        case channel_opening::kind::ended:
+            channel->push(ended_message(opening.status.reason), false);
+            return channel->finish();
+        case channel_opening::kind::opened:
+            break;
+        }
+        const auto entry_id = opening.status.entry_id;
+        channel_entries_.emplace(id, entry_id);
+        channels_[entry_id].push_back({id, channel});
         after_change();
-        if (const auto s = broker_.status(ticket, t)) push_status(*s);
+        push_status(opening.status);
+    }
+
+    void on_close_channel(channel_id id) {
+        const auto entry = channel_entries_.find(id);
+        if (entry == channel_entries_.end()) return;
+        const auto entry_id = entry->second;
+        channel_entries_.erase(entry);
+        if (auto it = channels_.find(entry_id); it != channels_.end()) {
+            std::erase_if(it->second, [id](const open_channel_ref& c) { return c.id == id; });
+            if (it->second.empty()) channels_.erase(it);
+        }
+        broker_.channel_closed(entry_id, now());
+        after_change();
     }
 
     // Drains the broker's events into pushes, hang-ups and metrics, then re-arms the timer.
@@ -234,23 +226,19 @@ private:
         for (const auto& ev : events) {
             if (ev.what == broker_event::kind::admitted || ev.what == broker_event::kind::ended) ++stats_changes_;
         }
-        withdraw_stale_stats();  // before any push below can tell a visitor what changed
-        for (auto& ev : events) {
+        published_stats_.withdraw_if_changed(current_stats_inputs());  // before any push can tell of a change
+        for (const auto& ev : events) {
             switch (ev.what) {
-            case broker_event::kind::admitted: {
-                metrics_.admissions.fetch_add(1, std::memory_order_relaxed);
-                metrics_.queue_wait_seconds.observe(std::chrono::duration<double>(t - ev.waited_since).count());
-                usage_.session_started(clock_.to_wall(t));
-                spdlog::info("session: visitor admitted after waiting {} s",
-                             std::chrono::duration_cast<std::chrono::seconds>(t - ev.waited_since).count());
-                if (const auto s = broker_.status(ev.ticket, t)) push_status(*s);
+            case broker_event::kind::admitted:
+                on_admitted(ev, t);
                 break;
-            }
             case broker_event::kind::warning: {
                 metrics_.warnings_sent.fetch_add(1, std::memory_order_relaxed);
                 const auto secs = ev.seconds_left.count();
-                nlohmann::json msg = {{"type", "warning"}, {"minutesLeft", (secs + 59) / 60}, {"remainingSeconds", secs}};
-                push(ev.entry_id, std::make_shared<const std::string>(msg.dump()), false);
+                push(ev.entry_id,
+                     shared_text(nlohmann::json{{"type", "warning"}, {"minutesLeft", (secs + 59) / 60}, {"remainingSeconds", secs}}
+                                     .dump()),
+                     false);
                 break;
             }
             case broker_event::kind::ended:
@@ -267,15 +255,24 @@ private:
         arm_timer();
     }
 
+    void on_admitted(const broker_event& ev, steady_time t) {
+        const auto waited = t - ev.waited_since;
+        metrics_.admissions.fetch_add(1, std::memory_order_relaxed);
+        metrics_.queue_wait_seconds.observe(std::chrono::duration<double>(waited).count());
+        usage_.session_started(wall_clock_.to_wall(t));
+        spdlog::info("session: visitor admitted after waiting {} s", std::chrono::duration_cast<std::chrono::seconds>(waited).count());
+        push_status(ev.status);
+    }
+
     void on_ended(const broker_event& ev, steady_time t) {
         metrics_.ends_by_reason[static_cast<std::size_t>(ev.reason)].fetch_add(1, std::memory_order_relaxed);
         if (ev.was_active) {
             const auto talked = std::chrono::duration_cast<std::chrono::milliseconds>(t - ev.started_at);
-            usage_.session_ended(clock_.to_wall(t), talked);
+            usage_.session_ended(wall_clock_.to_wall(t), talked);
             spdlog::info("session: ended ({}) after {} s", to_string(ev.reason), talked.count() / 1000);
         }
         // The one path every end takes: the upstream call is hung up here.
-        if (auto calls = call_ids_.find(ev.ticket); calls != call_ids_.end()) {
+        if (auto calls = call_ids_.find(ev.entry_id); calls != call_ids_.end()) {
             for (auto& call_id : calls->second) {
                 if (!upstream_) break;
                 upstream_->hang_up(call_id);
@@ -283,10 +280,12 @@ private:
             }
             call_ids_.erase(calls);
         }
-        nlohmann::json msg = {{"type", "ended"}, {"reason", to_string(ev.reason)}};
-        push(ev.entry_id, std::make_shared<const std::string>(msg.dump()), false);
+        push(ev.entry_id, ended_message(ev.reason), false);
         if (auto it = channels_.find(ev.entry_id); it != channels_.end()) {
-            for (auto& c : it->second) c->finish();
+            for (auto& c : it->second) {
+                channel_entries_.erase(c.id);
+                c.channel->finish();
+            }
             channels_.erase(it);
         }
     }
@@ -295,26 +294,26 @@ private:
     // the document is rendered once per visitor into one string (no JSON objects).
     void broadcast_queue(steady_time t) {
         if (channels_.empty()) return;
-        const status_renderer renderer(broker_.limits(), clock_);
+        const status_renderer renderer(broker_.limits(), wall_clock_);
         broker_.for_each_queued_status(t, [&](const entry_status& s) {
             const auto it = channels_.find(s.entry_id);
             if (it == channels_.end()) return;
-            const auto msg = std::make_shared<const std::string>(renderer.render(s));
-            for (auto& c : it->second) c->push(msg, true);
+            const auto msg = shared_text(renderer.push(s));
+            for (auto& c : it->second) c.channel->push(msg, true);
         });
     }
 
     void push_status(const entry_status& s) {
         auto it = channels_.find(s.entry_id);
         if (it == channels_.end()) return;
-        const auto msg = std::make_shared<const std::string>(status_renderer(broker_.limits(), clock_).render(s));
-        for (auto& c : it->second) c->push(msg, true);
+        const auto msg = shared_text(status_renderer(broker_.limits(), wall_clock_).push(s));
+        for (auto& c : it->second) c.channel->push(msg, true);
     }
 
-    void push(std::uint64_t entry_id, std::shared_ptr<const std::string> msg, bool replaceable) {
+    void push(std::uint64_t entry_id, const std::shared_ptr<const std::string>& msg, bool replaceable) {
         auto it = channels_.find(entry_id);
         if (it == channels_.end()) return;
-        for (auto& c : it->second) c->push(msg, replaceable);
+        for (auto& c : it->second) c.channel->push(msg, replaceable);
     }
 
     void arm_timer() {
@@ -327,12 +326,21 @@ private:
         timer_.async_wait([self = self(), at = *next](boost::system::error_code ec) {
             if (ec || self->armed_for_ != at) return;  // cancelled or superseded
             self->armed_for_.reset();
-            self->broker_.advance(self->now());
-            self->after_change();
+            try {
+                self->broker_.advance(self->now());
+                self->after_change();
+            } catch (const std::exception& e) {
+                spdlog::error("session service: {}; carrying on", e.what());
+            }
         });
     }
 
-    std::function<steady_time()> read_clock_;
+    struct open_channel_ref {
+        channel_id id;
+        std::shared_ptr<live_channel> channel;
+    };
+
+    std::function<steady_time()> clock_;
     net::strand<net::io_context::executor_type> strand_;
     net::steady_timer timer_;
     config settings_;
@@ -341,29 +349,29 @@ private:
     session_broker broker_;
     usage_tracker usage_;
     auth_throttle admin_throttle_;
-    wall_clock_mapping clock_;
+    wall_clock_mapping wall_clock_;
     steady_time started_at_;
-    std::unordered_map<std::uint64_t, std::vector<std::shared_ptr<live_channel>>> channels_;  // by entry id
+    std::atomic<channel_id> next_channel_id_{1};
+    std::unordered_map<std::uint64_t, std::vector<open_channel_ref>> channels_;  // by entry id
+    std::unordered_map<channel_id, std::uint64_t> channel_entries_;              // channel -> entry id
     call_registry call_ids_;
     std::optional<steady_time> armed_for_;
     bool shutting_down_ = false;
-    // The stats answer for the router (any thread reads it), and what it was built from.
-    std::atomic<std::shared_ptr<const stats_snapshot>> stats_snapshot_;
-    std::optional<stats_inputs> published_for_;
+    published_stats published_stats_;
     std::uint64_t stats_changes_ = 0;
 };
 
 }  // namespace
 
-std::shared_ptr<session_service> session_service::create(net::io_context& ioc, const config& settings, metrics& stats,
+std::shared_ptr<session_service> session_service::create(net::io_context& ioc, const config& settings, metrics& counters,
                                                          std::shared_ptr<realtime_upstream> upstream) {
-    return create(ioc, settings, stats, std::move(upstream), [] { return std::chrono::steady_clock::now(); });
+    return create(ioc, settings, counters, std::move(upstream), [] { return std::chrono::steady_clock::now(); });
 }
 
-std::shared_ptr<session_service> session_service::create(net::io_context& ioc, const config& settings, metrics& stats,
+std::shared_ptr<session_service> session_service::create(net::io_context& ioc, const config& settings, metrics& counters,
                                                          std::shared_ptr<realtime_upstream> upstream,
                                                          std::function<steady_time()> clock) {
-    return std::make_shared<service_impl>(ioc, settings, stats, std::move(upstream), std::move(clock));
+    return std::make_shared<service_impl>(ioc, settings, counters, std::move(upstream), std::move(clock));
 }
 
 }  // namespace voice_broker

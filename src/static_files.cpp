@@ -1,14 +1,14 @@
 #include "voice_broker/static_files.hpp"
 
 #include "voice_broker/api_response.hpp"
+#include "voice_broker/ascii.hpp"
+#include "voice_broker/file_io.hpp"
 
 #include <openssl/sha.h>
 #include <zlib.h>
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
 
 namespace voice_broker {
@@ -46,11 +46,7 @@ std::string_view mime_type_for(std::string_view path) {
     if (dot == std::string_view::npos) return "application/octet-stream";
     const auto ext = path.substr(dot);
     for (const auto& [e, type] : table) {
-        if (ext.size() == e.size() && std::equal(ext.begin(), ext.end(), e.begin(), [](char a, char b) {
-                return std::tolower(static_cast<unsigned char>(a)) == b;
-            })) {
-            return type;
-        }
+        if (iequals_ascii(ext, e)) return type;
     }
     return "application/octet-stream";
 }
@@ -188,13 +184,11 @@ std::shared_ptr<const static_files> static_files::load(const std::string& root, 
         if (total + size > limits.max_total_bytes || result->files_.size() >= limits.max_files) {
             throw std::runtime_error("STATIC_DIR " + root + " holds more than the server keeps in memory");
         }
-        std::ifstream in(path, std::ios::binary);
-        if (!in) continue;
-        std::ostringstream buf;
-        buf << in.rdbuf();
+        auto bytes = read_file(path);
+        if (!bytes) continue;
         const auto rel = path.lexically_relative(canonical_root).generic_string();
         static_file file;
-        file.content = std::make_shared<const std::string>(buf.str());
+        file.content = std::make_shared<const std::string>(std::move(*bytes));
         file.content_type = std::string(mime_type_for(rel));
         file.etag = strong_etag(*file.content, "");
         file.revalidate = file.content_type.rfind("text/html", 0) == 0;
@@ -267,7 +261,6 @@ http_response static_files::serve(const http_request& req) const {
     }
     res.prepared_head = gzip ? file->gzip_head : file->head;
     res.shared_body = gzip ? file->gzipped : file->content;
-    res.omit_body = req.method == "HEAD";
     return res;
 }
 

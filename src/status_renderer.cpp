@@ -1,7 +1,5 @@
 #include "voice_broker/status_renderer.hpp"
 
-#include "voice_broker/session_api.hpp"
-
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -26,22 +24,40 @@ void append_plain_string(std::string& out, std::string_view text) {
     out += '"';
 }
 
-// Tickets are our own base64url, but one that is not plain goes through nlohmann, so that its
-// escaping (and its refusal of invalid UTF-8) stay exactly those of status_json().dump().
+// Tickets are our own base64url, but one that is not plain (a ticket the visitor made up) goes
+// through nlohmann's escaping, which also replaces invalid UTF-8.
 void append_string(std::string& out, const std::string& text) {
     const bool plain = std::all_of(text.begin(), text.end(), [](char c) {
         return c >= 0x20 && c <= 0x7e && c != '"' && c != '\\';
     });
     if (plain) return append_plain_string(out, text);
-    out += nlohmann::json(text).dump();
+    out += nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// {"maxConcurrentUsers":N,"sessionSeconds":S,"warningSeconds":[...]}: the warnings that fit in a session.
+std::string render_limits(const session_limits& limits) {
+    std::string out = "{\"maxConcurrentUsers\":";
+    append_number(out, limits.max_concurrent_users);
+    out += ",\"sessionSeconds\":";
+    append_number(out, limits.session_duration.count());
+    out += ",\"warningSeconds\":[";
+    bool first = true;
+    for (auto w : limits.warnings) {
+        if (w >= limits.session_duration) continue;
+        if (!first) out += ',';
+        first = false;
+        append_number(out, w.count());
+    }
+    out += "]}";
+    return out;
 }
 
 }  // namespace
 
-status_renderer::status_renderer(const session_limits& limits, const wall_clock_mapping& clock)
-    : limits_(limits_json(limits).dump()), clock_(clock) {}
+status_renderer::status_renderer(const session_limits& limits, const wall_clock_mapping& wall_clock)
+    : limits_(render_limits(limits)), wall_clock_(wall_clock) {}
 
-std::string status_renderer::render(const entry_status& s) const {
+std::string status_renderer::render(const entry_status& s, bool as_push) const {
     std::string out;
     // Room for the fixed keys, the limits, the ticket and two ISO 8601 times: one allocation.
     out.reserve(limits_.size() + s.ticket.size() + 256);
@@ -63,7 +79,7 @@ std::string status_renderer::render(const entry_status& s) const {
     case entry_state::active:
         out += s.confirmed ? "{\"confirmed\":true" : "{\"confirmed\":false";
         out += ",\"etaSeconds\":0,\"expiresAt\":";
-        append_plain_string(out, format_iso8601(clock_.to_wall(s.expires_at)));
+        append_plain_string(out, format_iso8601(wall_clock_.to_wall(s.expires_at)));
         out += ",\"limits\":";
         out += limits_;
         out += ",\"queueLength\":";
@@ -71,7 +87,7 @@ std::string status_renderer::render(const entry_status& s) const {
         out += ",\"remainingSeconds\":";
         append_number(out, s.remaining_seconds);
         out += ",\"startedAt\":";
-        append_plain_string(out, format_iso8601(clock_.to_wall(s.started_at)));
+        append_plain_string(out, format_iso8601(wall_clock_.to_wall(s.started_at)));
         out += ",\"state\":\"active\"";
         break;
     case entry_state::ended:
@@ -88,7 +104,7 @@ std::string status_renderer::render(const entry_status& s) const {
     }
     out += ",\"ticket\":";
     append_string(out, s.ticket);
-    out += ",\"type\":\"status\"}";
+    out += as_push ? ",\"type\":\"status\"}" : "}";
     return out;
 }
 

@@ -1,14 +1,13 @@
 // websocket_session: one visitor's live channel.  It relays the service's pushes through one
 // bounded queue with one write in flight; a status update replaces an unsent older one instead
-// of queueing behind it, and a client too slow to drain the queue is dropped.  Incoming
-// messages are only heartbeats.
+// of queueing behind it, and a client too slow to drain the queue is dropped.  What the visitor
+// sends goes to the service as it is: the session moves bytes and never reads them.
+#include "io_errors.hpp"
+#include "session_entry_points.hpp"
 #include "voice_broker/metrics.hpp"
 #include "voice_broker/session_service.hpp"
-#include "server_context.hpp"
 
 #include <boost/beast/websocket.hpp>
-#include <boost/beast/websocket/ssl.hpp>
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <vector>
@@ -25,8 +24,8 @@ class websocket_session final : public live_channel,
                                 public std::enable_shared_from_this<websocket_session<Stream>> {
 public:
     websocket_session(Stream stream, websocket_handover handover, std::shared_ptr<server_context> ctx,
-                      connection_slot slot)
-        : ws_(std::move(stream)), handover_(std::move(handover)), ctx_(std::move(ctx)), slot_(std::move(slot)) {}
+                      counted_connection count)
+        : ws_(std::move(stream)), handover_(std::move(handover)), ctx_(std::move(ctx)), count_(std::move(count)) {}
 
     ~websocket_session() override {
         if (registry_id_) ctx_->registry.remove(registry_id_);
@@ -70,18 +69,18 @@ public:
 
 private:
     void on_accept(error_code ec) {
-        if (ec) return fail(ec, "websocket accept", 0);
+        if (ec) return log_io_error(ec, "websocket accept", 0);
         accepted_ = true;
         handover_.upgrade = {};  // the request's headers are not needed any more: keep idle clients small
         registry_id_ = ctx_->registry.add(this->weak_from_this());
-        ctx_->stats.websocket_clients.fetch_add(1, std::memory_order_relaxed);
+        ctx_->counters.websocket_clients.fetch_add(1, std::memory_order_relaxed);
         do_read();
         if (close_after_drain_ || ctx_->shutting_down.load()) {  // the server began stopping meanwhile
             detached_ = true;
-            ctx_->stats.websocket_clients.fetch_sub(1, std::memory_order_relaxed);
+            ctx_->counters.websocket_clients.fetch_sub(1, std::memory_order_relaxed);
             return do_close(websocket::close_code::going_away);
         }
-        ctx_->service->open_channel(handover_.ticket, this->shared_from_this());
+        channel_id_ = ctx_->service->open_channel(std::move(handover_.ticket), this->shared_from_this());
     }
 
     // Clients only send small heartbeats, so the pending read asks for a few bytes at a time
@@ -96,18 +95,14 @@ private:
     void on_read(error_code ec, std::size_t n) {
         if (ec) {
             detach();
-            if (ec != websocket::error::closed) fail(ec, "websocket read", registry_id_);
-            return;
+            return log_io_error(ec, "websocket read", registry_id_);
         }
         read_buffer_.commit(n);  // read_message_max (set in run) bounds a message's size
         if (!ws_.is_message_done()) return do_read();
-        const auto text = beast::buffers_to_string(read_buffer_.data());
+        auto text = beast::buffers_to_string(read_buffer_.data());
         read_buffer_.consume(read_buffer_.size());
         read_buffer_.shrink_to_fit();
-        const auto msg = nlohmann::json::parse(text, nullptr, false);
-        if (!msg.is_discarded() && msg.is_object() && msg.value("type", "") == "heartbeat") {
-            ctx_->service->channel_heartbeat(handover_.ticket);
-        }
+        ctx_->service->channel_message(channel_id_, std::move(text));
         do_read();
     }
 
@@ -120,7 +115,7 @@ private:
             return;
         }
         if (queue_.size() >= ctx_->settings.limits.ws_send_queue_limit) {
-            ctx_->stats.websocket_dropped_slow.fetch_add(1, std::memory_order_relaxed);
+            ctx_->counters.websocket_dropped_slow.fetch_add(1, std::memory_order_relaxed);
             spdlog::warn("websocket: dropping a client that does not read its messages ({} queued) rid={}", queue_.size(),
                          handover_.request_id);
             closing_ = true;
@@ -147,7 +142,7 @@ private:
         writing_ = false;
         if (ec) {
             detach();
-            return fail(ec, "websocket write", registry_id_);
+            return log_io_error(ec, "websocket write", registry_id_);
         }
         queue_.erase(queue_.begin());
         if (!queue_.empty()) return do_write();
@@ -171,7 +166,7 @@ private:
         if (close_sent_) return;
         close_sent_ = closing_ = true;
         ws_.async_close(code, [self = this->shared_from_this()](error_code ec) {
-            if (ec) fail(ec, "websocket close", self->registry_id_);
+            if (ec) log_io_error(ec, "websocket close", self->registry_id_);
         });
     }
 
@@ -179,35 +174,36 @@ private:
         if (detached_ || !accepted_) return;
         detached_ = true;
         closing_ = true;
-        ctx_->stats.websocket_clients.fetch_sub(1, std::memory_order_relaxed);
-        ctx_->service->close_channel(handover_.ticket, this);
+        ctx_->counters.websocket_clients.fetch_sub(1, std::memory_order_relaxed);
+        ctx_->service->close_channel(channel_id_);
     }
 
     websocket::stream<Stream> ws_;
     websocket_handover handover_;
     std::shared_ptr<server_context> ctx_;
-    connection_slot slot_;
+    counted_connection count_;
     beast::flat_buffer read_buffer_;
     // Almost always empty or one message, at most WS_SEND_QUEUE_LIMIT: a vector costs nothing
     // while empty (a deque allocates its map and a chunk up front).
     std::vector<std::pair<std::shared_ptr<const std::string>, bool>> queue_;
     std::optional<websocket::close_code> close_after_drain_;
     std::uint64_t registry_id_ = 0;
+    channel_id channel_id_ = 0;  // the service's name for this channel, from open_channel
     bool accepted_ = false, writing_ = false, closing_ = false, close_sent_ = false, detached_ = false;
 };
 
 }  // namespace
 
 void run_websocket(tcp_socket socket, websocket_handover handover, std::shared_ptr<server_context> ctx,
-                   connection_slot slot) {
-    std::make_shared<websocket_session<tcp_socket>>(std::move(socket), std::move(handover), std::move(ctx), std::move(slot))
+                   counted_connection count) {
+    std::make_shared<websocket_session<tcp_socket>>(std::move(socket), std::move(handover), std::move(ctx), std::move(count))
         ->run();
 }
 
-void run_websocket(tls_stream stream, websocket_handover handover, std::shared_ptr<server_context> ctx,
-                   connection_slot slot) {
+void run_websocket(tls_socket stream, websocket_handover handover, std::shared_ptr<server_context> ctx,
+                   counted_connection count) {
     SSL_set_mode(stream.native_handle(), SSL_MODE_RELEASE_BUFFERS);  // idle: hold no record buffers
-    std::make_shared<websocket_session<tls_stream>>(std::move(stream), std::move(handover), std::move(ctx), std::move(slot))
+    std::make_shared<websocket_session<tls_socket>>(std::move(stream), std::move(handover), std::move(ctx), std::move(count))
         ->run();
 }
 

@@ -13,7 +13,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <optional>
 #include <string>
 #include <variant>
@@ -96,11 +95,5 @@ std::variant<load_result, config_error> load_config(const load_request& request)
 
 // `voice-broker --help`: every setting with its default.
 std::string help_text();
-
-// Reads the real process environment.
-std::optional<std::string> process_getenv(const std::string& name);
-
-// KEY=VALUE lines of a .env file; comments, `export`, and single or double quotes handled.
-std::map<std::string, std::string> parse_env_file(const std::string& text);
 
 }  // namespace voice_broker

@@ -18,6 +18,12 @@ struct http_request {
     std::string query;   // target after '?'
     std::vector<std::pair<std::string, std::string>> headers;  // names lower-case
     std::string body;
+    // What the connection knows (set by the session that read the request):
+    std::string peer_address;        // the socket's peer
+    bool over_tls = false;           // arrived through our own TLS
+    bool plain_on_tls_port = false;  // plain HTTP where TLS was expected
+    bool websocket_upgrade = false;  // asks to become a WebSocket
+    // What the router resolved (client_identity, request_id):
     std::string client_address;  // after TRUSTED_PROXIES resolution
     bool secure = false;         // https, directly or behind a trusted proxy
     std::string request_id;

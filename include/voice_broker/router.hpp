@@ -1,16 +1,21 @@
-// router: maps a request to its answer.  Static files, health and metrics are answered at once
-// from immutable or atomic state, and so is session stats while the service's published copy is
-// fresh; the rest of /api/session goes to the session service.  It never touches a socket, and
-// it sets no transport headers: the session edge adds those in one place.
+// router: the one place that decides what a request gets.  Given a request as the connection
+// read it, route() resolves who the client is and returns what to do: an answer (static files,
+// health, metrics, errors, redirects, the stats copy while it is fresh), work for the session
+// service (the rest of /api/session), or "open the live channel for this visitor".  The HTTP and
+// WebSocket sessions only carry the decision out: they never look at paths, methods, Origin or
+// tickets.  No socket, no Beast: tests drive it with plain requests (router_test.cpp).
 #pragma once
 
 #include "voice_broker/http_message.hpp"
+#include "voice_broker/ip_network.hpp"
 #include "voice_broker/time.hpp"
 
 #include <atomic>
-#include <functional>
+#include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
+#include <vector>
 
 namespace voice_broker {
 
@@ -20,20 +25,50 @@ class static_files;
 
 inline constexpr std::string_view live_channel_path = "/api/session/ws";
 
+struct route_decision {
+    enum class kind {
+        respond,       // send `response`
+        session_api,   // hand the request to the session service, which answers it
+        live_channel,  // accept the WebSocket upgrade for visitor `ticket`
+    };
+    kind what = kind::respond;
+    http_response response;
+    bool close = false;      // respond: close the connection after the answer
+    bool head_only = false;  // whoever answers: send the headers (and the length) only
+    std::string ticket;      // live_channel
+};
+
+// Why a request could not be read; the session maps its parser's errors to these.
+enum class read_failure { body_too_large, headers_too_large, malformed };
+
+struct routing_settings {
+    std::vector<ip_network> trusted_proxies;
+    std::uint16_t public_port = 0;  // where https redirects point
+};
+
 class router {
 public:
-    router(std::shared_ptr<session_service> service, metrics& stats, std::shared_ptr<const static_files> files);
+    router(routing_settings settings, std::shared_ptr<session_service> service, metrics& counters,
+           std::shared_ptr<const static_files> files);
 
-    // `respond` is called exactly once, on any thread.
-    void handle(http_request req, std::function<void(http_response)> respond) const;
+    // Fills req.client_address, req.secure and req.request_id, and decides.
+    route_decision route(http_request& req) const;
+
+    // The answer to a request that could not be read (the connection closes after it).
+    static http_response read_failure_answer(read_failure why);
 
     void replace_static_files(std::shared_ptr<const static_files> files) { files_.store(std::move(files)); }
     void set_shutting_down() { shutting_down_.store(true); }
 
-    // Answers that need no state: the health document.
     http_response health() const;
 
 private:
+    route_decision upgrade(const http_request& req) const;
+    route_decision plain(http_request& req) const;
+    bool origin_allowed(const http_request& req) const;
+    http_response https_redirect(const http_request& req) const;
+
+    routing_settings settings_;
     std::shared_ptr<session_service> service_;
     metrics& metrics_;
     std::atomic<std::shared_ptr<const static_files>> files_;

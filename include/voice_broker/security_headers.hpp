@@ -18,7 +18,6 @@ public:
     // The same headers (and Server), rendered once as header lines for the response writer.
     std::string_view lines(bool https) const { return https ? https_lines_ : plain_lines_; }
 
-    const std::string& content_security_policy() const { return csp_; }
 
 private:
     std::string csp_;

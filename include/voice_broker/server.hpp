@@ -32,7 +32,6 @@ public:
     server& operator=(const server&) = delete;
 
     std::uint16_t port() const;  // the bound port (useful with PORT=0)
-    bool tls() const;
 
     void start();  // runs the I/O threads in the background
     void run();    // start() and wait until stopped
@@ -45,7 +44,7 @@ public:
     // SIGHUP: reload the certificate and key, the static files, and the session limits.
     void reload(const config& fresh);
 
-    metrics& stats();
+    metrics& counters();
 
 private:
     struct impl;

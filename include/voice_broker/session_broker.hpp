@@ -46,24 +46,31 @@ struct entry_status {
     std::int64_t remaining_seconds = 0;  // active only
     bool confirmed = false;
     end_reason reason = end_reason::left;  // ended only
-    int tokens_minted = 0;
 };
 
+// What happened, with everything the shell needs to act on it: it never asks the broker again.
 struct broker_event {
     enum class kind {
-        admitted,       // ticket now holds a slot
-        warning,        // ticket has `seconds_left` before its end
-        ended,          // ticket's entry ended with `reason` (active or queued)
+        admitted,       // the entry now holds a slot; `status` is its new status
+        warning,        // the entry has `seconds_left` before its end
+        ended,          // the entry ended with `reason` (active or queued)
         queue_changed,  // positions or ETAs of queued entries may have changed
     };
     kind what;
-    std::string ticket;
     std::uint64_t entry_id = 0;  // as in entry_status; 0 for queue_changed
     std::chrono::seconds seconds_left{0};
     end_reason reason = end_reason::left;
-    bool was_active = false;    // ended: the entry held a slot (a call may need hanging up)
-    steady_time started_at{};   // ended + was_active: for usage accounting
-    steady_time waited_since{}; // admitted: when the visitor joined (wait-time metrics)
+    bool was_active = false;     // ended: the entry held a slot (a call may need hanging up)
+    steady_time started_at{};    // ended + was_active: for usage accounting
+    steady_time waited_since{};  // admitted: when the visitor joined (wait-time metrics)
+    entry_status status;         // admitted only
+};
+
+// What opening a live channel found.
+struct channel_opening {
+    enum class kind { opened, ended, unknown };
+    kind what = kind::unknown;
+    entry_status status;  // opened: the current status; ended: the reason
 };
 
 struct join_outcome {
@@ -89,16 +96,19 @@ public:
 
     std::optional<entry_status> status(std::string_view ticket, steady_time now) const;
 
-    // The id of a live or recently ended entry.
-    std::optional<std::uint64_t> entry_id(std::string_view ticket) const;
+    // The ticket of a live or recently ended entry (empty once forgotten).  The shell keys
+    // everything by entry id; this is for the few places that must name the visitor.
+    std::string_view ticket_of(std::uint64_t entry_id) const;
 
     // Proof of life without a WebSocket; also confirms a fresh admission.
     std::optional<entry_status> heartbeat(std::string_view ticket, steady_time now);
+    // The same from a live channel, which knows its entry by id.
+    void heartbeat(std::uint64_t entry_id, steady_time now);
 
-    // A live channel (WebSocket) opened or closed for this ticket.  While at least one is open
-    // the entry cannot be abandoned; opening one confirms an admission.
-    bool channel_opened(std::string_view ticket, steady_time now);
-    void channel_closed(std::string_view ticket, steady_time now);
+    // A live channel (WebSocket) opened for this ticket, or closed for this entry.  While at least
+    // one is open the entry cannot be abandoned; opening one confirms an admission.
+    channel_opening channel_opened(std::string_view ticket, steady_time now);
+    void channel_closed(std::uint64_t entry_id, steady_time now);
 
     // Ends the entry with reason "left" (active or queued).  False when unknown or already ended.
     bool leave(std::string_view ticket, steady_time now);
@@ -136,6 +146,7 @@ public:
     void for_each_queued_status(steady_time now, F&& f) const;
 
     std::size_t active_count() const { return active_.size(); }
+    bool holds_slot(std::uint64_t entry_id) const { return active_.count(entry_id) != 0; }
     std::size_t queue_length() const { return queue_.size(); }
     std::vector<active_summary> active_sessions() const;
 
@@ -160,7 +171,9 @@ private:
     };
 
     entry* find_live(std::string_view ticket);
+    entry* find_live(std::uint64_t id);
     const entry* find(std::string_view ticket) const;
+    void touch(entry& e, steady_time now);
     entry_status make_status(const entry& e, steady_time now) const;
     slot_schedule schedule(std::size_t places, steady_time now) const;
 

@@ -1,15 +1,19 @@
 // session_service: the I/O shell around session_broker, and the broker's one owner.
 //
-// Every call is posted to one strand, where the broker lives.  After each change the service
-// drains the broker's events: it pushes status, warnings and ends to the visitors' live
-// channels, asks the upstream to hang up ended calls, updates metrics and usage, and re-arms
-// one timer at the broker's next deadline.  Thread-safe: any thread may call it.
+// Any thread may call it.  Every call but fresh_stats_answer() is posted to one strand, where the
+// broker lives; an exception there is caught at that boundary, so one visitor's request can
+// never take the broker down for everyone.  After each change the service drains the broker's
+// events: it pushes status, warnings and ends to the visitors' live channels, asks the upstream
+// to hang up ended calls, updates metrics and usage, and re-arms one timer at the broker's next
+// deadline.
 #pragma once
 
 #include "voice_broker/config.hpp"
 #include "voice_broker/http_message.hpp"
+#include "voice_broker/responder.hpp"
 #include "voice_broker/time.hpp"
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -34,19 +38,22 @@ public:
     virtual void finish() = 0;
 };
 
+// The service's name for one open live channel.
+using channel_id = std::uint64_t;
+
 class session_service : public std::enable_shared_from_this<session_service> {
 public:
     static std::shared_ptr<session_service> create(boost::asio::io_context& ioc, const config& settings,
-                                                   metrics& stats, std::shared_ptr<realtime_upstream> upstream);
+                                                   metrics& counters, std::shared_ptr<realtime_upstream> upstream);
     // The same with the service's notion of "now" read from `clock`, so that tests can move time
     // by hand.  Its timer still waits on the steady clock.
     static std::shared_ptr<session_service> create(boost::asio::io_context& ioc, const config& settings,
-                                                   metrics& stats, std::shared_ptr<realtime_upstream> upstream,
+                                                   metrics& counters, std::shared_ptr<realtime_upstream> upstream,
                                                    std::function<steady_time()> clock);
     virtual ~session_service() = default;
 
-    // /api/session?action=...; `respond` is called exactly once, on the service's strand.
-    virtual void handle(http_request req, std::function<void(http_response)> respond) = 0;
+    // /api/session?action=...; answered through `respond`, on the service's strand.
+    virtual void handle(http_request req, responder respond) = 0;
 
     // The answer handle() would give a stats request (is_stats_request) right now, from a copy the
     // service published, when that copy is still fresh; nullopt otherwise (then call handle(),
@@ -56,11 +63,13 @@ public:
     // session_service.cpp.
     virtual std::optional<http_response> fresh_stats_answer() const { return std::nullopt; }
 
-    // A WebSocket for `ticket` opened.  The channel receives the current status, or an error
-    // and finish() when the ticket is unknown or over.
-    virtual void open_channel(std::string ticket, std::shared_ptr<live_channel> channel) = 0;
-    virtual void close_channel(std::string ticket, live_channel* channel) = 0;
-    virtual void channel_heartbeat(std::string ticket) = 0;
+    // A WebSocket for `ticket` opened.  Returns at once the id by which the channel is known from
+    // now on.  The channel then receives the current status, or an error and finish() when the
+    // ticket is unknown or over.
+    virtual channel_id open_channel(std::string ticket, std::shared_ptr<live_channel> channel) = 0;
+    // A message the visitor sent on the channel (heartbeats; anything else is ignored).
+    virtual void channel_message(channel_id id, std::string text) = 0;
+    virtual void close_channel(channel_id id) = 0;
 
     // SIGHUP: new limits for new sessions; nobody is dropped.
     virtual void reload(const config& settings) = 0;

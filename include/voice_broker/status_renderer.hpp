@@ -1,11 +1,9 @@
-// status_renderer: writes the {"type":"status",...} push of the live channel straight into a
-// string.  session_service makes one per broadcast and renders every queued visitor with it.
+// status_renderer: the one serializer of a visitor's status document (docs/API.md), for the HTTP
+// answers of join/status/heartbeat and for the {"type":"status",...} pushes of the live channel.
 //
-// A broadcast sends this document to every waiting visitor at once.  Building it as a
-// nlohmann::json object allocates one map node per key and the same "limits" sub-object for
-// every visitor.  Here the limits are rendered once per renderer, and each document is one
-// reserved string.  The bytes are exactly those of status_json(s) plus "type":"status", dumped
-// (keys in nlohmann's sorted order); status_renderer_test holds the two together.
+// A broadcast sends this document to every waiting visitor at once, so it is written straight
+// into one reserved string, with the "limits" member (the same for everyone until a reload)
+// rendered once per renderer.  Keys come in sorted order, as a JSON object dump would give them.
 #pragma once
 
 #include "voice_broker/session_broker.hpp"
@@ -18,13 +16,18 @@ namespace voice_broker {
 
 class status_renderer {
 public:
-    status_renderer(const session_limits& limits, const wall_clock_mapping& clock);
+    status_renderer(const session_limits& limits, const wall_clock_mapping& wall_clock);
 
-    std::string render(const entry_status& s) const;
+    // The body of an HTTP answer.
+    std::string answer(const entry_status& s) const { return render(s, false); }
+    // The live channel's push: the same document with "type":"status".
+    std::string push(const entry_status& s) const { return render(s, true); }
 
 private:
+    std::string render(const entry_status& s, bool as_push) const;
+
     std::string limits_;  // the "limits" member, already rendered
-    wall_clock_mapping clock_;
+    wall_clock_mapping wall_clock_;
 };
 
 }  // namespace voice_broker

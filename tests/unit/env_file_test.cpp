@@ -1,5 +1,5 @@
 // Unit tests for parse_env_file: the .env dialect people actually write.
-#include "voice_broker/config.hpp"
+#include "voice_broker/env_file.hpp"
 
 #include <gtest/gtest.h>
 

@@ -411,7 +411,7 @@ TEST_F(session_api_test, token_asks_the_upstream_for_a_key_that_outlives_neither
         EXPECT_TRUE(out.upstream.has_value()) << out.response.body;
         if (!out.upstream) return seconds{-1};
         EXPECT_EQ(out.upstream->what, upstream_work::kind::mint_token);
-        EXPECT_EQ(out.upstream->ticket, t);
+        EXPECT_EQ(out.upstream->entry_id, broker->status(t, now)->entry_id);
         return out.upstream->ttl;
     };
     EXPECT_EQ(ttl_now(), 60s) << "300 s left: the configured ttl";
@@ -447,7 +447,7 @@ TEST_F(session_api_test, call_records_the_upstream_call_of_the_holder) {
     const auto res = respond({"POST", "action=call", {ticket_header(holder)}, R"({"callId":"rtc_abc-123_X"})"});
     EXPECT_EQ(res.status, 200u) << res.body;
     EXPECT_EQ(body_of(res), json::parse(R"({"ok":true})"));
-    EXPECT_EQ(call_ids.at(holder), std::vector<std::string>{"rtc_abc-123_X"});
+    EXPECT_EQ(call_ids.at(broker->status(holder, now)->entry_id), std::vector<std::string>{"rtc_abc-123_X"});
 
     expect_error(respond({"POST", "action=call", {ticket_header(holder)}, "not json"}), 400, "bad_request");
     expect_error(respond({"POST", "action=call", {ticket_header(holder)}, R"({"callId":7})"}), 400, "bad_request");
@@ -462,7 +462,7 @@ TEST_F(session_api_test, call_records_the_upstream_call_of_the_holder) {
     // A second call of the same session (a page reload) is remembered too, once.
     EXPECT_EQ(respond({"POST", "action=call", {ticket_header(holder)}, R"({"callId":"rtc_second"})"}).status, 200u);
     EXPECT_EQ(respond({"POST", "action=call", {ticket_header(holder)}, R"({"callId":"rtc_second"})"}).status, 200u);
-    EXPECT_EQ(call_ids.at(holder), (std::vector<std::string>{"rtc_abc-123_X", "rtc_second"}));
+    EXPECT_EQ(call_ids.at(broker->status(holder, now)->entry_id), (std::vector<std::string>{"rtc_abc-123_X", "rtc_second"}));
 }
 
 TEST_F(session_api_test, connect_relays_an_sdp_offer_in_relay_mode_only) {
@@ -486,7 +486,7 @@ TEST_F(session_api_test, connect_relays_an_sdp_offer_in_relay_mode_only) {
     ASSERT_TRUE(out.upstream);
     EXPECT_EQ(out.upstream->what, upstream_work::kind::relay_offer);
     EXPECT_EQ(out.upstream->sdp_offer, sdp);
-    EXPECT_EQ(out.upstream->ticket, t);
+    EXPECT_EQ(out.upstream->entry_id, broker->status(t, now)->entry_id);
 
     settings.openai.api_key.clear();
     expect_error(respond({"POST", "action=connect", {ticket_header(t), {"content-type", "application/sdp"}}, sdp}), 503,
@@ -520,30 +520,6 @@ TEST_F(session_api_test, unknown_or_missing_actions_are_400) {
     expect_error(respond({"GET", "action="}), 400, "missing_action");
     expect_error(respond({"GET", "other=join"}), 400, "missing_action");
     EXPECT_EQ(respond({"POST", "x=1&action=j%6Fin"}).status, 200u) << "the action is percent-decoded";
-}
-
-TEST(session_api_ticket, header_first_then_cookie) {
-    http_request req;
-    EXPECT_FALSE(request_ticket(req).has_value());
-    req.headers = {{"cookie", "a=1; vb_ticket=from-cookie"}};
-    EXPECT_EQ(request_ticket(req), "from-cookie");
-    req.headers.push_back({"x-session-ticket", "from-header"});
-    EXPECT_EQ(request_ticket(req), "from-header");
-}
-
-TEST(session_api_status_json, an_ended_entry_shows_its_reason_and_warnings_follow_the_session) {
-    entry_status s;
-    s.ticket = "t";
-    s.state = entry_state::ended;
-    s.reason = end_reason::abandoned;
-    session_limits limits;
-    limits.session_duration = 150s;
-    const wall_clock_mapping clock{t0, wall_t0};
-    const auto doc = status_json(s, limits, clock);
-    EXPECT_EQ(doc["state"], "ended");
-    EXPECT_EQ(doc["reason"], "abandoned");
-    EXPECT_EQ(doc["limits"]["warningSeconds"], json::parse("[120,60]")) << "180 s is longer than the session";
-    EXPECT_FALSE(doc.contains("position"));
 }
 
 }  // namespace

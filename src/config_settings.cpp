@@ -1,27 +1,15 @@
-#include "voice_broker/config.hpp"
+#include "config_settings.hpp"
 
-#include <nlohmann/json.hpp>
+#include "voice_broker/ascii.hpp"
 
 #include <algorithm>
 #include <charconv>
 #include <cmath>
-#include <filesystem>
-#include <fstream>
 #include <sstream>
-#include <thread>
 
 namespace voice_broker {
 
 namespace {
-
-using apply_fn = std::optional<std::string> (*)(config&, const std::string&);
-
-struct setting {
-    const char* name;
-    const char* default_value;
-    const char* help;
-    apply_fn apply;  // returns an explanation when the value is invalid
-};
 
 std::optional<long long> parse_integer(const std::string& v) {
     long long out = 0;
@@ -63,8 +51,7 @@ std::optional<std::string> set_seconds(const std::string& v, long long lo, long 
 }
 
 std::optional<std::string> set_bool(const std::string& v, bool& target) {
-    std::string lower = v;
-    std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
+    const std::string lower = lower_ascii(v);
     if (lower == "1" || lower == "true" || lower == "yes" || lower == "on") target = true;
     else if (lower == "0" || lower == "false" || lower == "no" || lower == "off" || lower.empty()) target = false;
     else return "must be 1 or 0 (true or false)";
@@ -78,7 +65,7 @@ std::optional<std::string> set_warning_list(const std::string& v, int unit_secon
     std::stringstream in(v);
     std::string item;
     while (std::getline(in, item, ',')) {
-        item.erase(std::remove_if(item.begin(), item.end(), ::isspace), item.end());
+        item.erase(std::remove_if(item.begin(), item.end(), [](char ch) { return ch == ' ' || ch == '\t'; }), item.end());
         if (item.empty()) continue;
         const auto n = parse_number(item);
         if (!n || *n <= 0 || *n * unit_seconds > 24 * 3600) {
@@ -91,6 +78,8 @@ std::optional<std::string> set_warning_list(const std::string& v, int unit_secon
     target = std::move(out);
     return std::nullopt;
 }
+
+}  // namespace
 
 const std::vector<setting>& settings_table() {
     static const std::vector<setting> table = {
@@ -146,7 +135,7 @@ const std::vector<setting>& settings_table() {
              std::stringstream in(v);
              std::string item;
              while (std::getline(in, item, ',')) {
-                 item.erase(std::remove_if(item.begin(), item.end(), ::isspace), item.end());
+                 item.erase(std::remove_if(item.begin(), item.end(), [](char ch) { return ch == ' ' || ch == '\t'; }), item.end());
                  if (item.empty()) continue;
                  auto net = ip_network::parse(item);
                  if (!net) return "has '" + item + "', which is not an address or CIDR block";
@@ -278,234 +267,6 @@ const setting* find_setting(const std::string& name) {
         if (name == s.name) return &s;
     }
     return nullptr;
-}
-
-// --max-concurrent-users -> MAX_CONCURRENT_USERS
-std::string flag_to_name(std::string flag) {
-    std::string out;
-    for (char ch : flag) out += ch == '-' ? '_' : static_cast<char>(::toupper(static_cast<unsigned char>(ch)));
-    return out;
-}
-
-std::string json_scalar_text(const nlohmann::json& v) {
-    if (v.is_string()) return v.get<std::string>();
-    if (v.is_boolean()) return v.get<bool>() ? "1" : "0";
-    if (v.is_number_integer() || v.is_number_unsigned()) return std::to_string(v.get<long long>());
-    if (v.is_number_float()) {
-        std::ostringstream out;
-        out << v.get<double>();
-        return out.str();
-    }
-    if (v.is_array()) {
-        std::string out;
-        for (const auto& item : v) {
-            if (!out.empty()) out += ',';
-            out += json_scalar_text(item);
-        }
-        return out;
-    }
-    if (v.is_null()) return "";
-    return v.dump();
-}
-
-struct layered_value {
-    std::string value;
-    std::string source;
-};
-
-std::optional<std::string> read_file(const std::filesystem::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return std::nullopt;
-    std::ostringstream out;
-    out << in.rdbuf();
-    return out.str();
-}
-
-// The config file: setting names at the top level, or grouped in sections as the earlier
-// product did (SESSION_LIMITS, USER_LIMITS, SERVER, OPENAI).
-std::optional<config_error> read_config_file(const std::filesystem::path& path,
-                                             std::map<std::string, layered_value>& layers) {
-    const auto text = read_file(path);
-    if (!text) return config_error{"cannot read config file " + path.string()};
-    nlohmann::json doc = nlohmann::json::parse(*text, nullptr, false, true);
-    if (doc.is_discarded() || !doc.is_object()) {
-        return config_error{"config file " + path.string() + " is not a JSON object"};
-    }
-    const std::string source = "config file " + path.string();
-    auto take = [&](const std::string& key, const nlohmann::json& value) -> std::optional<config_error> {
-        if (!find_setting(key)) return config_error{"unknown key " + key + " in " + source};
-        if (value.is_object()) return config_error{"invalid " + key + " in " + source + ": must not be an object"};
-        layers[key] = {json_scalar_text(value), source};
-        return std::nullopt;
-    };
-    for (const auto& [key, value] : doc.items()) {
-        if (!key.empty() && key.front() == '$') continue;  // "$comment" and the like
-        if (value.is_object()) {
-            for (const auto& [inner, inner_value] : value.items()) {
-                if (!inner.empty() && inner.front() == '$') continue;
-                if (auto err = take(inner, inner_value)) return err;
-            }
-        } else if (auto err = take(key, value)) {
-            return err;
-        }
-    }
-    return std::nullopt;
-}
-
-}  // namespace
-
-unsigned config::io_threads() const {
-    if (threads > 0) return threads;
-    return std::max(1u, std::thread::hardware_concurrency());
-}
-
-std::variant<load_result, config_error> load_config(const load_request& request) {
-    load_result result;
-    std::map<std::string, layered_value> flags;
-    std::optional<std::string> config_path_flag;
-
-    for (std::size_t i = 0; i < request.args.size(); ++i) {
-        const auto& arg = request.args[i];
-        if (arg == "--help" || arg == "-h") { result.action = run_action::help; continue; }
-        if (arg == "--version" || arg == "-V") { result.action = run_action::version; continue; }
-        if (arg == "--check-config") { result.action = run_action::check_config; continue; }
-        if (arg == "--healthcheck") { result.action = run_action::healthcheck; continue; }
-        if (arg == "--self-signed") { flags["TLS_SELF_SIGNED"] = {"1", "command line"}; continue; }
-        // The stray word is not echoed: it may be a secret typed in the wrong place.
-        if (arg.rfind("--", 0) != 0) {
-            return config_error{"unexpected argument #" + std::to_string(i + 1) + ": not an --option (see --help)"};
-        }
-        std::string name = arg.substr(2);
-        std::string value;
-        if (const auto eq = name.find('='); eq != std::string::npos) {
-            value = name.substr(eq + 1);
-            name = name.substr(0, eq);
-        } else if (i + 1 < request.args.size()) {
-            value = request.args[++i];
-        } else {
-            return config_error{"option --" + name + " needs a value (see --help)"};
-        }
-        const auto key = flag_to_name(name);
-        if (key == "CONFIG" || key == "CONFIG_FILE") {
-            config_path_flag = value;
-            continue;
-        }
-        if (!find_setting(key)) return config_error{"unknown option --" + name + " (see --help)"};
-        flags[key] = {value, "command line"};
-    }
-    if (result.action == run_action::help || result.action == run_action::version) return result;
-
-    const std::filesystem::path cwd = request.working_dir;
-    std::map<std::string, layered_value> layers;
-
-    // .env then .env.local, each read once: they may name the config file, and they are a layer.
-    std::vector<std::pair<const char*, std::map<std::string, std::string>>> env_files;
-    for (const char* env_name : {".env", ".env.local"}) {
-        if (auto text = read_file(cwd / env_name)) env_files.emplace_back(env_name, parse_env_file(*text));
-    }
-
-    // The config file: a missing default is fine, a missing named file is an error.
-    std::optional<std::string> named_file = config_path_flag;
-    if (!named_file) named_file = request.getenv("CONFIG_FILE");
-    for (auto it = env_files.rbegin(); !named_file && it != env_files.rend(); ++it) {  // .env.local first
-        if (auto found = it->second.find("CONFIG_FILE"); found != it->second.end()) named_file = found->second;
-    }
-    if (named_file && !named_file->empty()) {
-        std::filesystem::path p = *named_file;
-        if (p.is_relative()) p = cwd / p;
-        if (!std::filesystem::exists(p)) return config_error{"config file " + p.string() + " does not exist"};
-        if (auto err = read_config_file(p, layers)) return *err;
-        result.settings.config_file = p.string();
-    } else {
-        const auto p = cwd / "config" / "session-limits.json";
-        if (std::filesystem::exists(p)) {
-            if (auto err = read_config_file(p, layers)) return *err;
-            result.settings.config_file = p.string();
-        }
-    }
-
-    // .env, then .env.local over it; neither overrides the real environment.
-    for (const auto& [env_name, vars] : env_files) {
-        for (const auto& [key, value] : vars) {
-            if (key == "CONFIG_FILE") continue;
-            if (find_setting(key)) layers[key] = {value, env_name};
-            else if (key.rfind("OPENAI_", 0) == 0 || key.rfind("MAX_", 0) == 0)
-                result.notes.push_back("ignoring unknown setting " + key + " in " + env_name);
-        }
-    }
-    for (const auto& s : settings_table()) {
-        if (auto v = request.getenv(s.name)) layers[s.name] = {*v, "environment"};
-    }
-    for (auto& [key, v] : flags) layers[key] = v;
-
-    // The table is applied in order: the seconds-scale overrides come after the minute
-    // settings, so they win when set.
-    auto apply = [&](const setting& s) -> std::optional<config_error> {
-        const auto it = layers.find(s.name);
-        const std::string value = it != layers.end() ? it->second.value : s.default_value;
-        if (auto why = s.apply(result.settings, value)) {
-            const std::string from = it != layers.end() ? " (from " + it->second.source + ")" : " (default)";
-            const bool secret = std::string_view(s.name) == "ADMIN_TOKEN" || std::string_view(s.name) == "OPENAI_API_KEY";
-            return config_error{"invalid " + std::string(s.name) + (secret ? "" : "=" + value) + from + ": " + *why};
-        }
-        return std::nullopt;
-    };
-    for (const auto& s : settings_table()) {
-        if (auto err = apply(s)) return *err;
-    }
-
-    auto& c = result.settings;
-    if (c.tls_cert_file.empty() != c.tls_key_file.empty()) {
-        return config_error{"invalid TLS settings: set both TLS_CERT_FILE and TLS_KEY_FILE, or neither"};
-    }
-    for (std::string* file : {&c.tls_cert_file, &c.tls_key_file}) {
-        if (file->empty()) continue;
-        std::filesystem::path p = *file;
-        if (p.is_relative()) p = cwd / p;
-        if (!read_file(p)) {
-            return config_error{std::string("invalid ") + (file == &c.tls_cert_file ? "TLS_CERT_FILE" : "TLS_KEY_FILE") +
-                                "=" + *file + ": cannot read the file"};
-        }
-        *file = p.string();
-    }
-    if (!c.openai.ca_bundle.empty() && !read_file(c.openai.ca_bundle)) {
-        return config_error{"invalid OPENAI_CA_BUNDLE=" + c.openai.ca_bundle + ": cannot read the file"};
-    }
-    {
-        std::filesystem::path p = c.static_dir;
-        if (p.is_relative()) p = cwd / p;
-        c.static_dir = p.lexically_normal().string();
-    }
-    if (!c.admin_token.empty() && c.admin_token.size() < 16) {
-        result.notes.push_back("ADMIN_TOKEN is shorter than 16 characters; use a long random value");
-    }
-    if (c.openai.api_key.empty()) {
-        result.notes.push_back("OPENAI_API_KEY is not set: the page and the queue work, but no call can start "
-                               "(set it in .env.local)");
-    }
-    return result;
-}
-
-std::string help_text() {
-    std::ostringstream out;
-    out << "voice-broker " << VOICE_BROKER_VERSION << " - a gatekeeper for browser voice sessions on the OpenAI Realtime API\n\n"
-        << "Usage: voice-broker [--NAME VALUE | --NAME=VALUE]... [--config PATH] [--self-signed]\n"
-        << "       voice-broker --check-config | --healthcheck | --help | --version\n\n"
-        << "Every setting can be given as a flag (--max-concurrent-users 2), an environment variable\n"
-        << "(MAX_CONCURRENT_USERS=2), a line in .env.local or .env, or a key in config/session-limits.json.\n"
-        << "Precedence: flags > environment > .env.local > .env > config file > default.\n\n"
-        << "Actions:\n"
-        << "  --check-config   validate the settings and exit 0, or 1 naming the bad key\n"
-        << "  --healthcheck    GET /api/health on the configured port; exit 0 when healthy (for Docker)\n"
-        << "  --config PATH    config file (default config/session-limits.json when present; also CONFIG_FILE)\n"
-        << "  --self-signed    same as TLS_SELF_SIGNED=1\n\n"
-        << "Settings (default in brackets):\n";
-    for (const auto& s : settings_table()) {
-        out << "  " << s.name;
-        for (std::size_t pad = std::string_view(s.name).size(); pad < 30; ++pad) out << ' ';
-        out << s.help << " [" << s.default_value << "]\n";
-    }
-    return out.str();
 }
 
 }  // namespace voice_broker

@@ -1,0 +1,31 @@
+// The entry points between the I/O translation units, so that each heavy Beast template is
+// compiled once: the server starts HTTP sessions, an HTTP session hands an upgraded
+// connection over to a WebSocket session.  Each session reads its connection from the first
+// byte (TLS detection only peeks).
+#pragma once
+
+#include "counted_connection.hpp"
+#include "server_context.hpp"
+#include "tls_socket.hpp"
+#include "voice_broker/net.hpp"
+
+#include <memory>
+#include <string>
+
+namespace voice_broker {
+
+// `plain_on_tls_port`: the connection spoke plain HTTP where TLS is served; it only gets a redirect.
+void run_plain_http(tcp_socket socket, std::shared_ptr<server_context> ctx, counted_connection count, bool plain_on_tls_port);
+void run_tls_http(tls_socket stream, std::shared_ptr<server_context> ctx, counted_connection count);
+
+// The live channel, after the router accepted a WebSocket upgrade for a visitor.
+struct websocket_handover {
+    http::request<http::string_body> upgrade;
+    std::string ticket;
+    std::string client_address;
+    std::string request_id;
+};
+void run_websocket(tcp_socket socket, websocket_handover handover, std::shared_ptr<server_context> ctx, counted_connection count);
+void run_websocket(tls_socket stream, websocket_handover handover, std::shared_ptr<server_context> ctx, counted_connection count);
+
+}  // namespace voice_broker
