@@ -572,7 +572,7 @@ describe('tls and command line', () => {
           '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'],
         { stdio: 'ignore' },
       );
-      const tlsFake = await startFakeOpenAI({ realKey: KEY, tls: { cert: fs.readFileSync(cert), key: fs.readFileSync(key) } });
+      const tlsFake = await startFakeOpenAI({ realKey: KEY, tls: { cert: fs.readFileSync(cert), key: fs.readFileSync(key) }, script: { mode: 'silent' } });
       try {
         assert.match(tlsFake.url, /^https:\/\/127\.0\.0\.1:\d+$/);
         const request = (ca) =>
@@ -593,6 +593,32 @@ describe('tls and command line', () => {
         assert.equal(ok.status, 200);
         assert.match(JSON.parse(ok.body).value, /^ek_/);
         await assert.rejects(request(undefined), /self[- ]signed|unable to verify|certificate/i);
+        // the sideband over TLS: wss:// with the CA bundle
+        const call = await new Promise((resolve, reject) => {
+          const req = https.request(
+            `${tlsFake.url}/v1/realtime/calls`,
+            { method: 'POST', ca: fs.readFileSync(cert), headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/sdp' } },
+            (res) => {
+              res.resume();
+              res.on('end', () => resolve(res.headers.location.split('/').pop()));
+            },
+          );
+          req.on('error', reject);
+          req.end(DUMMY_SDP);
+        });
+        const ws = new WebSocket(`${tlsFake.url.replace(/^https/, 'wss')}/v1/realtime?call_id=${call}`, {
+          ca: fs.readFileSync(cert),
+          headers: { authorization: `Bearer ${KEY}` },
+        });
+        ws.on('error', () => {});
+        await withTimeout(once(ws, 'open'), 3000, 'wss open');
+        ws.send(JSON.stringify({ type: 'response.create' }));
+        const [msg] = await withTimeout(once(ws, 'message'), 3000, 'wss event');
+        assert.equal(JSON.parse(msg.toString()).type, 'response.created');
+        ws.close();
+        const untrusted = new WebSocket(`${tlsFake.url.replace(/^https/, 'wss')}/v1/realtime?call_id=${call}`, { headers: { authorization: `Bearer ${KEY}` } });
+        const [e] = await withTimeout(once(untrusted, 'error'), 3000, 'wss without the CA');
+        assert.match(e.message, /self[- ]signed|unable to verify|certificate/i);
       } finally {
         await tlsFake.close();
       }
@@ -602,7 +628,7 @@ describe('tls and command line', () => {
   });
 
   test('CLI prints exactly {"listening":PORT}, honours FAKE_OPENAI_KEY, exits on SIGTERM', { timeout: 15_000 }, async () => {
-    const child = spawn(process.execPath, [path.join(HERE, 'server.mjs'), '--port', '0'], {
+    const child = spawn(process.execPath, [path.join(HERE, 'server.mjs'), '--port', '0', '--script', '{"mode":"chatty","chattyIntervalMs":500}'], {
       env: { ...process.env, FAKE_OPENAI_KEY: 'cli-key-for-test' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -627,7 +653,9 @@ describe('tls and command line', () => {
       });
       assert.equal(r.status, 401);
       r = await fetch(`${base}/__control/state`);
-      assert.equal((await r.json()).counts.client_secrets, 2);
+      const st = await r.json();
+      assert.equal(st.counts.client_secrets, 2);
+      assert.equal(st.script.mode, 'chatty', '--script sets the global script');
       child.kill('SIGTERM');
       const [code] = await withTimeout(once(child, 'exit'), 5000, 'exit');
       assert.equal(code, 0);

@@ -1,14 +1,16 @@
 #!/usr/bin/env node
 // Fake OpenAI Realtime API for voice-broker tests.
 //
-//   node server.mjs --port 0 [--host 127.0.0.1] [--tls-cert F --tls-key F] [--verbose]
+//   node server.mjs --port 0 [--host 127.0.0.1] [--tls-cert F --tls-key F] [--script JSON] [--sideband-ping-ms N] [--verbose]
 //
 // Prints exactly one line on stdout when ready: {"listening":PORT}
 // Embeddable: import { startFakeOpenAI } from './server.mjs'
 //
 // Mimics POST /v1/realtime/client_secrets, POST /v1/realtime/calls (application/sdp and
-// multipart/form-data) and POST /v1/realtime/calls/{id}/hangup, answers real WebRTC offers with a
-// loopback-only werift peer, and offers a control API under /__control (faults, state, wait).
+// multipart/form-data), POST /v1/realtime/calls/{id}/hangup and the sideband WebSocket
+// GET /v1/realtime?call_id=..., answers real WebRTC offers with a loopback-only werift peer, runs a
+// scripted GA Realtime conversation on every call, and offers a control API under /__control
+// (faults, scripts, state, wait).
 // See README.md.
 
 import http from 'node:http';
@@ -1386,6 +1388,8 @@ export async function startFakeOpenAI(options = {}) {
       if (s === 'failed' || s === 'closed') {
         if (call.timer) clearInterval(call.timer);
         call.timer = null;
+        // The browser's peer went away: the call is over, and so are its sidebands.
+        endCall(call, { by: 'peer' });
       }
       changed();
     });
@@ -1763,10 +1767,16 @@ export async function startFakeOpenAI(options = {}) {
   }
 
   /** The real API checks auth (and the model) after the upgrade: 101, an error event, a close. */
-  function refuseAfterUpgrade(ws, error, closeCode) {
+  function refuseAfterUpgrade(ws, error, closeCode, callId) {
     const reason = error.code ? `${error.type}.${error.code}` : error.type;
-    ws.send(JSON.stringify({ type: 'error', event_id: eventId(), error: { ...error, param: null, event_id: null } }));
+    const event = { type: 'error', event_id: eventId(), error: { ...error, param: null, event_id: null } };
+    ws.send(JSON.stringify(event));
     ws.close(closeCode, reason);
+    try {
+      onServerEvent?.({ callId, channels: ['sideband'], event });
+    } catch (e) {
+      log(`onServerEvent threw: ${e.message}`);
+    }
   }
 
   async function onUpgrade(req, socket, head) {
@@ -1868,6 +1878,7 @@ export async function startFakeOpenAI(options = {}) {
           ws,
           { type: 'invalid_request_error', code: null, message: 'fake-openai implements only sideband connections to a call: wss://.../v1/realtime?call_id=rtc_...' },
           4000,
+          null,
         );
       }
       return refuseAfterUpgrade(
@@ -1878,10 +1889,11 @@ export async function startFakeOpenAI(options = {}) {
           message: 'You must provide a model parameter, for example wss://api.openai.com/v1/realtime?model=gpt-realtime-1.5',
         },
         4000,
+        null,
       );
     }
     if (auth.kind === 'none') {
-      return refuseAfterUpgrade(ws, { type: 'invalid_request_error', code: null, message: 'Missing bearer or basic authentication in header' }, 3000);
+      return refuseAfterUpgrade(ws, { type: 'invalid_request_error', code: null, message: 'Missing bearer or basic authentication in header' }, 3000, call.id);
     }
     if (auth.kind !== 'api_key' || fault?.mode === '401') {
       return refuseAfterUpgrade(
@@ -1892,6 +1904,7 @@ export async function startFakeOpenAI(options = {}) {
           message: `Incorrect API key provided: ${maskKey(auth.token ?? '')}. You can find your API key at https://platform.openai.com/account/api-keys.`,
         },
         3000,
+        call.id,
       );
     }
     if (/realtime\s*=\s*v1/i.test(String(req.headers['openai-beta'] ?? ''))) {
@@ -1903,6 +1916,7 @@ export async function startFakeOpenAI(options = {}) {
           message: "The beta Realtime API shape is disabled: remove the 'OpenAI-Beta: realtime=v1' header to use the GA interface.",
         },
         4000,
+        call.id,
       );
     }
     state.realtime.sidebands += 1;
@@ -2247,7 +2261,7 @@ export async function startFakeOpenAI(options = {}) {
 // command line
 
 function parseArgs(argv) {
-  const out = { port: 0, host: '127.0.0.1', tlsCert: null, tlsKey: null, verbose: false };
+  const out = { port: 0, host: '127.0.0.1', tlsCert: null, tlsKey: null, verbose: false, script: {}, sidebandPingMs: 20000 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = () => {
@@ -2259,11 +2273,19 @@ function parseArgs(argv) {
     else if (a === '--tls-cert') out.tlsCert = next();
     else if (a === '--tls-key') out.tlsKey = next();
     else if (a === '--verbose' || a === '-v') out.verbose = true;
+    else if (a === '--script') {
+      try {
+        out.script = checkScriptPatch(JSON.parse(next()));
+      } catch (e) {
+        throw new Error(`--script: ${e.body?.error?.message ?? e.message}`);
+      }
+    } else if (a === '--sideband-ping-ms') out.sidebandPingMs = Number(next());
     else if (a === '--help' || a === '-h') out.help = true;
     else throw new Error(`unknown argument: ${a}`);
   }
   if (!Number.isInteger(out.port) || out.port < 0 || out.port > 65535) throw new Error('--port must be 0..65535');
   if (Boolean(out.tlsCert) !== Boolean(out.tlsKey)) throw new Error('--tls-cert and --tls-key go together');
+  if (!Number.isInteger(out.sidebandPingMs) || out.sidebandPingMs < 0) throw new Error('--sideband-ping-ms must be a non-negative integer (0: no pings)');
   return out;
 }
 
@@ -2276,12 +2298,14 @@ async function main() {
     process.exit(2);
   }
   if (args.help) {
-    process.stderr.write('usage: node server.mjs --port 0 [--host 127.0.0.1] [--tls-cert F --tls-key F] [--verbose]\n');
+    process.stderr.write(
+      'usage: node server.mjs --port 0 [--host 127.0.0.1] [--tls-cert F --tls-key F] [--script JSON] [--sideband-ping-ms N] [--verbose]\n',
+    );
     process.exit(0);
   }
   const tls = args.tlsCert ? { cert: fs.readFileSync(args.tlsCert), key: fs.readFileSync(args.tlsKey) } : null;
   const log = args.verbose ? (m) => process.stderr.write(`fake-openai: ${m}\n`) : () => {};
-  const fake = await startFakeOpenAI({ port: args.port, host: args.host, tls, log });
+  const fake = await startFakeOpenAI({ port: args.port, host: args.host, tls, log, script: args.script, sidebandPingMs: args.sidebandPingMs });
   process.stdout.write(`${JSON.stringify({ listening: fake.port })}\n`);
   const stop = async () => {
     await fake.close();
