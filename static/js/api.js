@@ -1,4 +1,5 @@
 // Client for the broker's HTTP API (/api/session?action=...) and the address of its live channel.
+import { language } from './i18n.js';
 
 const SESSION_URL = '/api/session';
 let ticket = null;
@@ -24,7 +25,8 @@ export function setTicket(value) {
 }
 
 async function request(action, { method = 'POST', body, contentType } = {}) {
-  const headers = {};
+  // The page's language, for a server that wants to tell the assistant which one to speak.
+  const headers = { 'X-Visitor-Language': language() };
   if (ticket) headers['X-Session-Ticket'] = ticket;
   if (contentType) headers['Content-Type'] = contentType;
   let response;

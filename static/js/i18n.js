@@ -235,7 +235,7 @@ const STRINGS = {
     'transcript.assistant': 'Ассистент',
     'transcript.conversation': 'Разговор {count}, {time}',
     'transcript.fileTitle': 'Голосовой ассистент: текст разговора',
-    'transcript.copy': 'Копировать текст',
+    'transcript.copy': 'Копировать',
     'transcript.download': 'Скачать .txt',
     'transcript.copied': 'Скопировано в буфер обмена.',
     'transcript.copyFailed': 'Не удалось скопировать: выделите текст и скопируйте его или скачайте файл.',

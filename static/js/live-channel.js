@@ -5,7 +5,7 @@ import * as api from './api.js';
 
 const HEARTBEAT_MS = 10_000;
 const POLL_MS = 2_500;
-const FIRST_BACKOFF_MS = 500;
+const FIRST_BACKOFF_MS = 1000;
 const MAX_BACKOFF_MS = 15_000;
 // 1012 "service restart": another instance is ready for us, so come back at once (spread over a
 // quarter second, so that a restart does not bring every visitor back in the same millisecond).

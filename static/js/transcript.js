@@ -1,7 +1,7 @@
 // Live transcript of both sides, built from the Realtime data-channel events (text only, never HTML).
 // It lasts as long as the page: a new conversation is added below the earlier ones, and the whole
 // can be taken away as plain text.
-import { localize, t } from './i18n.js';
+import { language, localize, t } from './i18n.js';
 
 const ASSISTANT_DELTA = new Set(['response.output_audio_transcript.delta', 'response.audio_transcript.delta']);
 const ASSISTANT_DONE = new Set(['response.output_audio_transcript.done', 'response.audio_transcript.done']);
@@ -39,7 +39,7 @@ export class Transcript {
   divider(number, at) {
     const item = document.createElement('li');
     item.className = 'turn-divider';
-    const time = at.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    const time = at.toLocaleTimeString(language(), { hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
     localize(item, 'transcript.conversation', { count: number, time });
     return item;
   }
