@@ -46,7 +46,9 @@ test('focus moves to the new heading; an admission in another tab changes the ti
       assert.deepEqual(await waiter.history().then(h => h.notifications), []);
       const offer = waiter.page.getByTestId('notify-button');
       assert.ok(await offer.isVisible(), 'the queue offers a notification');
-      await waiter.context.grantPermissions(['notifications'], { origin: broker.url });  // the visitor clicks "Allow"
+      // The visitor clicks "Allow". The list replaces what the origin held, so the microphone is
+      // in it too: without it Chromium hides the loopback candidates, and the call cannot connect.
+      await waiter.context.grantPermissions(['notifications', 'microphone'], { origin: broker.url });
       await offer.click();
       await waiter.page.getByTestId('notify-state').getByText('You’ll get a notification when it’s your turn.').waitFor();
       assert.ok(!await offer.isVisible(), 'asked once');
@@ -164,7 +166,8 @@ test('during a call: what the assistant is doing, a Mute button that says what i
 test('the transcript can be copied and downloaded, and stays when the visitor queues again', { timeout: 90_000 }, async () => {
   await runScenario({ broker: LONG_SESSION }, async ({ fake, broker, visitor }) => {
     const { page } = await visitor('talker');
-    await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: broker.url });
+    // With the microphone: the list replaces what the origin held (see the first test).
+    await page.context().grantPermissions(['clipboard-read', 'clipboard-write', 'microphone'], { origin: broker.url });
     await page.getByTestId('start-button').click();
     await waitForState(page, 'active');
     await page.getByTestId('transcript').getByText('Hello! How can I help?', { exact: true }).waitFor({ timeout: 20_000 });
