@@ -7,12 +7,12 @@
 
 #include <algorithm>
 #include <cctype>
-#include <optional>
-#include <vector>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
+#include <vector>
 
 namespace voice_broker {
 
