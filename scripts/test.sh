@@ -25,6 +25,9 @@ ctest --preset debug -j2 --timeout 300
 # a network namespace that has only loopback.
 VOICE_BROKER_BIN="$PWD/build/debug/voice-broker" tests/e2e/run.sh
 
+# Lighthouse 12.2.3 on the pages (>= 95 in all four categories), Debian's Chromium, loopback only.
+VOICE_BROKER_BIN="$PWD/build/debug/voice-broker" tests/lighthouse/run.sh
+
 # Benchmarks, smoke size: proves the scripts still run end to end; judges no speed.
 VOICE_BROKER_BIN="$PWD/build/debug/voice-broker" bash bench/run.sh --smoke > /tmp/vb-bench-smoke.log 2>&1 || { tail -40 /tmp/vb-bench-smoke.log; echo "bench smoke failed"; exit 1; }
 echo "bench smoke: ok ($(grep -c '^|' /tmp/vb-bench-smoke.log) table rows)"

@@ -1,15 +1,18 @@
 #include "voice_broker/static_files.hpp"
 
+#include "asset_versions.hpp"
+
 #include "voice_broker/api_response.hpp"
 #include "voice_broker/ascii.hpp"
 #include "voice_broker/file_io.hpp"
 
-#include <openssl/sha.h>
 #include <zlib.h>
 
 #include <algorithm>
 #include <filesystem>
+#include <optional>
 #include <stdexcept>
+#include <vector>
 
 namespace voice_broker {
 
@@ -60,17 +63,7 @@ bool compressible(std::string_view type) {
 }
 
 std::string strong_etag(std::string_view data, std::string_view suffix) {
-    unsigned char digest[SHA256_DIGEST_LENGTH];
-    SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string out = "\"";
-    for (int i = 0; i < 12; ++i) {
-        out += hex[digest[i] >> 4];
-        out += hex[digest[i] & 15];
-    }
-    out += suffix;
-    out += '"';
-    return out;
+    return "\"" + sha256_hex(data, 12) + std::string(suffix) + "\"";
 }
 
 bool etag_matches(std::string_view if_none_match, std::string_view etag) {
@@ -103,16 +96,16 @@ bool accepts_gzip(std::string_view accept_encoding) {
     return explicit_gzip.value_or(wildcard.value_or(false));
 }
 
-std::string_view cache_control(const static_file& file) {
-    return file.revalidate ? "no-cache" : "public, max-age=3600";
+std::string_view cache_control(bool versioned) {
+    return versioned ? immutable_cache_control : "no-cache";
 }
 
 // Content-Length is not here: the writer adds it (HEAD and 200 share these lines).
-std::string render_head(const static_file& file, bool gzip) {
+std::string render_head(const static_file& file, bool gzip, bool versioned) {
     std::string head;
     head.append("Content-Type: ").append(file.content_type).append("\r\n");
     head.append("ETag: ").append(gzip ? file.gzip_etag : file.etag).append("\r\n");
-    head.append("Cache-Control: ").append(cache_control(file)).append("\r\n");
+    head.append("Cache-Control: ").append(cache_control(versioned)).append("\r\n");
     if (file.gzipped) head.append("Vary: Accept-Encoding\r\n");
     if (gzip) head.append("Content-Encoding: gzip\r\n");
     return head;
@@ -145,6 +138,7 @@ std::shared_ptr<const static_files> static_files::load(const std::string& root, 
         throw std::runtime_error("STATIC_DIR " + root + " is not a readable folder");
     }
     auto result = std::make_shared<static_files>();
+    std::vector<loaded_file> loaded;  // read first: versions need every file
     std::size_t total = 0;
     fs::recursive_directory_iterator it(canonical_root, fs::directory_options::skip_permission_denied, ec), end;
     for (; !ec && it != end; it.increment(ec)) {
@@ -181,17 +175,29 @@ std::shared_ptr<const static_files> static_files::load(const std::string& root, 
             ec.clear();
             continue;
         }
-        if (total + size > limits.max_total_bytes || result->files_.size() >= limits.max_files) {
+        if (total + size > limits.max_total_bytes || loaded.size() >= limits.max_files) {
             throw std::runtime_error("STATIC_DIR " + root + " holds more than the server keeps in memory");
         }
         auto bytes = read_file(path);
         if (!bytes) continue;
-        const auto rel = path.lexically_relative(canonical_root).generic_string();
+        auto rel = path.lexically_relative(canonical_root).generic_string();
+        auto type = std::string(mime_type_for(rel));
+        loaded.push_back({std::move(rel), std::move(*bytes), std::move(type)});
+        total += size;
+    }
+    if (ec) throw std::runtime_error("cannot read STATIC_DIR " + root + ": " + ec.message());
+
+    auto versions = assign_versions(loaded);
+    for (std::size_t i = 0; i < loaded.size(); ++i) {
         static_file file;
-        file.content = std::make_shared<const std::string>(std::move(*bytes));
-        file.content_type = std::string(mime_type_for(rel));
+        file.content = std::make_shared<const std::string>(std::move(loaded[i].content));
+        file.content_type = std::move(loaded[i].content_type);
         file.etag = strong_etag(*file.content, "");
-        file.revalidate = file.content_type.rfind("text/html", 0) == 0;
+        file.revalidate = is_html(file.content_type);
+        if (!file.revalidate) {
+            file.version = std::move(versions[i]);
+            file.versioned_query = "v=" + file.version;
+        }
         if (compressible(file.content_type) && file.content->size() >= 256) {
             auto gz = gzip_compress(*file.content);
             if (gz.size() < file.content->size()) {
@@ -199,12 +205,17 @@ std::shared_ptr<const static_files> static_files::load(const std::string& root, 
                 file.gzipped = std::make_shared<const std::string>(std::move(gz));
             }
         }
-        file.head = std::make_shared<const std::string>(render_head(file, false));
-        if (file.gzipped) file.gzip_head = std::make_shared<const std::string>(render_head(file, true));
-        total += size;
-        result->files_.emplace(rel, std::move(file));
+        auto rendered = [&file](bool gzip, bool versioned) {
+            return std::make_shared<const std::string>(render_head(file, gzip, versioned));
+        };
+        file.head = rendered(false, false);
+        if (file.gzipped) file.gzip_head = rendered(true, false);
+        if (!file.versioned_query.empty()) {
+            file.immutable_head = rendered(false, true);
+            if (file.gzipped) file.immutable_gzip_head = rendered(true, true);
+        }
+        result->files_.emplace(std::move(loaded[i].key), std::move(file));
     }
-    if (ec) throw std::runtime_error("cannot read STATIC_DIR " + root + ": " + ec.message());
     return result;
 }
 
@@ -248,18 +259,20 @@ http_response static_files::serve(const http_request& req) const {
     if (!file) return api_error(404, "not_found", "No such page or file.");
 
     const bool gzip = file->gzipped && accepts_gzip(req.header("accept-encoding"));
+    const bool versioned = file->is_versioned_request(req.query);
     const auto& etag = gzip ? file->gzip_etag : file->etag;
 
     http_response res;
     if (etag_matches(req.header("if-none-match"), etag)) {
         res.set_header("ETag", etag);
-        res.set_header("Cache-Control", std::string(cache_control(*file)));
+        res.set_header("Cache-Control", std::string(cache_control(versioned)));
         if (file->gzipped) res.set_header("Vary", "Accept-Encoding");
         res.status = 304;
         res.omit_body = true;
         return res;
     }
-    res.prepared_head = gzip ? file->gzip_head : file->head;
+    if (versioned) res.prepared_head = gzip ? file->immutable_gzip_head : file->immutable_head;
+    else res.prepared_head = gzip ? file->gzip_head : file->head;
     res.shared_body = gzip ? file->gzipped : file->content;
     return res;
 }

@@ -4,13 +4,15 @@ import { LiveChannel } from './js/live-channel.js';
 import { startCall } from './js/realtime-call.js';
 import { Countdown, formatClock } from './js/countdown.js';
 import { Transcript } from './js/transcript.js';
+import { AssistantActivity } from './js/activity.js';
+import { askForNotifications, notificationPermission, signalTurn } from './js/attention.js';
 import { startLevelMeter } from './js/level-meter.js';
 import { createSound } from './js/sound.js';
 import { has, initLanguage, language, localize, setLanguage, showVerbatim } from './js/i18n.js';
 
 const $ = id => document.getElementById(id);
 const VIEWS = ['idle', 'queued', 'call', 'ended', 'failed'];
-const ENDED_REASONS = ['expired', 'forced', 'left', 'abandoned', 'shutdown', 'unknown'];
+const ENDED_REASONS = ['expired', 'forced', 'left', 'abandoned', 'shutdown', 'unknown', 'removed', 'budget_exhausted'];
 const LOST_TICKET = ['unknown_ticket', 'missing_ticket'];
 const NOT_RETRYABLE = ['insecure_context', 'no_webrtc'];
 const MIC_ERRORS = {
@@ -22,13 +24,16 @@ const JOIN_ATTEMPTS = 8;
 const EXPIRY_GRACE_MS = 4000;
 
 const transcript = new Transcript($('transcript'), $('transcript-scroll'));
+const activity = new AssistantActivity(() => renderActivity());
 const sessionClock = new Countdown(renderSessionClock);
 const etaClock = new Countdown(seconds => {
+  $('queue-eta').parentElement.classList.remove('stat--stale');
   if (seconds > 0) showVerbatim($('queue-eta'), formatClock(seconds));
   else localize($('queue-eta'), 'queue.etaSoon');
 });
 
 let session = null;  // one visit, from Start until it is over; callbacks of an older one are ignored
+let shownView = 'idle';
 let audioContext = null;
 let sound = null;
 
@@ -38,19 +43,36 @@ const current = s => s === session && s.phase !== 'over';
 
 // ---- what the visitor sees -------------------------------------------------------------------
 
+// A new view takes the focus to its heading, so that a screen reader says what happened (left the
+// queue, admitted, ended) and keyboard users start from there; the same view again does nothing.
 function showView(name, stateKey = `state.${name}`) {
-  const focusWasLost = !document.activeElement || document.activeElement === document.body ||
-    document.activeElement.closest('[hidden]');
-  for (const view of VIEWS) $(`view-${view}`).hidden = view !== name;
+  for (const view of VIEWS) {
+    const hidden = view !== name;
+    if ($(`view-${view}`).hidden !== hidden) $(`view-${view}`).hidden = hidden;
+  }
   setState(stateKey);
-  $('transcript-card').hidden = !(name === 'call' || (['ended', 'failed'].includes(name) && $('transcript').childElementCount));
-  $('main').classList.toggle('stage--split', !$('transcript-card').hidden);
-  if (focusWasLost) $(`view-${name}`).querySelector('h1')?.focus();
+  renderTranscriptCard();
+  if (name === shownView) return;
+  shownView = name;
+  $(`view-${name}`).querySelector('h1')?.focus();
 }
+
+// The transcript stays in view once there is something in it, also while queueing again.
+function renderTranscriptCard() {
+  const hasWords = !transcript.empty;
+  const card = $('transcript-card');
+  const show = shownViewIs('call') || hasWords;
+  if (card.hidden === show) card.hidden = !show;
+  $('transcript-actions').hidden = !hasWords;
+  $('main').classList.toggle('stage--split', show);
+}
+
+const shownViewIs = name => !$(`view-${name}`).hidden;
 
 // The pill's text, and data-state (idle, joining, queued, next, connecting, active, ended, failed) for tests.
 function setState(stateKey) {
-  $('state-label').dataset.state = stateKey.replace('state.', '');
+  const state = stateKey.replace('state.', '');
+  if ($('state-label').dataset.state !== state) $('state-label').dataset.state = state;
   localize($('state-text'), stateKey);
 }
 
@@ -59,13 +81,59 @@ function showNotice(key) {
   else showVerbatim($('notice'), '');
 }
 
-function renderQueue(doc) {
-  const next = doc.position === 1;
+// Before Start: how long a conversation lasts, and whether the visitor would wait and why.
+async function explainBeforeStart() {
+  let stats;
+  try {
+    stats = await api.stats();
+  } catch {
+    return;  // the generic sentences already on the page stay
+  }
+  const seconds = Math.round((stats.sessionDurationMinutes ?? 0) * 60);
+  if (seconds > 0) localize($('idle-length'), 'idle.length', { durationSeconds: seconds });
+  const max = stats.maxConcurrentUsers ?? 0;
+  const waiting = stats.queueLength ?? 0;
+  if (!max) return;
+  if ((stats.activeSessions ?? 0) < max && !waiting && !stats.paused) localize($('idle-load'), 'idle.free');
+  else if (max === 1) localize($('idle-load'), 'idle.busyOne');
+  else localize($('idle-load'), 'idle.busyMany', { count: max });
+  if (waiting) localize($('idle-waiting'), 'idle.waiting', { count: waiting });
+}
+
+function renderQueue(s, doc) {
+  const position = doc.position ?? 1;
+  const next = position === 1;
   showView('queued', next ? 'state.next' : 'state.queued');
   showVerbatim($('queue-position'), String(doc.position ?? '–'));
   $('queue-next').hidden = !next;
-  localize($('queue-length'), 'queue.waiting', { count: doc.queueLength ?? doc.position ?? 1 });
+  // Why the wait: how many are ahead (not "N waiting", which counts those behind), and who holds
+  // the places. What the server does not say is left out.
+  if (next) showVerbatim($('queue-ahead'), '');  // the "You're next" box says it
+  else localize($('queue-ahead'), 'queue.ahead', { count: position - 1 });
+  const max = s.limits?.maxConcurrentUsers ?? 0;
+  if (doc.paused) localize($('queue-busy'), 'queue.paused');
+  else if (max === 1) localize($('queue-busy'), 'queue.busyOne');
+  else if (max > 1) localize($('queue-busy'), 'queue.busyMany', { count: max });
+  else showVerbatim($('queue-busy'), '');
+  if (s.limits?.sessionSeconds) localize($('queue-length'), 'queue.length', { durationSeconds: s.limits.sessionSeconds });
+  renderNotifyOffer();
+  if (s.link === 'unreachable') return;
   etaClock.set(doc.etaSeconds ?? 0);
+}
+
+// The wait is real only while the server answers: otherwise it stops and says so.
+function stopWaitClock() {
+  etaClock.stop();
+  localize($('queue-eta'), 'queue.etaPaused');
+  $('queue-eta').parentElement.classList.add('stat--stale');
+}
+
+function renderNotifyOffer() {
+  const permission = notificationPermission();
+  $('notify-button').hidden = permission !== 'default';
+  if (permission === 'granted') localize($('notify-state'), 'queue.notifyOn');
+  else if (permission === 'denied' && $('notify-state').dataset.asked) localize($('notify-state'), 'queue.notifyBlocked');
+  else showVerbatim($('notify-state'), '');
 }
 
 function renderSessionClock(seconds) {
@@ -117,7 +185,7 @@ function renderFailure(error) {
 }
 
 function renderEnded(reason) {
-  const known = ENDED_REASONS.includes(reason) ? reason : 'unknown';
+  const known = ENDED_REASONS.includes(reason) ? reason : 'other';
   localize($('ended-title'), `ended.${known}.title`);
   localize($('ended-text'), `ended.${known}.text`);
   $('ended-title').dataset.reason = known;
@@ -125,17 +193,32 @@ function renderEnded(reason) {
   showView('ended');
 }
 
+// Before the call is up: the step it is at. During the call: what the assistant is doing.
 function renderCallStatus(key) {
-  localize($('call-status'), key);
+  const status = $('call-status');
+  if (status.dataset.activity !== 'connecting') status.dataset.activity = 'connecting';
+  localize($('call-status-text'), key);
   setState(session.phase === 'active' ? 'state.active' : 'state.connecting');
 }
 
+function renderActivity() {
+  const s = session;
+  if (!s || s.phase !== 'active') return;
+  const shown = s.muted ? 'muted' : activity.current;
+  const status = $('call-status');
+  if (status.dataset.activity !== shown) status.dataset.activity = shown;
+  localize($('call-status-text'), `activity.${shown}`);
+}
+
+// The button says what pressing it does, in both states; data-muted is for the looks and tests.
 function setMuted(muted) {
-  for (const track of session?.microphone?.getAudioTracks() ?? []) track.enabled = !muted;
-  // A toggle keeps its name; aria-pressed (and its look) says whether the microphone is muted.
-  $('mute-button').setAttribute('aria-pressed', String(muted));
+  const s = session;
+  if (s) s.muted = muted;
+  for (const track of s?.microphone?.getAudioTracks() ?? []) track.enabled = !muted;
+  $('mute-button').dataset.muted = String(muted);
+  localize($('mute-label'), muted ? 'call.unmute' : 'call.mute');
   $('level-meter').classList.toggle('meter--muted', muted);
-  if (session?.phase === 'active') localize($('call-status'), muted ? 'call.muted' : 'call.live');
+  renderActivity();
 }
 
 // ---- the visit ------------------------------------------------------------------------------
@@ -155,11 +238,14 @@ async function start() {
   audioContext.resume().catch(() => {});
   sound ??= createSound(audioContext);
 
-  const s = session = { phase: 'joining', warned: new Set() };
-  transcript.clear();
+  const s = session = { phase: 'joining', warned: new Set(), link: null };
   $('warning-banner').replaceChildren();
-  showView('idle', 'state.joining');
-  $('start-button').disabled = true;
+  $('warning-banner').classList.remove('warning--final');
+  showFeedback(null);
+  showView(shownView, 'state.joining');  // the view stays until the server answers
+  for (const button of [$('start-button'), $('queue-again-button'), $('retry-button')]) {
+    button.disabled = true;
+  }
   localize($('start-button'), 'idle.starting');
   try {
     const doc = await joinWithRetry(s);
@@ -171,7 +257,9 @@ async function start() {
   } catch (error) {
     if (current(s)) abort(s, typeof error.code === 'string' ? error : failure('generic'));
   } finally {
-    $('start-button').disabled = false;
+    for (const button of [$('start-button'), $('queue-again-button'), $('retry-button')]) {
+      button.disabled = false;
+    }
     localize($('start-button'), 'idle.start');
   }
 }
@@ -186,7 +274,7 @@ async function joinWithRetry(s) {
       return doc;
     } catch (error) {
       if (!error.unreachable || attempt >= JOIN_ATTEMPTS || !current(s)) throw error;
-      showNotice('notice.unreachable');
+      showNotice('notice.joinRetry');
       await sleep(Math.min(15_000, 1000 * 2 ** attempt));
     }
   }
@@ -207,8 +295,15 @@ function onWarning(s, seconds) {
   warn(s, warningThresholds(s).reduce(nearest));
 }
 
+// 'live', 'reconnecting' or 'unreachable', each reported once when it changes.
 function onLink(s, link) {
-  if (current(s)) showNotice(link === 'live' ? null : `notice.${link}`);
+  if (!current(s)) return;
+  s.link = link;
+  const queued = s.phase === 'queued';
+  if (link === 'live') showNotice(null);
+  else if (link === 'reconnecting') showNotice('notice.reconnecting');
+  else showNotice(queued ? 'notice.unreachableQueued' : 'notice.unreachable');
+  if (queued && link === 'unreachable') stopWaitClock();
 }
 
 function applyStatus(s, doc) {
@@ -217,20 +312,25 @@ function applyStatus(s, doc) {
   const waiting = s.phase === 'joining' || s.phase === 'queued';
   if (doc.state === 'queued' && waiting) {
     s.phase = 'queued';
-    return renderQueue(doc);
+    return renderQueue(s, doc);
   }
   if (doc.state !== 'active') return;
   etaClock.stop();
   sessionClock.set(doc.remainingSeconds ?? Math.round((Date.parse(doc.expiresAt) - Date.now()) / 1000));
   if (!doc.confirmed) s.channel.heartbeat();
   if (waiting) {
-    if (s.phase === 'queued') sound?.admitted();
+    if (s.phase === 'queued') {
+      sound?.admitted();
+      signalTurn();
+    }
     beginCall(s);
   }
 }
 
 async function beginCall(s) {
   s.phase = 'connecting';
+  transcript.beginConversation();
+  activity.reset();
   setMuted(false);
   showView('call', 'state.connecting');
   renderCallStatus('call.askMic');
@@ -240,13 +340,18 @@ async function beginCall(s) {
     s.stopMeter = startLevelMeter(audioContext, s.microphone, $('level-meter'));
     renderCallStatus('call.connecting');
     s.call = await startCall(s.microphone, {
-      onEvent: event => transcript.handle(event),
+      onEvent: event => {
+        transcript.handle(event);
+        if (current(s)) activity.handle(event);
+        renderTranscriptCard();
+      },
       onRemoteStream: stream => { $('assistant-audio').srcObject = stream; },
       onFailed: () => current(s) && abort(s, failure('call_failed')),
     });
     if (!current(s)) return release(s);
     s.phase = 'active';
-    renderCallStatus('call.live');
+    setState('state.active');
+    renderActivity();
   } catch (error) {
     // Errors of our own and of the API carry a code; a WebRTC exception means the call failed.
     if (current(s)) abort(s, typeof error.code === 'string' ? error : failure('call_failed'));
@@ -306,6 +411,38 @@ function leave() {
   api.leave().catch(error => console.warn('voice-broker: leave failed', error.code));
 }
 
+// ---- the transcript, taken away ---------------------------------------------------------------
+
+function showFeedback(key, params) {
+  if (key) localize($('transcript-feedback'), key, params);
+  else showVerbatim($('transcript-feedback'), '');
+}
+
+async function copyTranscript() {
+  try {
+    await navigator.clipboard.writeText(transcript.toText());
+    showFeedback('transcript.copied');
+  } catch {
+    showFeedback('transcript.copyFailed');
+  }
+}
+
+function downloadTranscript() {
+  const now = new Date();
+  const pad = n => String(n).padStart(2, '0');
+  const file = `transcript-${now.getFullYear()}-${pad(now.getMonth() + 1)}-${pad(now.getDate())}-${pad(now.getHours())}${pad(now.getMinutes())}.txt`;
+  const url = URL.createObjectURL(new Blob([transcript.toText()], { type: 'text/plain;charset=utf-8' }));
+  const link = document.createElement('a');
+  link.href = url;
+  link.download = file;
+  link.hidden = true;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  showFeedback('transcript.downloaded', { file });
+}
+
 // ---- wiring ---------------------------------------------------------------------------------
 
 function renderLanguageSwitch() {
@@ -327,9 +464,16 @@ $('queue-again-button').addEventListener('click', start);
 $('retry-button').addEventListener('click', start);
 $('leave-queue-button').addEventListener('click', leave);
 $('end-button').addEventListener('click', leave);
-$('mute-button').addEventListener('click', () => {
-  setMuted($('mute-button').getAttribute('aria-pressed') !== 'true');
+$('mute-button').addEventListener('click', () => setMuted($('mute-button').dataset.muted !== 'true'));
+$('notify-button').addEventListener('click', async () => {
+  $('notify-state').dataset.asked = 'true';
+  await askForNotifications();
+  renderNotifyOffer();
+  if ($('notify-button').hidden) $('leave-queue-button').focus();
 });
+$('transcript-copy').addEventListener('click', copyTranscript);
+$('transcript-download').addEventListener('click', downloadTranscript);
 
 const problem = unsupported();
 if (problem) renderFailure(problem);
+else explainBeforeStart();

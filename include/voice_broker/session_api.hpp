@@ -29,7 +29,7 @@ struct upstream_work {
 
 struct api_outcome {
     http_response response;                // final, unless `upstream` is set
-    std::optional<upstream_work> upstream; // the service completes the answer
+    std::optional<upstream_work> upstream{};  // the service completes the answer
 };
 
 // Every upstream call a session opened (up to a few: one per key or relayed offer, plus page

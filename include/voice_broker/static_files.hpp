@@ -2,6 +2,14 @@
 // of each text file made then, never per request.  A request path is only ever looked up in
 // this in-memory table, so no request can reach a file outside the root: traversal attempts,
 // hidden files and symlinks out of the root are simply not in it.
+//
+// Versioned URLs: at load, every asset gets a version, a hash of its bytes (for an ES module,
+// after its own imports were versioned, so a changed dependency changes its importers too), and
+// the references in the HTML files (src, href) and the import specifiers in the modules are
+// rewritten to "<url>?v=<version>".  Only that exact URL is served as immutable for a year; the
+// bare URL or an older version gets the current bytes with no-cache, so a page from before a
+// reload still works and nothing stale is pinned.  A query rather than hashed file names: the
+// table keeps one key per file, and an old page's URLs never turn into 404s.
 #pragma once
 
 #include "voice_broker/http_message.hpp"
@@ -19,10 +27,19 @@ struct static_file {
     std::string content_type;
     std::string etag;       // strong, of the identity bytes
     std::string gzip_etag;  // of the gzip bytes
-    bool revalidate = false;  // html: always revalidate (no-cache)
-    // The 200 answer's header lines, rendered at load: identity and gzip.
+    bool revalidate = false;  // html: always revalidate (no-cache), never versioned
+    std::string version;          // hex; empty for html
+    std::string versioned_query;  // "v=<version>": the query of the URLs the page links to
+    // The 200 answer's header lines, rendered at load: identity and gzip, for a bare or stale
+    // URL (no-cache) and for the versioned one (immutable).
     std::shared_ptr<const std::string> head;
     std::shared_ptr<const std::string> gzip_head;
+    std::shared_ptr<const std::string> immutable_head;
+    std::shared_ptr<const std::string> immutable_gzip_head;
+
+    bool is_versioned_request(std::string_view query) const {
+        return !versioned_query.empty() && query == versioned_query;
+    }
 };
 
 struct static_limits {
@@ -37,7 +54,8 @@ public:
     // clear message when the folder cannot be read.
     static std::shared_ptr<const static_files> load(const std::string& root, static_limits limits = {});
 
-    // GET or HEAD of a file: 200, 304, 400 (malformed path) or 404.
+    // GET or HEAD of a file: 200, 304, 400 (malformed path) or 404.  The versioned URL of an
+    // asset is cached as immutable; any other query of it, and html, must revalidate.
     http_response serve(const http_request& req) const;
 
     std::size_t file_count() const { return files_.size(); }
@@ -51,6 +69,7 @@ private:
 };
 
 std::string_view mime_type_for(std::string_view path);
+inline constexpr std::string_view immutable_cache_control = "public, max-age=31536000, immutable";
 std::string gzip_compress(std::string_view data);
 
 }  // namespace voice_broker

@@ -1,4 +1,5 @@
 // Client for the broker's HTTP API (/api/session?action=...) and the address of its live channel.
+import { language } from './i18n.js';
 
 const SESSION_URL = '/api/session';
 let ticket = null;
@@ -24,7 +25,8 @@ export function setTicket(value) {
 }
 
 async function request(action, { method = 'POST', body, contentType } = {}) {
-  const headers = {};
+  // The page's language, for a server that wants to tell the assistant which one to speak.
+  const headers = { 'X-Visitor-Language': language() };
   if (ticket) headers['X-Session-Ticket'] = ticket;
   if (contentType) headers['Content-Type'] = contentType;
   let response;
@@ -41,7 +43,7 @@ async function request(action, { method = 'POST', body, contentType } = {}) {
 
 // 502/503/504 mean "the broker is restarting" (a proxy answering for it, or the broker shutting
 // down), except for the codes by which the broker names a lasting condition.
-const LASTING_CODES = /^(queue_full|not_configured|upstream_\w+)$/;
+const LASTING_CODES = /^(queue_full|not_configured|budget_exhausted|paused|upstream_\w+)$/;
 
 async function errorFrom(response) {
   const retryAfter = Number.parseInt(response.headers.get('Retry-After'), 10) || null;
@@ -62,6 +64,8 @@ export const join = () => request('join').then(json);
 export const status = () => request('status', { method: 'GET' }).then(json);
 export const heartbeat = () => request('heartbeat').then(json);
 export const leave = () => request('leave').then(json);
+// The public numbers (slots in use, queue, session length) the start page explains the wait with.
+export const stats = () => request('stats', { method: 'GET' }).then(json);
 export const token = () => request('token').then(json);
 
 export const reportCall = callId =>

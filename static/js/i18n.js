@@ -3,6 +3,8 @@
 const STRINGS = {
   en: {
     'page.title': 'Voice assistant',
+    'page.description': 'Talk with an AI voice assistant in your browser. Each conversation has a time limit; if someone else is talking, you wait in a short queue and see your place.',
+    'title.turn': 'Your turn! · Voice assistant',
     'brand': 'Voice assistant',
     'skip': 'Skip to content',
     'lang.label': 'Language',
@@ -18,7 +20,14 @@ const STRINGS = {
     'state.failed': 'Problem',
 
     'idle.title': 'Talk with the AI assistant',
-    'idle.lead': 'Press Start and speak naturally. Conversations have a time limit; if someone else is talking, you wait in a short queue and see your place.',
+    'idle.lead': 'Press Start and speak naturally.',
+    'idle.length': 'Each conversation lasts up to {duration}.',
+    'idle.lengthUnknown': 'Each conversation has a time limit.',
+    'idle.free': 'A place is free now: you can start right away.',
+    'idle.busyOne': 'Someone is talking now, so you’ll wait in a short queue and see your place.',
+    'idle.busyMany': { one: 'All {count} places are taken, so you’ll wait in a short queue and see your place.', other: 'All {count} places are taken, so you’ll wait in a short queue and see your place.' },
+    'idle.waiting': { one: '{count} person is waiting.', other: '{count} people are waiting.' },
+    'idle.loadUnknown': 'If someone else is talking, you wait in a short queue and see your place.',
     'idle.mic': 'Your browser will ask for the microphone when your turn comes.',
     'idle.start': 'Start',
     'idle.starting': 'Connecting…',
@@ -27,19 +36,35 @@ const STRINGS = {
     'queue.position': 'Your place',
     'queue.eta': 'Longest wait',
     'queue.etaSoon': 'any moment',
+    'queue.etaPaused': 'paused',
     'queue.next': 'You’re next — get ready to talk.',
-    'queue.waiting': { one: '{count} person waiting', other: '{count} people waiting' },
+    'queue.ahead': { one: '{count} person is ahead of you.', other: '{count} people are ahead of you.' },
+    'queue.busyOne': 'Someone is talking now.',
+    'queue.busyMany': { one: 'All {count} places are taken.', other: 'All {count} places are taken.' },
+    'queue.paused': 'The operator has paused new conversations; your place is kept.',
+    'queue.length': 'Each conversation lasts up to {duration}.',
     'queue.keepOpen': 'Keep this page open: the call starts by itself when it’s your turn.',
+    'queue.notify': 'Notify me when it’s my turn',
+    'queue.notifyOn': 'You’ll get a notification when it’s your turn.',
+    'queue.notifyBlocked': 'Notifications are blocked for this site: keep this tab open and listen for the chime.',
     'queue.leave': 'Leave queue',
 
+    'notify.title': 'Your turn to talk',
+    'notify.body': 'Come back to the voice assistant: your conversation is starting.',
+
+    'call.title': 'Conversation with the assistant',
     'call.askMic': 'Allow the microphone to start talking.',
     'call.connecting': 'Connecting to the assistant…',
-    'call.live': 'Connected — just start talking.',
     'call.timeLeft': 'Time left',
     'call.mic': 'Microphone level',
-    'call.mute': 'Mute',
-    'call.muted': 'Your microphone is muted: the assistant can’t hear you.',
+    'call.mute': 'Mute microphone',
+    'call.unmute': 'Unmute microphone',
     'call.end': 'End',
+    'activity.listening': 'Listening — go ahead and talk',
+    'activity.hearing': 'Hearing you…',
+    'activity.thinking': 'Thinking…',
+    'activity.speaking': 'The assistant is speaking',
+    'activity.muted': 'Microphone off: the assistant can’t hear you',
     'warning.minutes': { one: '{count} minute left', other: '{count} minutes left' },
     'warning.seconds': { one: '{count} second left', other: '{count} seconds left' },
     'warning.hint': 'The conversation ends automatically.',
@@ -48,6 +73,16 @@ const STRINGS = {
     'transcript.empty': 'What you and the assistant say will appear here.',
     'transcript.you': 'You',
     'transcript.assistant': 'Assistant',
+    'transcript.conversation': 'Conversation {count}, {time}',
+    'transcript.fileTitle': 'Voice assistant: transcript',
+    'transcript.copy': 'Copy text',
+    'transcript.download': 'Download .txt',
+    'transcript.copied': 'Copied to the clipboard.',
+    'transcript.copyFailed': 'Couldn’t copy: select the text and copy it, or download it.',
+    'transcript.downloaded': 'Saved as {file}.',
+
+    'duration.minutes': { one: '{count} minute', other: '{count} minutes' },
+    'duration.seconds': { one: '{count} second', other: '{count} seconds' },
 
     'ended.expired.title': 'Time is up',
     'ended.expired.text': 'Your conversation reached its time limit. Thank you!',
@@ -61,10 +96,18 @@ const STRINGS = {
     'ended.shutdown.text': 'The server is restarting. Queue again in a minute.',
     'ended.unknown.title': 'Session not found',
     'ended.unknown.text': 'The server no longer knows this session; it may have restarted.',
+    'ended.removed.title': 'Removed from the queue',
+    'ended.removed.text': 'The operator removed your place in the queue.',
+    'ended.budget_exhausted.title': 'No more conversations today',
+    'ended.budget_exhausted.text': 'The service has used up today’s budget. Please come back tomorrow.',
+    'ended.other.title': 'The conversation has ended',
+    'ended.other.text': 'You can queue again at any time.',
     'ended.again': 'Queue again',
 
-    'notice.polling': 'Live updates interrupted — reconnecting…',
-    'notice.unreachable': 'Server restarting, reconnecting…',
+    'notice.reconnecting': 'Connection interrupted — reconnecting… Your place is kept.',
+    'notice.unreachable': 'The server can’t be reached — retrying…',
+    'notice.unreachableQueued': 'The server can’t be reached — retrying. The wait time is paused until it answers.',
+    'notice.joinRetry': 'The server is restarting — trying again…',
 
     'error.retry': 'Try again',
     'error.insecure_context.title': 'The microphone needs a secure connection',
@@ -91,11 +134,17 @@ const STRINGS = {
     'error.call_failed.text': 'The audio connection to the assistant was lost. Check your network, then try again.',
     'error.unreachable.title': 'The server can’t be reached',
     'error.unreachable.text': 'Check your connection, then try again.',
+    'error.budget_exhausted.title': 'No more conversations today',
+    'error.budget_exhausted.text': 'The service has used up today’s budget. Please come back tomorrow.',
+    'error.paused.title': 'Conversations are paused',
+    'error.paused.text': 'The operator has paused new conversations. Try again in a few minutes.',
     'error.generic.title': 'Something went wrong',
     'error.generic.text': 'Please try again.',
   },
   ru: {
     'page.title': 'Голосовой ассистент',
+    'page.description': 'Поговорите с голосовым ИИ-ассистентом прямо в браузере. Время разговора ограничено; если кто-то уже говорит, вы подождёте в короткой очереди и увидите своё место.',
+    'title.turn': 'Ваша очередь! · Голосовой ассистент',
     'brand': 'Голосовой ассистент',
     'skip': 'Перейти к содержимому',
     'lang.label': 'Язык',
@@ -111,7 +160,22 @@ const STRINGS = {
     'state.failed': 'Ошибка',
 
     'idle.title': 'Поговорите с ИИ‑ассистентом',
-    'idle.lead': 'Нажмите «Начать» и говорите как обычно. Время разговора ограничено; если кто-то уже говорит, вы подождёте в короткой очереди и увидите своё место.',
+    'idle.lead': 'Нажмите «Начать» и говорите как обычно.',
+    'idle.length': 'Каждый разговор длится до {duration}.',
+    'idle.lengthUnknown': 'Время разговора ограничено.',
+    'idle.free': 'Сейчас есть свободное место: можно начать сразу.',
+    'idle.busyOne': 'Сейчас кто-то разговаривает: вы подождёте в короткой очереди и увидите своё место.',
+    'idle.busyMany': {
+      one: 'Все {count} место занято: вы подождёте в короткой очереди и увидите своё место.',
+      few: 'Все {count} места заняты: вы подождёте в короткой очереди и увидите своё место.',
+      many: 'Все {count} мест заняты: вы подождёте в короткой очереди и увидите своё место.',
+      other: 'Все {count} места заняты: вы подождёте в короткой очереди и увидите своё место.',
+    },
+    'idle.waiting': {
+      one: 'В очереди {count} человек.', few: 'В очереди {count} человека.',
+      many: 'В очереди {count} человек.', other: 'В очереди {count} человека.',
+    },
+    'idle.loadUnknown': 'Если кто-то уже говорит, вы подождёте в короткой очереди и увидите своё место.',
     'idle.mic': 'Браузер попросит доступ к микрофону, когда подойдёт ваша очередь.',
     'idle.start': 'Начать',
     'idle.starting': 'Подключение…',
@@ -120,22 +184,41 @@ const STRINGS = {
     'queue.position': 'Ваше место',
     'queue.eta': 'Макс. ожидание',
     'queue.etaSoon': 'вот-вот',
+    'queue.etaPaused': 'на паузе',
     'queue.next': 'Вы следующий — приготовьтесь говорить.',
-    'queue.waiting': {
-      one: 'В очереди {count} человек', few: 'В очереди {count} человека',
-      many: 'В очереди {count} человек', other: 'В очереди {count} человека',
+    'queue.ahead': {
+      one: 'Перед вами {count} человек.', few: 'Перед вами {count} человека.',
+      many: 'Перед вами {count} человек.', other: 'Перед вами {count} человека.',
     },
+    'queue.busyOne': 'Сейчас кто-то разговаривает.',
+    'queue.busyMany': {
+      one: 'Все {count} место занято.', few: 'Все {count} места заняты.',
+      many: 'Все {count} мест заняты.', other: 'Все {count} места заняты.',
+    },
+    'queue.paused': 'Оператор приостановил новые разговоры; ваше место сохраняется.',
+    'queue.length': 'Каждый разговор длится до {duration}.',
     'queue.keepOpen': 'Не закрывайте страницу: разговор начнётся сам, когда подойдёт ваша очередь.',
+    'queue.notify': 'Уведомить, когда подойдёт очередь',
+    'queue.notifyOn': 'Вы получите уведомление, когда подойдёт ваша очередь.',
+    'queue.notifyBlocked': 'Уведомления для этого сайта запрещены: не закрывайте вкладку и ждите звукового сигнала.',
     'queue.leave': 'Покинуть очередь',
 
+    'notify.title': 'Ваша очередь',
+    'notify.body': 'Вернитесь к голосовому ассистенту: разговор начинается.',
+
+    'call.title': 'Разговор с ассистентом',
     'call.askMic': 'Разрешите доступ к микрофону, чтобы начать разговор.',
     'call.connecting': 'Соединение с ассистентом…',
-    'call.live': 'Соединено — просто начните говорить.',
     'call.timeLeft': 'Осталось',
     'call.mic': 'Уровень микрофона',
-    'call.mute': 'Откл. микрофон',
-    'call.muted': 'Микрофон выключен: ассистент вас не слышит.',
+    'call.mute': 'Выключить микрофон',
+    'call.unmute': 'Включить микрофон',
     'call.end': 'Завершить',
+    'activity.listening': 'Слушает — говорите',
+    'activity.hearing': 'Слышит вас…',
+    'activity.thinking': 'Думает…',
+    'activity.speaking': 'Ассистент говорит',
+    'activity.muted': 'Микрофон выключен: ассистент вас не слышит',
     'warning.minutes': {
       one: 'Осталась {count} минута', few: 'Осталось {count} минуты',
       many: 'Осталось {count} минут', other: 'Осталось {count} минуты',
@@ -150,6 +233,17 @@ const STRINGS = {
     'transcript.empty': 'Здесь появятся ваши реплики и ответы ассистента.',
     'transcript.you': 'Вы',
     'transcript.assistant': 'Ассистент',
+    'transcript.conversation': 'Разговор {count}, {time}',
+    'transcript.fileTitle': 'Голосовой ассистент: текст разговора',
+    'transcript.copy': 'Копировать',
+    'transcript.download': 'Скачать .txt',
+    'transcript.copied': 'Скопировано в буфер обмена.',
+    'transcript.copyFailed': 'Не удалось скопировать: выделите текст и скопируйте его или скачайте файл.',
+    'transcript.downloaded': 'Сохранено как {file}.',
+
+    // Always after "до" (up to), so in the genitive: "до 1 минуты", "до 5 минут".
+    'duration.minutes': { one: '{count} минуты', few: '{count} минут', many: '{count} минут', other: '{count} минуты' },
+    'duration.seconds': { one: '{count} секунды', few: '{count} секунд', many: '{count} секунд', other: '{count} секунды' },
 
     'ended.expired.title': 'Время вышло',
     'ended.expired.text': 'Отведённое на разговор время закончилось. Спасибо!',
@@ -163,10 +257,18 @@ const STRINGS = {
     'ended.shutdown.text': 'Сервер перезапускается. Встаньте в очередь снова через минуту.',
     'ended.unknown.title': 'Сессия не найдена',
     'ended.unknown.text': 'Сервер больше не знает эту сессию — возможно, он был перезапущен.',
-    'ended.again': 'Встать в очередь снова',
+    'ended.removed.title': 'Вы удалены из очереди',
+    'ended.removed.text': 'Оператор удалил ваше место в очереди.',
+    'ended.budget_exhausted.title': 'На сегодня разговоры закончились',
+    'ended.budget_exhausted.text': 'Дневной бюджет сервиса исчерпан. Приходите завтра.',
+    'ended.other.title': 'Разговор завершён',
+    'ended.other.text': 'Вы можете снова встать в очередь в любой момент.',
+    'ended.again': 'Снова в очередь',
 
-    'notice.polling': 'Обновления прервались — переподключаемся…',
-    'notice.unreachable': 'Сервер перезапускается, переподключаемся…',
+    'notice.reconnecting': 'Связь прервалась — переподключаемся… Ваше место сохраняется.',
+    'notice.unreachable': 'Сервер недоступен — пробуем снова…',
+    'notice.unreachableQueued': 'Сервер недоступен — пробуем снова. Время ожидания остановлено, пока он не ответит.',
+    'notice.joinRetry': 'Сервер перезапускается — пробуем снова…',
 
     'error.retry': 'Попробовать снова',
     'error.insecure_context.title': 'Микрофону нужно защищённое соединение',
@@ -193,6 +295,10 @@ const STRINGS = {
     'error.call_failed.text': 'Аудиосоединение потеряно. Проверьте сеть и попробуйте снова.',
     'error.unreachable.title': 'Сервер недоступен',
     'error.unreachable.text': 'Проверьте подключение к сети и попробуйте снова.',
+    'error.budget_exhausted.title': 'На сегодня разговоры закончились',
+    'error.budget_exhausted.text': 'Дневной бюджет сервиса исчерпан. Приходите завтра.',
+    'error.paused.title': 'Разговоры приостановлены',
+    'error.paused.text': 'Оператор приостановил новые разговоры. Попробуйте через несколько минут.',
     'error.generic.title': 'Что-то пошло не так',
     'error.generic.text': 'Попробуйте снова.',
   },
@@ -210,25 +316,42 @@ export function has(key) {
   return key in STRINGS.en;
 }
 
-// t('queue.waiting', {count: 3}) picks the plural form for `count` and fills {placeholders}.
+// t('queue.ahead', {count: 3}) picks the plural form for `count` and fills {placeholders};
+// {duration} is made from the durationSeconds parameter, in the current language.
 export function t(key, params = {}) {
   let entry = STRINGS[current][key] ?? STRINGS.en[key] ?? key;
   if (typeof entry === 'object') {
     entry = entry[new Intl.PluralRules(current).select(params.count)] ?? entry.other;
   }
-  return entry.replace(/\{(\w+)\}/g, (match, name) => String(params[name] ?? match));
+  const values = 'durationSeconds' in params ? { ...params, duration: formatDuration(params.durationSeconds) } : params;
+  return entry.replace(/\{(\w+)\}/g, (match, name) => String(values[name] ?? match));
+}
+
+// "5 minutes", "30 seconds", "2 minutes 30 seconds" (in Russian in the genitive, after "до").
+export function formatDuration(totalSeconds) {
+  const minutes = Math.floor(totalSeconds / 60);
+  const seconds = Math.round(totalSeconds % 60);
+  const parts = [];
+  if (minutes) parts.push(t('duration.minutes', { count: minutes }));
+  if (seconds || !minutes) parts.push(t('duration.seconds', { count: seconds }));
+  return parts.join(' ');
 }
 
 // Sets an element's text from the table and remembers the key, so a language switch can redo it.
+// The same text is never written twice: a live region would announce it again.
 export function localize(element, key, params) {
+  const encoded = params ? JSON.stringify(params) : undefined;
+  const text = t(key, params);
+  if (element.dataset.i18n === key && element.dataset.i18nParams === encoded && element.textContent === text) return;
   element.dataset.i18n = key;
-  if (params) element.dataset.i18nParams = JSON.stringify(params);
+  if (encoded) element.dataset.i18nParams = encoded;
   else delete element.dataset.i18nParams;
-  element.textContent = t(key, params);
+  element.textContent = text;
 }
 
 // Shows text that does not come from the table (a server's message) and stops re-translating it.
 export function showVerbatim(element, text) {
+  if (!('i18n' in element.dataset) && element.textContent === text) return;
   delete element.dataset.i18n;
   delete element.dataset.i18nParams;
   element.textContent = text;
@@ -243,6 +366,18 @@ function translatePage() {
   for (const element of document.querySelectorAll('[data-i18n-label]')) {
     element.setAttribute('aria-label', t(element.dataset.i18nLabel));
   }
+  for (const element of document.querySelectorAll('[data-i18n-content]')) {
+    element.setAttribute('content', t(element.dataset.i18nContent));
+  }
+  for (const listener of listeners) listener(current);
+}
+
+const listeners = new Set();
+
+// Runs after every translation of the page (texts the table cannot redo by itself, such as a
+// formatted duration).
+export function onLanguageChange(listener) {
+  listeners.add(listener);
 }
 
 export function setLanguage(lang) {

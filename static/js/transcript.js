@@ -1,5 +1,7 @@
 // Live transcript of both sides, built from the Realtime data-channel events (text only, never HTML).
-import { localize } from './i18n.js';
+// It lasts as long as the page: a new conversation is added below the earlier ones, and the whole
+// can be taken away as plain text.
+import { language, localize, t } from './i18n.js';
 
 const ASSISTANT_DELTA = new Set(['response.output_audio_transcript.delta', 'response.audio_transcript.delta']);
 const ASSISTANT_DONE = new Set(['response.output_audio_transcript.done', 'response.audio_transcript.done']);
@@ -10,11 +12,51 @@ export class Transcript {
     this.list = list;
     this.scroller = scroller;
     this.turns = new Map();  // conversation item id -> the element holding its text
+    this.conversations = 0;
+    this.firstAt = null;
   }
 
-  clear() {
-    this.list.replaceChildren();
+  get empty() {
+    return !this.list.querySelector('.turn');
+  }
+
+  // A new call: the earlier conversations stay, each under a heading once there are two.
+  beginConversation(now = new Date()) {
     this.turns.clear();
+    if (this.empty) {
+      this.list.replaceChildren();
+      this.conversations = 0;
+    } else if (this.list.lastElementChild?.classList.contains('turn-divider')) {
+      this.list.lastElementChild.remove();  // the last call had no words: its number is reused
+      this.conversations--;
+    }
+    this.conversations++;
+    if (this.conversations === 1) this.firstAt = now;
+    if (this.conversations === 2) this.list.prepend(this.divider(1, this.firstAt));
+    if (this.conversations >= 2) this.list.append(this.divider(this.conversations, now));
+  }
+
+  divider(number, at) {
+    const item = document.createElement('li');
+    item.className = 'turn-divider';
+    const time = at.toLocaleTimeString(language(), { hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
+    localize(item, 'transcript.conversation', { count: number, time });
+    return item;
+  }
+
+  // Everything said so far, as plain text in the page's language.
+  toText() {
+    const lines = [t('transcript.fileTitle')];
+    for (const item of this.list.children) {
+      if (item.classList.contains('turn-divider')) {
+        lines.push('', item.textContent);
+        continue;
+      }
+      const who = item.querySelector('.turn__who')?.textContent ?? '';
+      const text = item.querySelector('.turn__text')?.textContent.trim() ?? '';
+      if (text) lines.push(`${who}: ${text}`);
+    }
+    return `${lines.join('\n')}\n`;
   }
 
   // At the end of a call: words still being transcribed will not come, so stop waiting for them.

@@ -8,7 +8,7 @@
 #   tests/e2e/run.sh --test-name-pattern=relay    # extra arguments go to node --test
 #
 # Environment: VOICE_BROKER_BIN (skip the build), CHROMIUM (default /usr/bin/chromium),
-# E2E_TIMEOUT_SECONDS (whole-suite bound, default 300), E2E_NETNS=0 (run without the namespace,
+# E2E_TIMEOUT_SECONDS (whole-suite bound, default 600), E2E_NETNS=0 (run without the namespace,
 # for machines that cannot create one).
 set -euo pipefail
 
@@ -40,6 +40,7 @@ scratch="$(mktemp -d "${TMPDIR:-/tmp}/vb-e2e.XXXXXX")"
 trap 'rm -rf "$scratch"' EXIT
 if [[ -n "${VOICE_BROKER_BIN:-}" ]]; then
   [[ -x "$VOICE_BROKER_BIN" ]] || { echo "VOICE_BROKER_BIN=$VOICE_BROKER_BIN is not an executable" >&2; exit 1; }
+  VOICE_BROKER_BIN="$(realpath "$VOICE_BROKER_BIN")"  # the tests run from another folder
 else
   export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"
   cmake --preset debug >/dev/null
@@ -78,8 +79,8 @@ if ((${#namespace[@]})) && ! "${namespace[@]}" true 2>/dev/null; then
 fi
 
 status=0
-timeout --kill-after=10 "${E2E_TIMEOUT_SECONDS:-300}" "${namespace[@]}" "${run_tests[@]}" || status=$?
-if ((status == 124)); then echo "the e2e suite did not finish within ${E2E_TIMEOUT_SECONDS:-300} s" >&2; fi
+timeout --kill-after=10 "${E2E_TIMEOUT_SECONDS:-600}" "${namespace[@]}" "${run_tests[@]}" || status=$?
+if ((status == 124)); then echo "the e2e suite did not finish within ${E2E_TIMEOUT_SECONDS:-600} s" >&2; fi
 tap=test-output/e2e/results.tap
 [[ -f "$tap" ]] || : >"$tap"
 passed=$(grep -E '^ok ' "$tap" | grep -cvE '# (TODO|SKIP)' || true)

@@ -346,10 +346,14 @@ TEST_F(router_decision_test, every_route_method_upgrade_origin_ticket_source_and
         EXPECT_EQ(d.close, c.close);
         if (c.what == k::respond) {
             EXPECT_EQ(d.response.status, c.status);
-            if (*c.code) EXPECT_NE(d.response.body_view().find(std::string("\"code\":\"") + c.code + "\""), std::string_view::npos)
-                << d.response.body_view();
+            if (*c.code) {
+                EXPECT_NE(d.response.body_view().find(std::string("\"code\":\"") + c.code + "\""), std::string_view::npos)
+                    << d.response.body_view();
+            }
         }
-        if (c.what == k::live_channel) EXPECT_EQ(d.ticket, c.ticket);
+        if (c.what == k::live_channel) {
+            EXPECT_EQ(d.ticket, c.ticket);
+        }
         EXPECT_FALSE(req.request_id.empty()) << "every request gets an id";
     }
 }

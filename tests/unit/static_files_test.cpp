@@ -5,6 +5,7 @@
 #include "temp_dir.hpp"
 
 #include <gtest/gtest.h>
+#include <openssl/sha.h>
 #include <zlib.h>
 
 #include <filesystem>
@@ -42,11 +43,13 @@ std::string gunzip(std::string_view data) {
     return rc == Z_STREAM_END ? out : std::string{};
 }
 
-http_request get(std::string path, std::vector<std::pair<std::string, std::string>> headers = {}) {
+http_request get(std::string target, std::vector<std::pair<std::string, std::string>> headers = {}) {
     http_request req;
     req.method = "GET";
-    req.target = path;
-    req.path = std::move(path);
+    req.target = target;
+    const auto question = target.find('?');
+    req.path = target.substr(0, question);
+    if (question != std::string::npos) req.query = target.substr(question + 1);
     req.headers = std::move(headers);
     return req;
 }
@@ -167,11 +170,13 @@ TEST_F(static_files_test, serves_the_index_for_the_root_with_no_cache) {
     EXPECT_FALSE(res.omit_body);
 }
 
-TEST_F(static_files_test, other_files_may_be_cached) {
+// Only a versioned URL may be cached for long (see the versions tests below): the bare URL
+// of an asset revalidates, so a reload of STATIC_DIR is seen at once.
+TEST_F(static_files_test, bare_asset_urls_revalidate) {
     const auto res = files->serve(get("/logo.png"));
     EXPECT_EQ(res.status, 200u);
     EXPECT_EQ(res.header("Content-Type"), "image/png");
-    EXPECT_EQ(res.header("Cache-Control"), "public, max-age=3600");
+    EXPECT_EQ(res.header("Cache-Control"), "no-cache");
     EXPECT_EQ(files->serve(get("/sub/")).body_view(), "<p>sub</p>");
     EXPECT_EQ(files->serve(get("/a%20b.txt")).body_view(), "space");
 }
@@ -314,6 +319,219 @@ TEST_F(static_files_test, no_traversal_attempt_reaches_a_file_outside_the_root_o
     // The same table does serve what it should: the refusals above are not a broken server.
     EXPECT_EQ(files->serve(get("/sub/page.txt")).status, 200u);
     EXPECT_EQ(files->serve(get("/page-link.txt")).body_view(), "page");
+}
+
+// --- versioned URLs -----------------------------------------------------------------------------
+
+std::string sha256_prefix_hex(std::string_view data) {
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
+    static constexpr char hex[] = "0123456789abcdef";
+    std::string out;
+    for (int i = 0; i < 8; ++i) {
+        out += hex[digest[i] >> 4];
+        out += hex[digest[i] & 15];
+    }
+    return out;
+}
+
+std::string body_of(const static_files& files, const std::string& target) {
+    return std::string(files.serve(get(target)).body_view());
+}
+
+std::string version_of(const static_files& files, std::string_view key) {
+    const auto* file = files.find(key);
+    return file ? file->version : "(missing " + std::string(key) + ")";
+}
+
+// A small page: index.html -> app.js -> js/dep.js -> js/leaf.js, and app.js -> js/other.js.
+void write_page(const temp_dir& dir) {
+    dir.write("site/index.html",
+              "<!doctype html><link rel=\"stylesheet\" href=\"styles.css\"><link rel=icon HREF='img/logo.svg'>"
+              "<script type=\"module\" src=\"app.js\"></script><a href=\"#main\">skip</a>"
+              "<img src=\"/img/logo.svg\" alt=\"\"><a href=\"https://example.com/app.js\">x</a>"
+              "<script src=\"missing.js\"></script><a href=\"sub/\">sub</a>");
+    dir.write("site/styles.css", "body{margin:0}");
+    dir.write("site/img/logo.svg", "<svg xmlns=\"http://www.w3.org/2000/svg\"/>");
+    dir.write("site/app.js", "import { dep } from './js/dep.js';\nimport './js/other.js';\ndep();\n");
+    dir.write("site/js/dep.js", "import { leaf } from \"./leaf.js\";\nexport const dep = () => leaf();\n");
+    dir.write("site/js/leaf.js", "export const leaf = () => 1;\n");
+    dir.write("site/js/other.js", "console.log('other');\n");
+    dir.write("site/sub/index.html", "<script type=module src=\"../app.js\"></script><script src=\"./../js/leaf.js\"></script>");
+}
+
+TEST(static_files_versions, the_page_links_every_asset_by_a_hash_of_its_bytes) {
+    temp_dir dir;
+    write_page(dir);
+    const auto files = static_files::load((dir / "site").string());
+    for (const char* key : {"styles.css", "img/logo.svg", "app.js", "js/dep.js", "js/leaf.js", "js/other.js"}) {
+        const auto version = version_of(*files, key);
+        EXPECT_EQ(version.size(), 16u) << key;
+        EXPECT_EQ(version, sha256_prefix_hex(body_of(*files, std::string("/") + key))) << key << ": the hash of the served bytes";
+        EXPECT_EQ(files->find(key)->versioned_query, "v=" + version) << key;
+    }
+    EXPECT_TRUE(files->find("index.html")->version.empty()) << "html is never versioned: it always revalidates";
+
+    const auto v = [&](const char* key) { return version_of(*files, key); };
+    EXPECT_EQ(body_of(*files, "/"),
+              "<!doctype html><link rel=\"stylesheet\" href=\"styles.css?v=" + v("styles.css") +
+                  "\"><link rel=icon HREF='img/logo.svg?v=" + v("img/logo.svg") +
+                  "'><script type=\"module\" src=\"app.js?v=" + v("app.js") +
+                  "\"></script><a href=\"#main\">skip</a><img src=\"/img/logo.svg?v=" + v("img/logo.svg") +
+                  "\" alt=\"\"><a href=\"https://example.com/app.js\">x</a><script src=\"missing.js\"></script>"
+                  "<a href=\"sub/\">sub</a>")
+        << "fragments, other hosts, missing files and pages are left alone";
+    EXPECT_EQ(body_of(*files, "/sub/"), "<script type=module src=\"../app.js?v=" + v("app.js") +
+                                            "\"></script><script src=\"./../js/leaf.js?v=" + v("js/leaf.js") + "\"></script>")
+        << "relative to the page's own folder";
+    EXPECT_EQ(body_of(*files, "/app.js"), "import { dep } from './js/dep.js?v=" + v("js/dep.js") + "';\nimport './js/other.js?v=" +
+                                              v("js/other.js") + "';\ndep();\n");
+    EXPECT_EQ(body_of(*files, "/js/dep.js"),
+              "import { leaf } from \"./leaf.js?v=" + v("js/leaf.js") + "\";\nexport const dep = () => leaf();\n");
+}
+
+TEST(static_files_versions, module_specifiers_are_versioned_in_every_form_and_nothing_else) {
+    temp_dir dir;
+    dir.write("site/lib/a.js", "export const a = 1;\n");
+    dir.write("site/c.js", "export const c = 1;\n");
+    const std::string source =
+        "import a from './a.js';\n"
+        "import{a as b}from\"./a.js\";\n"
+        "import './a.js';\n"
+        "export * from '../c.js';\n"
+        "export { c } from \"/c.js\";\n"
+        "const later = import('./a.js');\n"
+        "const spaced = import ( \"../c.js\" );\n"
+        "import 'lodash';\n"
+        "import x from 'https://cdn.example/a.js';\n"
+        "import y from './a.js?raw';\n"
+        "const url = new URL('./a.js', import.meta.url);\n"
+        "const chars = Array.from('./a.js');\n"
+        "const important = 1; const fromage = './a.js';\n"
+        "const note = 'see Array.from \"./a.js\" and reimport \"./a.js\"';\n"
+        "import z from './missing.js';\n";
+    dir.write("site/lib/main.js", source);
+    const auto files = static_files::load((dir / "site").string());
+    const auto a = "?v=" + version_of(*files, "lib/a.js");
+    const auto c = "?v=" + version_of(*files, "c.js");
+    EXPECT_EQ(body_of(*files, "/lib/main.js"),
+              "import a from './a.js" + a + "';\n"
+              "import{a as b}from\"./a.js" + a + "\";\n"
+              "import './a.js" + a + "';\n"
+              "export * from '../c.js" + c + "';\n"
+              "export { c } from \"/c.js" + c + "\";\n"
+              "const later = import('./a.js" + a + "');\n"
+              "const spaced = import ( \"../c.js" + c + "\" );\n"
+              "import 'lodash';\n"
+              "import x from 'https://cdn.example/a.js';\n"
+              "import y from './a.js?raw';\n"
+              "const url = new URL('./a.js', import.meta.url);\n"
+              "const chars = Array.from('./a.js');\n"
+              "const important = 1; const fromage = './a.js';\n"
+              "const note = 'see Array.from \"./a.js\" and reimport \"./a.js\"';\n"
+              "import z from './missing.js';\n");
+}
+
+TEST(static_files_versions, a_changed_file_changes_its_url_and_the_urls_of_all_that_import_it) {
+    temp_dir dir;
+    write_page(dir);
+    const auto before = static_files::load((dir / "site").string());
+    dir.write("site/js/leaf.js", "export const leaf = () => 2;\n");
+    const auto after = static_files::load((dir / "site").string());  // as SIGHUP does
+
+    for (const char* key : {"js/leaf.js", "js/dep.js", "app.js"}) {
+        EXPECT_NE(version_of(*before, key), version_of(*after, key)) << key << " imports the changed file, directly or not";
+    }
+    for (const char* key : {"js/other.js", "styles.css", "img/logo.svg"}) {
+        EXPECT_EQ(version_of(*before, key), version_of(*after, key)) << key << " is unchanged, and keeps its URL";
+    }
+    const auto index = body_of(*after, "/");
+    EXPECT_NE(index.find("app.js?v=" + version_of(*after, "app.js")), std::string::npos) << index;
+    EXPECT_EQ(index.find("app.js?v=" + version_of(*before, "app.js")), std::string::npos) << index;
+
+    // Loading the same bytes again gives the same URLs: a restart keeps the browsers' caches.
+    const auto again = static_files::load((dir / "site").string());
+    EXPECT_EQ(body_of(*again, "/"), index);
+}
+
+TEST(static_files_versions, only_the_current_version_is_served_as_immutable) {
+    temp_dir dir;
+    write_page(dir);
+    const auto old_version = version_of(*static_files::load((dir / "site").string()), "app.js");
+    dir.write("site/app.js", "import { dep } from './js/dep.js';\ndep();\n" + repeat("// a longer file, worth compressing\n", 20));
+    const auto files = static_files::load((dir / "site").string());
+    const auto current = version_of(*files, "app.js");
+    ASSERT_NE(current, old_version);
+
+    for (const char* encoding : {"", "gzip"}) {
+        const auto fresh = files->serve(get("/app.js?v=" + current, {{"accept-encoding", encoding}}));
+        EXPECT_EQ(fresh.status, 200u);
+        EXPECT_EQ(fresh.header("Cache-Control"), "public, max-age=31536000, immutable") << encoding;
+        EXPECT_EQ(fresh.header("Content-Encoding"), encoding) << "the versioned URL is compressed all the same";
+    }
+    // The previous version, no version, or the version with something more: the current bytes,
+    // but never pinned in a cache for a year.
+    for (const auto& target : {"/app.js?v=" + old_version, std::string("/app.js"), "/app.js?v=" + current + "&x=1",
+                               "/app.js?v=" + current.substr(0, 8), std::string("/app.js?v=")}) {
+        const auto res = files->serve(get(target));
+        EXPECT_EQ(res.status, 200u) << target;
+        EXPECT_EQ(res.header("Cache-Control"), "no-cache") << target;
+        EXPECT_EQ(res.body_view(), body_of(*files, "/app.js")) << target;
+    }
+    const auto etag = std::string(files->serve(get("/app.js")).header("ETag"));
+    const auto revalidated = files->serve(get("/app.js?v=" + current, {{"if-none-match", etag}}));
+    EXPECT_EQ(revalidated.status, 304u);
+    EXPECT_EQ(revalidated.header("Cache-Control"), "public, max-age=31536000, immutable");
+    EXPECT_EQ(files->serve(get("/app.js?v=" + old_version, {{"if-none-match", etag}})).header("Cache-Control"), "no-cache");
+    EXPECT_EQ(files->serve(get("/?v=" + current)).header("Cache-Control"), "no-cache") << "html always revalidates";
+}
+
+TEST(static_files_versions, modules_in_an_import_cycle_share_a_version_that_still_changes) {
+    temp_dir dir;
+    dir.write("site/index.html", "<script type=module src=\"a.js\"></script>");
+    dir.write("site/a.js", "import './b.js';\nexport const a = 1;\n");
+    dir.write("site/b.js", "import { a } from './a.js';\nimport './leaf.js';\n");
+    dir.write("site/self.js", "import './self.js';\n");
+    dir.write("site/leaf.js", "export {};\n");
+    const auto before = static_files::load((dir / "site").string());
+    EXPECT_EQ(version_of(*before, "a.js"), version_of(*before, "b.js"));
+    EXPECT_EQ(version_of(*before, "a.js").size(), 16u);
+    EXPECT_EQ(body_of(*before, "/b.js"), "import { a } from './a.js?v=" + version_of(*before, "a.js") +
+                                             "';\nimport './leaf.js?v=" + version_of(*before, "leaf.js") + "';\n");
+    EXPECT_EQ(body_of(*before, "/self.js"), "import './self.js?v=" + version_of(*before, "self.js") + "';\n");
+
+    dir.write("site/leaf.js", "export const leaf = 2;\n");
+    const auto after = static_files::load((dir / "site").string());
+    EXPECT_NE(version_of(*before, "a.js"), version_of(*after, "a.js")) << "a dependency outside the cycle changed";
+    dir.write("site/b.js", "import { a } from './a.js';\nimport './leaf.js';\n// changed\n");
+    const auto changed = static_files::load((dir / "site").string());
+    EXPECT_NE(version_of(*after, "a.js"), version_of(*changed, "a.js")) << "a member of the cycle changed";
+}
+
+TEST(static_files_versions, references_never_reach_outside_the_root_or_a_hidden_file) {
+    temp_dir dir;
+    dir.write("secret.js", secret_marker);
+    dir.write("site/.env", secret_marker);
+    dir.write("site/.hidden/x.js", secret_marker);
+    dir.write("site/ok.js", "export {};\n");
+    const std::string page =
+        "<script src=\"../secret.js\"></script><script src=\"/../secret.js\"></script>"
+        "<script src=\"sub/../../secret.js\"></script><script src=\"%2e%2e/secret.js\"></script>"
+        "<link href=\"/.env\"><script src=\".hidden/x.js\"></script><script src=\"./.hidden/x.js\"></script>"
+        "<script src=\"ok.js\"></script>";
+    dir.write("site/index.html", page);
+    dir.write("site/main.js", "import '../secret.js';\nimport './.hidden/x.js';\nimport '/.env';\n");
+    const auto files = static_files::load((dir / "site").string());
+    EXPECT_EQ(files->file_count(), 3u) << "index.html, ok.js, main.js";
+    std::string expected = page;
+    expected.replace(expected.find("ok.js") + 5, 0, "?v=" + version_of(*files, "ok.js"));
+    EXPECT_EQ(body_of(*files, "/"), expected) << "only ok.js is a file of the table";
+    EXPECT_EQ(body_of(*files, "/main.js"), "import '../secret.js';\nimport './.hidden/x.js';\nimport '/.env';\n");
+    for (const char* target : {"/../secret.js?v=1", "/.env?v=1", "/.hidden/x.js?v=1"}) {
+        const auto res = files->serve(get(target));
+        EXPECT_TRUE(res.status == 400 || res.status == 404) << target;
+        EXPECT_EQ(res.body_view().find(secret_marker), std::string_view::npos) << target;
+    }
 }
 
 // --- loading ------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ const STOP_TIMEOUT_MS = 15_000;
 const SANITIZER_REPORT = /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: UndefinedBehaviorSanitizer/;
 
 // settings: the broker's environment variables for this scenario (strings). Resolves once the
-// broker logs its listening line, with {url, port, lines, tail(), waitForLog(), stop()}.
+// broker logs its listening line, with {url, port, lines, tail(), waitForLog(), stop(), crash()}.
 export async function startBroker(settings = {}) {
   if (!fs.existsSync(BROKER_BIN)) {
     throw new Error(`no voice-broker binary at ${BROKER_BIN}: run tests/e2e/run.sh, or set VOICE_BROKER_BIN`);
@@ -91,9 +91,23 @@ export async function startBroker(settings = {}) {
   const tail = (n = 60) => lines.slice(-n).join('\n');
 
   let stopped = null;
+  let crashed = false;
+  // SIGKILL: the server vanishes without a word, as after a crash or a lost machine. The
+  // sanitizers get no say then, and stop() afterwards only cleans up.
+  async function crash() {
+    crashed = true;
+    child.kill('SIGKILL');
+    await exited;
+  }
+
   // SIGTERM, a bounded wait for the graceful exit, then the sanitizers' verdict.
   function stop() {
     stopped ??= (async () => {
+      if (crashed) {
+        await exited;
+        fs.rmSync(workDir, { recursive: true, force: true });
+        return;
+      }
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       let timer;
       const outcome = await Promise.race([
@@ -120,7 +134,7 @@ export async function startBroker(settings = {}) {
     const line = await waitForLog(/listening on http:\/\/127\.0\.0\.1:(\d+)/, START_TIMEOUT_MS);
     const port = Number(/listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(line)[1]);
     const url = `http://127.0.0.1:${port}`;
-    return { url, port, lines, tail, waitForLog, stop };
+    return { url, port, lines, tail, waitForLog, stop, crash };
   } catch (error) {
     child.kill('SIGKILL');
     await exited;

@@ -31,14 +31,46 @@ const BASE_ARGS = [
   '--disable-sync',
 ];
 
-// Runs in the page before its own scripts: keeps the sequence of states and warnings, which a
-// poll from the test could miss when two of them follow each other quickly.
+// Runs in the page before its own scripts: keeps the sequence of states, warnings and assistant
+// activities, which a poll from the test could miss when two follow each other quickly; every
+// text change of a live region (what a screen reader would announce); the notifications and
+// vibrations the page asked for; and each WebSocket's life (created, opened, closed with which code).
+// The wrappers only record: the real Notification, vibrate and WebSocket do the work.
 function recordPageHistory() {
-  const history = { states: [], warnings: [] };
+  const history = { states: [], warnings: [], activity: [], announcements: [], notifications: [], vibrations: [], sockets: [] };
   window.__e2eHistory = history;
+
+  const RealWebSocket = window.WebSocket;
+  window.WebSocket = class extends RealWebSocket {
+    constructor(...args) {
+      super(...args);
+      const entry = { url: String(args[0]), createdAt: performance.now(), openedAt: null, closedAt: null, code: null };
+      history.sockets.push(entry);
+      this.addEventListener('open', () => { entry.openedAt = performance.now(); });
+      this.addEventListener('close', event => {
+        entry.closedAt = performance.now();
+        entry.code = event.code;
+      });
+    }
+  };
+  if (window.Notification) {
+    window.Notification = class extends window.Notification {
+      constructor(title, options) {
+        super(title, options);
+        history.notifications.push({ title, body: options?.body ?? '' });
+      }
+    };
+  }
+  const vibrate = navigator.vibrate?.bind(navigator);
+  navigator.vibrate = pattern => {
+    history.vibrations.push(pattern);
+    return vibrate ? vibrate(pattern) : false;
+  };
+
   document.addEventListener('DOMContentLoaded', () => {
     const pill = document.getElementById('state-label');
     const banner = document.getElementById('warning-banner');
+    const status = document.getElementById('call-status');
     const note = () => {
       const state = pill.dataset.state;
       if (history.states.at(-1) !== state) history.states.push(state);
@@ -49,12 +81,37 @@ function recordPageHistory() {
       const text = banner.textContent.trim();
       if (text && history.warnings.at(-1) !== text) history.warnings.push(text);
     }).observe(banner, { childList: true, subtree: true, characterData: true });
+    if (status) {
+      new MutationObserver(() => {
+        const activity = status.dataset.activity;
+        if (history.activity.at(-1) !== activity) history.activity.push(activity);
+      }).observe(status, { attributes: true, attributeFilter: ['data-activity'] });
+    }
+    new MutationObserver(mutations => {
+      const regions = new Set();
+      for (const mutation of mutations) {
+        const node = mutation.target.nodeType === Node.ELEMENT_NODE ? mutation.target : mutation.target.parentElement;
+        const region = node?.closest('[aria-live], [role=status], [role=alert], [role=log]');
+        if (region && region.getAttribute('aria-live') !== 'off') regions.add(region);
+      }
+      for (const region of regions) {
+        history.announcements.push({
+          region: region.dataset.testid ?? region.id ?? region.className,
+          text: region.textContent.replace(/\s+/g, ' ').trim(),
+          at: performance.now(),
+        });
+      }
+    }).observe(document.body, { childList: true, subtree: true, characterData: true });
   });
 }
 
 // micDenied: no fake permission UI, and the microphone permission refused, as a visitor who
 // clicked "Block" would have it.
-export async function launchVisitor(name, { micDenied = false } = {}) {
+// viewport, colorScheme, locale: the look of the visitor's browser (default desktop, light, en-US).
+export const DESKTOP = { width: 1280, height: 860 };
+export const PHONE = { width: 390, height: 844 };
+
+export async function launchVisitor(name, { micDenied = false, viewport = DESKTOP, colorScheme = 'light', locale = 'en-US' } = {}) {
   const profileDir = fs.mkdtempSync(path.join(os.tmpdir(), `vb-e2e-${name}-`));
   const args = micDenied
     ? [...BASE_ARGS, '--deny-permission-prompts']
@@ -63,9 +120,9 @@ export async function launchVisitor(name, { micDenied = false } = {}) {
     executablePath: CHROMIUM,
     headless: true,
     args,
-    viewport: { width: 1280, height: 860 },
-    locale: 'en-US',
-    colorScheme: 'light',
+    viewport,
+    locale,
+    colorScheme,
     timeout: 30_000,
   }).catch(error => {
     fs.rmSync(profileDir, { recursive: true, force: true });

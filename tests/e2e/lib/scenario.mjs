@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { startFakeOpenAI } from '../../fakes/fake-openai/server.mjs';
 import { ADMIN_TOKEN, startBroker } from './broker.mjs';
-import { accessibilityReport, launchVisitor, saveScreenshot } from './browser.mjs';
+import { DESKTOP, PHONE, accessibilityReport, launchVisitor, saveScreenshot } from './browser.mjs';
 
 export const OPENAI_KEY = 'e2e-fake-openai-key-0123456789';
 
@@ -30,11 +30,12 @@ export async function runScenario({ fake: withFake = true, broker: settings = {}
     const world = {
       fake,
       broker,
-      // A new browser on the broker's page; goto waits for load, so the page's modules have run.
-      async visitor(name, options) {
+      // A new browser on the broker's page (or on `url`, say a proxy in front of it); goto waits
+      // for load, so the page's modules have run.
+      async visitor(name, { url = broker.url, ...options } = {}) {
         const visitor = await launchVisitor(name, options);
         visitors.push(visitor);
-        await visitor.page.goto(broker.url);
+        await visitor.page.goto(url);
         await visitor.page.getByTestId('start-button').waitFor();
         return visitor;
       },
@@ -91,6 +92,32 @@ export async function recordState(page, name) {
   const { passed, serious } = await accessibilityReport(page, name);
   assert.ok(passed >= 10, `${name}: axe-core checked only ${passed} rules`);
   assert.deepEqual(serious, [], `${name}: serious or critical accessibility violations`);
+}
+
+// One state in every look a visitor may have: English and Russian (through the page's own
+// language switch), light and dark, phone and desktop. axe-core runs in each, and each is saved
+// as <name>-<lang>-<theme>-<width>.png. The page is left in English, light, at its old size.
+export const LOOK_WIDTHS = { phone: PHONE, desktop: DESKTOP };
+
+export async function recordLooks(page, name, { widths = ['phone', 'desktop'], languages = ['en', 'ru'], themes = ['light', 'dark'] } = {}) {
+  const size = page.viewportSize();
+  try {
+    for (const width of widths) {
+      await page.setViewportSize(LOOK_WIDTHS[width]);
+      for (const lang of languages) {
+        await page.getByTestId(`language-${lang}`).click();
+        await page.locator(`html[lang=${lang}]`).waitFor({ state: 'attached' });
+        for (const theme of themes) {
+          await page.emulateMedia({ colorScheme: theme });
+          await recordState(page, `${name}-${lang}-${theme}-${width}`);
+        }
+      }
+    }
+  } finally {
+    await page.getByTestId('language-en').click();
+    await page.emulateMedia({ colorScheme: 'light' });
+    await page.setViewportSize(size);
+  }
 }
 
 // Waits for the state pill (data-state) to read state.
