@@ -233,7 +233,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
             self->accept_backoff.cancel();
             self->ctx->shutting_down.store(true);
             self->routes->set_shutting_down();
-            self->service->shutdown([self] {
+            self->service->shutdown(self->settings.store.kind == store_kind::memory, [self] {
                 // Phase 2: idle connections close now, busy ones after their answer; WebSockets
                 // get "going away".  Whatever is left when the grace ends is cut off.
                 self->ctx->registry.shutdown_all();

@@ -96,6 +96,12 @@ std::optional<entry_status> session_broker::status(std::string_view ticket, stea
     return make_status(*e, now);
 }
 
+std::optional<entry_status> session_broker::status(std::uint64_t entry_id, steady_time now) const {
+    const auto it = entries_.find(entry_id);
+    if (it == entries_.end()) return std::nullopt;
+    return make_status(it->second, now);
+}
+
 std::optional<entry_status> session_broker::heartbeat(std::string_view ticket, steady_time now) {
     auto* e = find_live(ticket);
     if (!e) return status(ticket, now);

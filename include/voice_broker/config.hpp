@@ -22,6 +22,7 @@ namespace voice_broker {
 
 enum class log_format { text, json };
 enum class realtime_mode { token, relay };
+enum class store_kind { memory, redis };
 
 // Transport limits: one struct, every value explicit.
 struct server_limits {
@@ -49,6 +50,18 @@ struct openai_settings {
     realtime_mode mode = realtime_mode::token;
 };
 
+// Where the shared state lives (one instance in memory, or several sharing Redis).
+struct store_settings {
+    store_kind kind = store_kind::memory;
+    std::string redis_url = "redis://127.0.0.1:6379/0";  // may hold a password: never logged whole
+    std::string key_prefix = "vb";                       // keys are "{vb}:..." (one hash slot)
+    std::string instance_id;                             // default: hostname-pid
+    std::string sentinels;                               // host:port,...; set: ask Sentinel for the master
+    std::string sentinel_master = "mymaster";
+    std::string sentinel_password;                       // secret
+    std::string data_dir = "data";                       // memory mode: what survives a restart
+};
+
 struct config {
     std::string host = "127.0.0.1";
     std::uint16_t port = 3000;
@@ -66,6 +79,7 @@ struct config {
     double cost_per_minute_usd = 0.06;
     std::string admin_token;  // secret; empty: admin API disabled
     openai_settings openai;
+    store_settings store;
     std::string config_file;  // where the file layer came from, if any
 
     bool tls_enabled() const { return tls_self_signed || !tls_cert_file.empty(); }

@@ -95,6 +95,7 @@ public:
     join_outcome join(const std::string& fresh_ticket, const std::string* existing, steady_time now);
 
     std::optional<entry_status> status(std::string_view ticket, steady_time now) const;
+    std::optional<entry_status> status(std::uint64_t entry_id, steady_time now) const;
 
     // The ticket of a live or recently ended entry (empty once forgotten).  The shell keys
     // everything by entry id; this is for the few places that must name the visitor.
