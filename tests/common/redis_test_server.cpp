@@ -90,6 +90,11 @@ bool eventually(const std::function<bool()>& check, std::chrono::milliseconds ti
 }
 
 redis_test_server::redis_test_server(redis_server_options options) : options_(std::move(options)), dir_(make_temp_dir()) {
+    if (::access(redis_server_binary, X_OK) != 0) {
+        fs::remove_all(dir_);
+        throw std::runtime_error(std::string(redis_server_binary) +
+                                 " is missing: run scripts/install-deps.sh test (redis-server, redis-sentinel)");
+    }
     notify_fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     sockaddr_un address{};
     address.sun_family = AF_UNIX;

@@ -7,7 +7,13 @@
 #include "voice_broker/redis_error.hpp"
 #include "voice_broker/redis_probe.hpp"
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
 #include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
 
 #include <cstdio>
 
@@ -323,6 +329,61 @@ TEST_F(redis_connection_test, reconnect_drops_and_comes_back_at_once) {
     ASSERT_TRUE(wait_state(redis_link_state::up, 3s, 2));
     EXPECT_NE(run_command(loop, *connection, {"CLIENT", "ID"}).reply.integer, first_id);
     EXPECT_EQ(states.count(redis_link_state::down), 1);
+}
+
+TEST(redis_connection_threads, every_callback_runs_on_the_strand_of_a_multithreaded_context) {
+    // The server's shape: one io_context run by several threads, the client on one strand.
+    redis_test_server server;
+    boost::asio::io_context io;
+    const auto strand = boost::asio::make_strand(io);
+    auto work = boost::asio::make_work_guard(io);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 3; ++i) threads.emplace_back([&] { io.run(); });
+
+    std::atomic<int> answered{0}, off_strand{0}, errors{0}, observed_up{0};
+    std::shared_ptr<redis_connection> connection;
+    constexpr int commands = 3000;
+    boost::asio::post(strand, [&] {
+        connection = redis_connection::create(strand, options_for(server.url()));
+        connection->add_state_observer([&](redis_link_state state) {
+            if (!strand.running_in_this_thread()) ++off_strand;
+            if (state == redis_link_state::up) ++observed_up;
+        });
+        connection->start();
+        for (int i = 0; i < commands; ++i) {
+            connection->command({"INCR", "n"}, 5s, [&, i](std::error_code ec, redis_reply reply) {
+                if (!strand.running_in_this_thread()) ++off_strand;
+                if (ec || reply.integer != i + 1) ++errors;
+                ++answered;
+            });
+        }
+    });
+    const bool done = testing::eventually([&] { return answered.load() == commands; }, 10s);
+    boost::asio::post(strand, [&] { connection.reset(); });
+    work.reset();
+    for (auto& thread : threads) thread.join();
+    EXPECT_TRUE(done);
+    EXPECT_EQ(answered.load(), commands);
+    EXPECT_EQ(errors.load(), 0);
+    EXPECT_EQ(off_strand.load(), 0);
+    EXPECT_EQ(observed_up.load(), 1);
+}
+
+TEST(redis_connection_shutdown, destroyed_after_the_loop_stopped_leaks_nothing) {
+    // The server's shutdown order: the loop stops, then the objects go, then the io_context.
+    // Handlers posted then never run; they must still be freed (LeakSanitizer checks at exit).
+    redis_test_server server;
+    auto loop = std::make_unique<redis_test_loop>();
+    auto connection = redis_connection::create(loop->executor(), options_for(server.url()));
+    connection->start();
+    ASSERT_EQ(run_command(*loop, *connection, {"PING"}).reply, redis_reply::make_status("PONG"));
+    server.pause();
+    auto pending = send_command(*connection, {"GET", "x"}, 5s);
+    loop->run_until([] { return false; }, 50ms);  // the command is written and waits for Redis
+    connection.reset();
+    loop.reset();
+    EXPECT_EQ(pending.use_count(), 1);  // the handler (and what it held) was destroyed unrun
+    EXPECT_EQ(pending->calls, 0);
 }
 
 TEST(redis_probe, says_whether_redis_is_usable) {
