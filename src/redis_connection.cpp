@@ -93,7 +93,7 @@ private:
         if (command.args.empty() ||
             redisAsyncCommandArgv(context(), &impl::on_reply, to_privdata(id), static_cast<int>(argv.size()),
                                   argv.data(), lengths.data()) != REDIS_OK) {
-            complete(id, command.args.empty() ? std::error_code(redis_error::rejected)
+            complete(id, command.args.empty() ? std::error_code(redis_error::empty_command)
                                               : std::error_code(redis_error::not_connected),
                      {});
             return;
@@ -114,7 +114,7 @@ private:
         auto value = to_reply(*static_cast<redisReply*>(reply));
         if (self->options().sentinel && (value.is_error("READONLY") || value.is_error("MASTERDOWN"))) {
             // The node we talk to is no longer a usable master: find the master again.
-            self->drop(redis_error::not_master, "a command got " + value.describe() + "; locating the master again");
+            self->drop("a command got " + value.describe() + "; locating the master again");
         }
         self->complete(id, {}, std::move(value));
     }
@@ -159,7 +159,7 @@ private:
         while (!waiting_.empty() && pending_.count(waiting_.front()) == 0) waiting_.pop_front();
         if (stalled) {
             // hiredis cannot forget one command: the only way past a stalled reply is a new connection.
-            drop(redis_error::timeout, "no reply within a command's deadline (Redis paused, overloaded or unreachable)");
+            drop("no reply within a command's deadline (Redis paused, overloaded or unreachable)");
         }
         if (!deadlines_.empty()) arm_deadline(deadlines_.begin()->first);
     }

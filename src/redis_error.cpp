@@ -15,8 +15,7 @@ public:
         case redis_error::closed: return "the Redis client was closed";
         case redis_error::queue_full: return "too many commands are waiting for Redis";
         case redis_error::no_master: return "no sentinel named a Redis master";
-        case redis_error::not_master: return "the Redis server is not the master";
-        case redis_error::rejected: return "Redis refused the connection's handshake";
+        case redis_error::empty_command: return "a Redis command needs at least its name";
         }
         return "unknown Redis client error";
     }

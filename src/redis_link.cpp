@@ -9,6 +9,7 @@
 #include <hiredis/async.h>
 #include <spdlog/spdlog.h>
 
+#include <iterator>
 #include <random>
 #include <vector>
 
@@ -28,7 +29,10 @@ std::uint64_t fresh_seed() {
     return (static_cast<std::uint64_t>(entropy()) << 32) ^ entropy();
 }
 
-std::string describe_error_text(const redisReply& reply) { return std::string(reply.str, reply.len); }
+// The text of an error (or status) reply.
+std::string describe_error_text(const redisReply& reply) {
+    return reply.str != nullptr ? std::string(reply.str, reply.len) : std::string();
+}
 
 }  // namespace
 
@@ -169,7 +173,7 @@ void redis_link::connect_to(const redis_endpoint& endpoint, std::uint64_t attemp
         auto self = weak.lock();
         if (ec || !self || self->closing_ || self->attempt_ != attempt || self->state_ == redis_link_state::up) return;
         const auto where = self->endpoint_ ? self->endpoint_->to_string() : std::string("Redis");
-        self->drop(redis_error::timeout, where + " did not complete connect and handshake within " +
+        self->drop(where + " did not complete connect and handshake within " +
                                              std::to_string(self->options_.connect_timeout.count()) + " ms");
     });
 
@@ -193,7 +197,11 @@ void redis_link::connect_to(const redis_endpoint& endpoint, std::uint64_t attemp
                 self->connection_failed("cannot resolve " + endpoint.host + ": " + ec.message());
                 return;
             }
-            self->open_context(endpoint, results.begin()->endpoint().address().to_string(), attempt);
+            // A name with several addresses (localhost: ::1 and 127.0.0.1): each failed attempt
+            // moves on to the next one.
+            auto chosen = results.begin();
+            std::advance(chosen, static_cast<std::ptrdiff_t>(self->failed_attempts_ % results.size()));
+            self->open_context(endpoint, chosen->endpoint().address().to_string(), attempt);
         });
 }
 
@@ -286,15 +294,15 @@ void redis_link::on_handshake_reply(redisAsyncContext* context, void* reply, voi
 }
 
 void redis_link::handshake_step_done(int step, const redisReply& reply) {
-    std::optional<std::pair<redis_error, std::string>> problem;
+    std::optional<std::string> problem;
     const bool is_error = reply.type == REDIS_REPLY_ERROR;
     switch (step) {
     case step_auth:
-        if (is_error) problem.emplace(redis_error::rejected, "AUTH failed: " + describe_error_text(reply));
+        if (is_error) problem.emplace("AUTH failed: " + describe_error_text(reply));
         break;
     case step_select:
         if (is_error) {
-            problem.emplace(redis_error::rejected, "SELECT " + std::to_string(options_.url.database) +
+            problem.emplace("SELECT " + std::to_string(options_.url.database) +
                                                        " failed: " + describe_error_text(reply));
         }
         break;
@@ -305,12 +313,11 @@ void redis_link::handshake_step_done(int step, const redisReply& reply) {
         if (is_error) {
             const auto text = describe_error_text(reply);
             if (text.rfind("NOAUTH", 0) == 0) {
-                problem.emplace(redis_error::rejected,
-                                "Redis requires a password: put it in the URL (redis://:password@host:6379/0)");
+                problem.emplace("Redis requires a password: put it in the URL (redis://:password@host:6379/0)");
             } else if (text.rfind("LOADING", 0) == 0) {
-                problem.emplace(redis_error::rejected, "Redis is still loading its dataset");
+                problem.emplace("Redis is still loading its dataset");
             } else {
-                problem.emplace(redis_error::rejected, "PING failed: " + text);
+                problem.emplace("PING failed: " + text);
             }
         }
         break;
@@ -320,8 +327,7 @@ void redis_link::handshake_step_done(int step, const redisReply& reply) {
             role.assign(reply.element[0]->str, reply.element[0]->len);
         }
         if (role != "master") {
-            problem.emplace(redis_error::not_master,
-                            "ROLE says '" + (role.empty() ? describe_error_text(reply) : role) + "', not master");
+            problem.emplace("ROLE says '" + (role.empty() ? to_reply(reply).describe() : role) + "', not master");
         }
         break;
     }
@@ -329,7 +335,7 @@ void redis_link::handshake_step_done(int step, const redisReply& reply) {
     }
     if (problem && !handshake_failed_) {
         handshake_failed_ = true;
-        drop(problem->first, (endpoint_ ? endpoint_->to_string() + ": " : std::string()) + problem->second);
+        drop((endpoint_ ? endpoint_->to_string() + ": " : std::string()) + *problem);
     }
     if (--handshake_pending_ == 0 && !handshake_failed_) on_handshake_done();
 }
@@ -351,15 +357,14 @@ void redis_link::declare_up() {
     set_state(redis_link_state::up);
 }
 
-void redis_link::drop(std::error_code why, std::string detail) {
+void redis_link::drop(std::string detail) {
     if (closing_) return;
     if (in_hiredis_callback()) {
-        net::post(executor_, [self = shared_from_this(), attempt = attempt_, why, detail = std::move(detail)]() mutable {
-            if (self->attempt_ == attempt) self->drop(why, std::move(detail));
+        net::post(executor_, [self = shared_from_this(), attempt = attempt_, detail = std::move(detail)]() mutable {
+            if (self->attempt_ == attempt) self->drop(std::move(detail));
         });
         return;
     }
-    (void)why;
     disconnect();
     connection_failed(std::move(detail));
 }

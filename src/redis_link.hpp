@@ -74,7 +74,7 @@ protected:
     void declare_up();
     // Drops the current connection and reconnects after the back-off.  Inside a hiredis callback
     // the drop is posted (hiredis must not be freed under its own feet).
-    void drop(std::error_code why, std::string detail);
+    void drop(std::string detail);
 
 private:
     void begin_attempt();

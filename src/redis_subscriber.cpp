@@ -115,7 +115,7 @@ private:
     void on_channel_reply(const redisReply& reply) {
         if (reply.type != REDIS_REPLY_ARRAY || reply.elements < 3) {
             if (reply.type == REDIS_REPLY_ERROR) {
-                drop(redis_error::rejected, "SUBSCRIBE failed: " + std::string(reply.str, reply.len));
+                drop("SUBSCRIBE failed: " + std::string(reply.str, reply.len));
             }
             return;
         }
@@ -174,7 +174,7 @@ private:
     void on_probe_timer() {
         if (closing() || state() != redis_link_state::up || context() == nullptr) return;
         if (probe_outstanding_) {
-            drop(redis_error::timeout, "the subscription probe got no answer within " +
+            drop("the subscription probe got no answer within " +
                                            std::to_string(options().connect_timeout.count()) + " ms");
             return;
         }

@@ -20,10 +20,8 @@ enum class redis_error {
     queue_full,
     // No sentinel named a master (every sentinel down, or none knows the master name).
     no_master,
-    // The server is not (or no longer) a master: ROLE said replica, or a write got READONLY.
-    not_master,
-    // Redis refused the handshake (AUTH, SELECT) or answered something this client cannot use.
-    rejected,
+    // Refused at once: a command without a single argument.  It did not run.
+    empty_command,
 };
 
 const std::error_category& redis_category();

@@ -104,7 +104,9 @@ TEST_F(redis_connection_test, replies_of_every_type_over_a_unix_socket) {
     const std::string big(1 << 20, 'z');
     run_command(loop, *connection, {"SET", "big", big});
     EXPECT_EQ(run_command(loop, *connection, {"GET", "big"}).reply.text.size(), big.size());
-    EXPECT_EQ(server.command({"CLIENT", "LIST"}).text.find("name=vb-test") != std::string::npos, true);
+    EXPECT_NE(server.command({"CLIENT", "LIST"}).text.find("name=vb-test"), std::string::npos);
+    EXPECT_EQ(run_command(loop, *connection, {}).error, redis_error::empty_command);
+    EXPECT_EQ(run_command(loop, *connection, {"PING"}).reply, redis_reply::make_status("PONG"));
 }
 
 TEST_F(redis_connection_test, pipelined_commands_answer_in_order_exactly_once) {

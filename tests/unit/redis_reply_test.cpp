@@ -44,7 +44,8 @@ TEST(redis_error, says_which_failures_may_have_run) {
     EXPECT_FALSE(redis_outcome_unknown(redis_error::queue_full));
     EXPECT_FALSE(redis_outcome_unknown(std::error_code{}));
     EXPECT_EQ(std::error_code(redis_error::timeout).category().name(), std::string("redis"));
-    EXPECT_FALSE(std::error_code(redis_error::not_master).message().empty());
+    EXPECT_FALSE(std::error_code(redis_error::empty_command).message().empty());
+    EXPECT_FALSE(redis_outcome_unknown(redis_error::empty_command));
 }
 
 }  // namespace
