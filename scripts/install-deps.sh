@@ -8,6 +8,8 @@ packages=(g++ cmake ninja-build ccache pkg-config libboost1.81-dev libssl-dev nl
           libcurl4-openssl-dev zlib1g-dev libhiredis-dev ca-certificates openssl)
 if [[ "$mode" == test ]]; then
   packages+=(libgtest-dev libgmock-dev redis-server redis-sentinel)
+  # The attack tools (tests/attack/): testssl.sh and slowhttptest, nginx as the reference server.
+  packages+=(testssl.sh slowhttptest nginx jq curl iproute2 perl)
   command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
 fi
 

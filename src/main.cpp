@@ -8,6 +8,7 @@
 #include <curl/curl.h>
 #include <spdlog/spdlog.h>
 
+#include <csignal>
 #include <iostream>
 
 using namespace voice_broker;
@@ -19,6 +20,10 @@ std::variant<load_result, config_error> load(const std::vector<std::string>& arg
 }  // namespace
 
 int main(int argc, char** argv) {
+    // A write to a peer or pipe that has gone must fail with EPIPE, not kill the process: not
+    // every writer can pass MSG_NOSIGNAL (libcurl with CURLOPT_NOSIGNAL and the OpenSSL inside
+    // it, the log on stderr).  Before any thread starts, so every thread inherits it; as nginx does.
+    std::signal(SIGPIPE, SIG_IGN);
     const std::vector<std::string> args(argv + 1, argv + argc);
     auto loaded = load(args);
     if (auto* err = std::get_if<config_error>(&loaded)) {
