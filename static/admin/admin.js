@@ -475,8 +475,15 @@ for (const id of ['limits-users', 'limits-minutes']) $(id).addEventListener('inp
 for (const type of ['pointerdown', 'keydown']) document.addEventListener(type, renewOnActivity, { passive: true });
 setInterval(tick, TICK_MS);
 
-// Already signed in (the cookie is HttpOnly: only the server can tell)?
-api.state().then(first => showConsole(first), error => {
-  if (error.status === 401) showSignin();
-  else showSignin(...signinProblem(error));
-});
+// Already signed in? The cookie is HttpOnly: only the server can tell.
+async function start() {
+  try {
+    const login = await api.whoami();
+    if (!login.signedIn) return showSignin();
+    showConsole(await api.state());
+  } catch (error) {
+    if (error.status === 401) showSignin('signin.expired');
+    else showSignin(...signinProblem(error));
+  }
+}
+start();

@@ -36,6 +36,8 @@ async function request(path, { method = 'GET', body } = {}) {
 
 const id = value => encodeURIComponent(value);
 
+// {signedIn, expiresInSeconds}: whether this browser's cookie is a live login.
+export const whoami = () => request('login');
 export const login = token => request('login', { method: 'POST', body: { token } });
 export const logout = () => request('logout', { method: 'POST' });
 export const state = () => request('state');

@@ -415,6 +415,12 @@ export async function startAdminDouble(settings = {}) {
       return false;
     };
 
+    if (route === 'login' && method === 'GET') {
+      if (!token) return error(res, 403, 'admin_disabled', 'The admin API is off: set ADMIN_TOKEN on the server.');
+      const login = logins.get(cookieOf(req, 'vb_admin') ?? '');
+      if (!login || login.expiresAt <= now()) return send(res, 200, { signedIn: false });
+      return send(res, 200, { signedIn: true, expiresInSeconds: Math.ceil((login.expiresAt - now()) / 1000) });
+    }
     if (route === 'login') {
       if (!post()) return;
       if (!token) return error(res, 403, 'admin_disabled', 'The admin API is off: set ADMIN_TOKEN on the server.');
