@@ -7,7 +7,8 @@ mode="${1:-build}"
 packages=(g++ cmake ninja-build ccache pkg-config libboost1.81-dev libssl-dev nlohmann-json3-dev libspdlog-dev
           libcurl4-openssl-dev zlib1g-dev ca-certificates openssl)
 if [[ "$mode" == test ]]; then
-  packages+=(libgtest-dev libgmock-dev)
+  # prometheus: its promtool checks docker/prometheus/ (tests/deploy/observability.sh).
+  packages+=(libgtest-dev libgmock-dev prometheus)
   command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
 fi
 

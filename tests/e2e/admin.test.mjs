@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { ADMIN_TOKEN, startBroker } from './lib/broker.mjs';
 import { startAdminDouble } from './lib/admin-double.mjs';
-import { fakeSaw, recordLooks, recordState, runScenario, waitForState } from './lib/scenario.mjs';
+import { LOOK_WIDTHS, fakeSaw, recordLooks, recordState, runScenario, waitForState } from './lib/scenario.mjs';
 
 const USE_DOUBLE = process.env.ADMIN_API_DOUBLE === '1';
 const start = USE_DOUBLE ? startAdminDouble : startBroker;
@@ -235,12 +235,25 @@ test('every console state passes axe in en/ru, light/dark, phone/desktop', { tim
     await page.waitForFunction(() => document.querySelectorAll('[data-testid=admin-queue] > li').length === 3);
     await recordLooks(page, 'admin-looks-busy');
 
-    await page.getByTestId('end-all-button').click();
-    await page.getByTestId('confirm-dialog').waitFor();
-    await recordLooks(page, 'admin-looks-confirm', { widths: ['phone'] });
-    await page.getByTestId('confirm-cancel').click();
-    await page.getByTestId('confirm-dialog').waitFor({ state: 'hidden' });
-    assert.equal(await page.evaluate(() => document.activeElement?.dataset.testid), 'end-all-button', 'focus returns to the button');
+    // The modal dialog covers the language switch: it is opened anew in each language.
+    await page.setViewportSize(LOOK_WIDTHS.phone);
+    for (const lang of ['en', 'ru']) {
+      await page.getByTestId(`language-${lang}`).click();
+      await page.getByTestId('end-all-button').click();
+      await page.getByTestId('confirm-dialog').waitFor();
+      assert.equal(await page.evaluate(() => document.activeElement?.dataset.testid), 'confirm-cancel', 'the safe choice has the focus');
+      for (const theme of ['light', 'dark']) {
+        await page.emulateMedia({ colorScheme: theme });
+        await recordState(page, `admin-looks-confirm-${lang}-${theme}-phone`);
+      }
+      await page.keyboard.press('Escape');
+      await page.getByTestId('confirm-dialog').waitFor({ state: 'hidden' });
+      assert.equal(await page.evaluate(() => document.activeElement?.dataset.testid), 'end-all-button', 'focus returns to the button');
+    }
+    await page.getByTestId('language-en').click();
+    await page.emulateMedia({ colorScheme: 'light' });
+    await page.setViewportSize(LOOK_WIDTHS.desktop);
+    assert.equal(await page.getByTestId('sessions-count').textContent(), '(2)', 'Escape ended nobody');
 
     await page.getByTestId('pause-button').click();
     await confirm(page);
