@@ -44,6 +44,7 @@ function setText(element, text) {
 // ---- signing in -----------------------------------------------------------------------------
 
 function showSignin(messageKey, params, { disabled = false } = {}) {
+  document.body.dataset.ready = '';
   channel?.close();
   channel = null;
   doc = null;
@@ -59,6 +60,7 @@ function showSignin(messageKey, params, { disabled = false } = {}) {
 }
 
 function showConsole(first) {
+  document.body.dataset.ready = '';
   $('view-signin').hidden = true;
   $('view-console').hidden = false;
   $('signout-button').hidden = false;
@@ -363,18 +365,19 @@ function announce(key, params) {
 }
 
 // Asks, then does, then says what happened. The push that follows updates the lists.
+// Resolves {answer} when done, {error} when refused, null when the operator said no.
 async function act(question, run, doneKey, doneParams) {
   if (!await confirmAction(question)) return null;
   try {
     const answer = await run();
     lastRenew = performance.now();
     announce(doneKey, typeof doneParams === 'function' ? doneParams(answer) : doneParams);
-    return answer;
+    return { answer };
   } catch (error) {
     if (error.status === 401) showSignin('signin.expired');
     else if (error.code === 'unknown_session' || error.code === 'unknown_entry') announce('done.gone');
     else announce('done.failed', { message: error.message });
-    return null;
+    return { error };
   }
 }
 
@@ -398,12 +401,12 @@ function endAll() {
 
 function pause() {
   act({ title: t('confirm.pauseTitle'), text: t('confirm.pauseText'), ok: t('confirm.pauseOk') }, api.pause, 'done.paused')
-    .then(answer => answer && $('resume-button').focus());
+    .then(done => done?.answer && $('resume-button').focus());
 }
 
 function resume() {
   act({ title: t('confirm.resumeTitle'), text: t('confirm.resumeText'), ok: t('confirm.resumeOk') }, api.resume, 'done.resumed')
-    .then(answer => answer && $('pause-button').focus());
+    .then(done => done?.answer && $('pause-button').focus());
 }
 
 // The fields are checked here first (the server checks again, and names the field it refuses).
@@ -422,20 +425,20 @@ async function applyLimits(event) {
     announce('limits.unchanged');
     return;
   }
-  const answer = await act({
+  const done = await act({
     title: t('confirm.limitsTitle'),
     text: t('confirm.limitsText', { users: t('confirm.people', { count: users }), durationSeconds: Math.round(minutes * 60) }),
     ok: t('confirm.limitsOk'),
   }, () => api.setLimits({ maxConcurrentUsers: users, sessionDurationMinutes: minutes }), 'done.limits');
-  if (answer) {
+  if (done?.answer) {
     limitsEdited = false;
-    if (doc) render({ ...doc, limits: answer.limits });
-  } else if ($('announcer').dataset.i18n === 'done.failed') {
-    // bad_limits names the field; show it next to the form as well.
-    const message = $('announcer').textContent;
-    const which = /sessionDuration/.test(message) ? 'limits-minutes' : 'limits-users';
+    if (doc) render({ ...doc, limits: done.answer.limits });
+  } else if (done?.error?.code === 'bad_limits') {
+    // The server names the field it refused: shown next to that field.
+    const which = /sessionDuration/.test(done.error.message) ? 'limits-minutes' : 'limits-users';
     $(which).setAttribute('aria-invalid', 'true');
-    showVerbatim($('limits-error'), message);
+    $(which).setAttribute('aria-describedby', 'limits-error');
+    showVerbatim($('limits-error'), done.error.message);
   }
 }
 

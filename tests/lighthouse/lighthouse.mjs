@@ -89,7 +89,9 @@ async function serverFor(page) {
   return startAdminDouble(settings);
 }
 
-for (const page of PAGES) {
+// LIGHTHOUSE_PAGES=admin (a regular expression) measures only the entries whose name matches.
+const only = process.env.LIGHTHOUSE_PAGES ? new RegExp(process.env.LIGHTHOUSE_PAGES) : null;
+for (const page of PAGES.filter(p => !only || only.test(p.name))) {
   const broker = await serverFor(page);
   if (!broker) {
     results.push({ page: page.name, skipped: NOT_SERVED });

@@ -301,6 +301,8 @@ export async function startAdminDouble(settings = {}) {
   }
   const error = (res, status, code, message, headers) => send(res, status, { error: { code, message } }, headers);
 
+  const isJson = req => /^application\/json\b/.test(req.headers['content-type'] ?? '');
+
   async function readJson(req) {
     let body = '';
     for await (const chunk of req) body += chunk;
@@ -427,6 +429,7 @@ export async function startAdminDouble(settings = {}) {
       if (sameOrigin(req) !== true) return error(res, 403, 'bad_origin', 'Sign in from the console\'s own page.');
       const wait = throttled(address);
       if (wait) return error(res, 429, 'too_many_attempts', 'Too many wrong tokens: wait a minute.', { 'Retry-After': String(wait) });
+      if (!isJson(req)) return error(res, 415, 'unsupported_media_type', 'Send JSON (Content-Type: application/json).');
       const body = await readJson(req);
       if (typeof body?.token !== 'string') return error(res, 400, 'bad_request', 'Send {"token":"..."}.');
       if (!safeEqual(body.token, token)) {
@@ -492,6 +495,7 @@ export async function startAdminDouble(settings = {}) {
     }
     if (route === 'limits') {
       if (!post('PUT')) return;
+      if (!isJson(req)) return error(res, 415, 'unsupported_media_type', 'Send JSON (Content-Type: application/json).', headers);
       const body = await readJson(req);
       if (!body || typeof body !== 'object' || Array.isArray(body)) return error(res, 400, 'bad_request', 'Send a JSON object.', headers);
       const users = body.maxConcurrentUsers;
