@@ -10,6 +10,8 @@ if [[ "$mode" == test ]]; then
   packages+=(libgtest-dev libgmock-dev redis-server redis-sentinel)
   # The attack tools (tests/attack/): testssl.sh and slowhttptest, nginx as the reference server.
   packages+=(testssl.sh slowhttptest nginx jq curl iproute2 perl)
+  # prometheus: its promtool checks docker/prometheus/ (tests/deploy/observability.sh).
+  packages+=(prometheus)
   command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
 fi
 
