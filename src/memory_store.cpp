@@ -135,6 +135,7 @@ public:
         broker_.for_each_queued_status(clock_(), f);
     }
     std::size_t active_count() const override { return broker_.active_count(); }
+    bool available() const override { return true; }
     std::size_t queue_length() const override { return broker_.queue_length(); }
     std::optional<steady_time> stats_fresh_until() const override {
         // Nothing stats shows changes before the broker's next deadline but through an event.
@@ -167,7 +168,7 @@ private:
                 calls_.erase(calls);
             }
         }
-        if (listener_ && !events.empty()) listener_->on_events(events, clock_());
+        if (listener_ && !events.empty()) listener_->on_events(events, clock_(), true);
         if (listener_ && !hang_ups.empty()) listener_->on_hang_ups(std::move(hang_ups));
         arm_timer();
     }

@@ -198,10 +198,17 @@ private:
             const auto t = now();
             std::chrono::milliseconds running{0};
             for (const auto& s : stats.sessions) running += std::chrono::duration_cast<std::chrono::milliseconds>(t - s.started_at);
-            auto answer = answer_stats(stats, usage_.today(wall_clock_.to_wall(t), running), t, started_at_, wall_clock_);
+            auto answer = answer_stats(stats, today(stats, running), t, started_at_, wall_clock_);
             publish_stats(answer, t);
             r(std::move(answer));
         }));
+    }
+
+    // Today's use: the shared store's count when there is one, else this instance's.
+    usage_today today(const store_stats& stats, std::chrono::milliseconds running) {
+        if (!stats.today) return usage_.today(wall_clock_.to_wall(now()), running);
+        return usage_from(stats.today->sessions_started, stats.today->sessions_completed, stats.today->talked, running,
+                          settings_.cost_per_minute_usd);
     }
 
     void force_end_all(const http_request& req, responder respond) {
@@ -315,7 +322,7 @@ private:
     }
 
     // ---- what the store tells ----------------------------------------------------------------
-    void on_events(const std::vector<broker_event>& events, steady_time t) override {
+    void on_events(const std::vector<broker_event>& events, steady_time t, bool caused_here) override {
         bool queue_changed = false;
         for (const auto& ev : events) {
             if (ev.what == broker_event::kind::admitted || ev.what == broker_event::kind::ended) ++stats_changes_;
@@ -323,9 +330,9 @@ private:
         published_stats_.withdraw_if_changed(current_stats_inputs());  // before any push can tell of a change
         for (const auto& ev : events) {
             switch (ev.what) {
-            case broker_event::kind::admitted: on_admitted(ev, t); break;
-            case broker_event::kind::warning: on_warning(ev); break;
-            case broker_event::kind::ended: on_ended(ev, t); break;
+            case broker_event::kind::admitted: on_admitted(ev, t, caused_here); break;
+            case broker_event::kind::warning: on_warning(ev, caused_here); break;
+            case broker_event::kind::ended: on_ended(ev, t, caused_here); break;
             case broker_event::kind::queue_changed: queue_changed = true; break;
             }
         }
@@ -362,31 +369,38 @@ private:
         });
     }
 
-    void on_admitted(const broker_event& ev, steady_time t) {
-        const auto waited = t - ev.waited_since;
-        metrics_.admissions.fetch_add(1, std::memory_order_relaxed);
-        metrics_.queue_wait_seconds.observe(std::chrono::duration<double>(waited).count());
-        usage_.session_started(wall_clock_.to_wall(t));
-        spdlog::info("session: visitor admitted after waiting {} s", std::chrono::duration_cast<std::chrono::seconds>(waited).count());
+    void on_admitted(const broker_event& ev, steady_time t, bool caused_here) {
+        if (caused_here) {
+            const auto waited = t - ev.waited_since;
+            metrics_.admissions.fetch_add(1, std::memory_order_relaxed);
+            metrics_.queue_wait_seconds.observe(std::chrono::duration<double>(waited).count());
+            usage_.session_started(wall_clock_.to_wall(t));
+            spdlog::info("session: visitor admitted after waiting {} s",
+                         std::chrono::duration_cast<std::chrono::seconds>(waited).count());
+        }
         push_status(ev.status);
     }
 
-    void on_warning(const broker_event& ev) {
-        metrics_.warnings_sent.fetch_add(1, std::memory_order_relaxed);
+    void on_warning(const broker_event& ev, bool caused_here) {
+        if (caused_here) metrics_.warnings_sent.fetch_add(1, std::memory_order_relaxed);
         const auto secs = ev.seconds_left.count();
         push(ev.entry_id,
              shared_text(nlohmann::json{{"type", "warning"}, {"minutesLeft", (secs + 59) / 60}, {"remainingSeconds", secs}}.dump()),
              false);
     }
 
-    void on_ended(const broker_event& ev, steady_time t) {
+    void on_ended(const broker_event& ev, steady_time t, bool caused_here) {
+        if (caused_here) count_end(ev, t);
+        close_ended(ev);
+    }
+
+    void count_end(const broker_event& ev, steady_time t) {
         metrics_.ends_by_reason[static_cast<std::size_t>(ev.reason)].fetch_add(1, std::memory_order_relaxed);
         if (ev.was_active) {
             const auto talked = std::chrono::duration_cast<std::chrono::milliseconds>(t - ev.started_at);
             usage_.session_ended(wall_clock_.to_wall(t), talked);
             spdlog::info("session: ended ({}) after {} s", to_string(ev.reason), talked.count() / 1000);
         }
-        close_ended(ev);
     }
 
     void close_ended(const broker_event& ev) {

@@ -63,7 +63,7 @@ struct broker_event {
     bool was_active = false;     // ended: the entry held a slot (a call may need hanging up)
     steady_time started_at{};    // ended + was_active: for usage accounting
     steady_time waited_since{};  // admitted: when the visitor joined (wait-time metrics)
-    entry_status status;         // admitted only
+    entry_status status{};       // admitted only
 };
 
 // What opening a live channel found.

@@ -42,20 +42,31 @@ struct token_reservation {
 
 enum class call_recording { recorded, unknown, not_active, limit_reached };
 
+// Today's use (UTC) as a shared store counts it, for every instance together.
+struct shared_usage {
+    std::uint64_t sessions_started = 0;
+    std::uint64_t sessions_completed = 0;
+    std::chrono::milliseconds talked{0};  // of the sessions completed today
+};
+
 // What the stats answer shows.
 struct store_stats {
     std::vector<active_summary> sessions;
     std::size_t active = 0;
     std::size_t queued = 0;
     session_limits limits;
+    std::optional<shared_usage> today;       // a shared store's own count (the memory store: none)
+    std::vector<std::string> instances;      // instances seen in the last seconds (shared store)
 };
 
 // Told of everything that happens, on the service's strand.
 class store_listener {
 public:
     virtual ~store_listener() = default;
-    // Events in the order they happened; `at` is when (this process's steady clock).
-    virtual void on_events(const std::vector<broker_event>& events, steady_time at) = 0;
+    // Events in the order they happened; `at` is when (this process's steady clock).  Every
+    // instance hears of every event (its visitors' pages need the pushes); `caused_here` says
+    // whether this instance made the change, so that counters and logs count it once.
+    virtual void on_events(const std::vector<broker_event>& events, steady_time at, bool caused_here) = 0;
     // Upstream calls to end now (their session ended); report each with hang_up_done().
     virtual void on_hang_ups(std::vector<std::string> call_ids) = 0;
     // Pushes may have been lost (the store reconnected): re-push every open channel's status.
@@ -103,6 +114,8 @@ public:
     virtual std::size_t queue_length() const = 0;
     // Until when nothing that stats shows can change but by an event (nullopt: only for an instant).
     virtual std::optional<steady_time> stats_fresh_until() const = 0;
+    // Whether the store can be reached now (the memory store always).
+    virtual bool available() const = 0;
 
     // Stops for good.  `end_sessions`: end everything with reason "shutdown" (the memory store:
     // nobody could hang the calls up later); otherwise leave every session to the other instances.
