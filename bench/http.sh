@@ -23,7 +23,8 @@ cp "$ROOT/static/index.html" "$WEB/"
 vb() { # vb NAME PORT [VAR=VALUE...]: voice-broker, one I/O thread, no access log
   local name="$1" port="$2"
   shift 2
-  start_bg "$name" env STATIC_DIR="$WEB" HOST=127.0.0.1 PORT="$port" THREADS=1 LOG_LEVEL=warn "$@" "$BIN"
+  start_bg "$name" env STATIC_DIR="$WEB" HOST=127.0.0.1 PORT="$port" THREADS=1 LOG_LEVEL=warn \
+    MAX_CONNECTIONS_PER_ADDRESS=0 JOIN_RATE_PER_ADDRESS=0 MAX_TICKETS_PER_ADDRESS=0 "$@" "$BIN"
 }
 
 P_VB_PLAIN="$(free_port)"

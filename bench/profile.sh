@@ -22,6 +22,7 @@ command -v perf >/dev/null || die "perf is missing: apt-get install linux-perf"
 
 port="$(free_port)"
 envs=(STATIC_DIR="$ROOT/static" HOST=127.0.0.1 PORT="$port" THREADS=1 LOG_LEVEL=warn MAX_QUEUE_LENGTH=100000
+  MAX_TICKETS_PER_ADDRESS=0 JOIN_RATE_PER_ADDRESS=0 MAX_CONNECTIONS_PER_ADDRESS=0
   MAX_CONNECTIONS=30000 HEARTBEAT_TIMEOUT_SECONDS=600 ADMISSION_GRACE_SECONDS=600)
 scheme=http
 if [[ "$what" == *-tls* ]]; then

@@ -148,8 +148,9 @@ std::optional<config_error> read_config_layer(const load_request& request, const
     if (named_file && !named_file->empty()) {
         p = *named_file;
         if (p.is_relative()) p = cwd / p;
-        if (!std::filesystem::exists(p)) return config_error{"config file " + p.string() + " does not exist"};
-    } else if (!std::filesystem::exists(p)) {
+        std::error_code ec;  // a name too long for the file system is an answer, not an exception
+        if (!std::filesystem::exists(p, ec)) return config_error{"config file " + p.string() + " does not exist"};
+    } else if (std::error_code ec; !std::filesystem::exists(p, ec)) {
         return std::nullopt;
     }
     if (auto err = read_config_file(p, layers)) return err;

@@ -8,16 +8,19 @@
 #include "voice_broker/ascii.hpp"
 #include "voice_broker/logging.hpp"
 #include "voice_broker/metrics.hpp"
+#include "voice_broker/request_framing.hpp"
 #include "voice_broker/request_id.hpp"
 #include "voice_broker/responder.hpp"
 #include "voice_broker/response_head.hpp"
 #include "voice_broker/router.hpp"
 #include "voice_broker/session_service.hpp"
 
+#include <boost/beast/http/write.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <spdlog/spdlog.h>
 
 #include <array>
+#include <sstream>
 
 namespace voice_broker {
 
@@ -34,7 +37,7 @@ using request_message = http::request<http::string_body>;
 http_request to_plain_request(request_message& msg) {
     http_request req;
     req.method.assign(msg.method_string());
-    req.target.assign(msg.target());
+    req.target.assign(origin_form(msg.target()));
     const auto q = req.target.find('?');
     req.path = req.target.substr(0, q);
     if (q != std::string::npos) req.query = req.target.substr(q + 1);
@@ -43,6 +46,18 @@ http_request to_plain_request(request_message& msg) {
     req.websocket_upgrade = beast::websocket::is_upgrade(msg);
     req.body = std::move(msg.body());
     return req;
+}
+
+// Bytes of chunk framing (sizes, extensions, trailers) a request may carry beyond its body.
+constexpr std::size_t framing_allowance = 16 * 1024;
+
+request_head_facts head_facts(const request_message& msg) {
+    request_head_facts facts;
+    facts.version = msg.version();
+    facts.host_fields = msg.count(http::field::host);
+    facts.transfer_encoding = msg[http::field::transfer_encoding];
+    facts.has_content_length = msg.count(http::field::content_length) > 0;
+    return facts;
 }
 
 read_failure classify(const error_code& ec) {
@@ -88,8 +103,10 @@ protected:
     }
 
     // While the service (and the upstream, bounded by its own timeout) makes the answer, the
-    // connection has no deadline of its own; send() sets one for writing it.
-    void suspend_deadline() { deadline_ = std::chrono::steady_clock::now() + std::chrono::hours{24}; }
+    // connection waits for it, but not forever: past the upstream's timeout and a margin, the
+    // answer is not coming and the connection is closed.  send() sets the deadline for writing it.
+    void suspend_deadline() { set_deadline(ctx_->settings.openai.timeout + answer_margin); }
+    static constexpr std::chrono::seconds answer_margin{5};
 
     void arm_timer() {
         timer_waiting_ = true;
@@ -117,6 +134,8 @@ protected:
         parser_->header_limit(static_cast<std::uint32_t>(ctx_->settings.limits.max_header_bytes));
         parser_->body_limit(ctx_->settings.limits.max_body_bytes);
         parser_->eager(true);
+        request_bytes_ = 0;
+        head_checked_ = false;
         if (buffer_.size() == 0) {
             // Idle keep-alive: wait for the first byte of the next request with the idle timeout;
             // the whole request then has REQUEST_TIMEOUT_SECONDS.
@@ -156,18 +175,36 @@ protected:
     // Feeds what has arrived to the parser; the whole message is then handled at once.  (Beast's
     // parser does the work; reading it here instead of through http::async_read saves a posted
     // completion per request when the request arrived in one piece, the usual case.)
+    //
+    // The limits count the whole request, whatever the reads it came in: the parser consumes the
+    // header fields it has completed, so its own limit would start again on every read.
     void parse() {
         error_code ec;
+        const auto& limits = ctx_->settings.limits;
         while (buffer_.size() > 0 && !parser_->is_done()) {
             const auto used = parser_->put(buffer_.data(), ec);
             buffer_.consume(used);
+            request_bytes_ += used;
             if (ec == http::error::need_more) {
                 ec = {};
                 break;
             }
             if (ec) break;
+            if (parser_->is_header_done() && !head_checked_) {
+                head_checked_ = true;
+                if (const auto problem = framing_problem(head_facts(parser_->get()))) {
+                    return reply_and_close(router::read_failure_answer(read_failure::malformed, *problem));
+                }
+            }
         }
         if (ec) return reply_and_close(router::read_failure_answer(classify(ec)));
+        const auto held = request_bytes_ + buffer_.size();
+        if (!parser_->is_header_done() && held > limits.max_header_bytes) {
+            return reply_and_close(router::read_failure_answer(read_failure::headers_too_large));
+        }
+        if (held > limits.max_header_bytes + limits.max_body_bytes + framing_allowance) {
+            return reply_and_close(router::read_failure_answer(read_failure::body_too_large));
+        }
         if (!parser_->is_done()) return read_more();
         on_request();
     }
@@ -212,7 +249,17 @@ protected:
         ctx_->counters.count_request(101);
         spdlog::info("{} {} {} 101 - - {} rid={}", client_, method_, logged_target_, secure_ ? "wss" : "ws", request_id_);
         timer_.cancel();  // the WebSocket keeps its own timers from here on
-        derived().hand_over(websocket_handover{parser_->release(), std::move(ticket), client_, request_id_});
+        websocket_handover handover{parser_->release(), std::move(ticket), client_, request_id_, {}};
+        if (buffer_.size() > 0) {
+            // Frames sent right behind the upgrade request: the WebSocket reads them after its
+            // handshake, from the request's bytes followed by them.
+            std::ostringstream raw;
+            raw << handover.upgrade;
+            handover.raw_bytes = raw.str();
+            handover.raw_bytes.append(static_cast<const char*>(buffer_.data().data()), buffer_.size());
+            buffer_.consume(buffer_.size());
+        }
+        derived().hand_over(std::move(handover));
     }
 
     void reply_and_close(http_response res) {
@@ -253,7 +300,12 @@ protected:
     void on_write(bool keep, error_code ec) {
         if (spdlog::should_log(spdlog::level::info)) {
             const auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started_).count();
-            spdlog::info("{} {} {} {} {} {:.1f}ms rid={}", client_, method_, logged_target_, status_, bytes_, ms, request_id_);
+            if (ec) {  // never delivered: not logged as its status
+                spdlog::info("{} {} {} {}-undelivered {} {:.1f}ms rid={} ({})", client_, method_, logged_target_, status_, bytes_,
+                             ms, request_id_, ec.message());
+            } else {
+                spdlog::info("{} {} {} {} {} {:.1f}ms rid={}", client_, method_, logged_target_, status_, bytes_, ms, request_id_);
+            }
         }
         body_.reset();
         if (ec) return log_io_error(ec, "write", registry_id_);
@@ -285,6 +337,8 @@ protected:
     unsigned version_ = 11;
     unsigned status_ = 0;
     std::size_t bytes_ = 0;
+    std::size_t request_bytes_ = 0;  // consumed by the parser for the current request
+    bool head_checked_ = false;
     std::chrono::steady_clock::time_point started_{};
 };
 

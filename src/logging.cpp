@@ -1,5 +1,6 @@
 #include "voice_broker/logging.hpp"
 
+#include "voice_broker/http_message.hpp"
 #include "voice_broker/time.hpp"
 
 #include <nlohmann/json.hpp>
@@ -74,7 +75,9 @@ std::string redact_query(std::string_view target) {
         first = false;
         const auto eq = pair.find('=');
         const auto key = pair.substr(0, eq);
-        if (key == "ticket" || key == "token" || key == "key") {
+        // The name as the server reads it: "%74icket" is "ticket" too.
+        const auto name = percent_decode(key, true).value_or(std::string(key));
+        if (name == "ticket" || name == "token" || name == "key") {
             out += key;
             out += "=[redacted]";
         } else {

@@ -46,7 +46,7 @@ http_response router::health() const {
                                                 {"uptimeSeconds", uptime.count()}});
 }
 
-http_response router::read_failure_answer(read_failure why) {
+http_response router::read_failure_answer(read_failure why, std::string_view detail) {
     switch (why) {
     case read_failure::body_too_large:
         return api_error(413, "payload_too_large", "The request body is larger than this server accepts.");
@@ -55,7 +55,8 @@ http_response router::read_failure_answer(read_failure why) {
     case read_failure::malformed:
         break;
     }
-    return api_error(400, "bad_request", "The request is not valid HTTP/1.1.");
+    if (detail.empty()) return api_error(400, "bad_request", "The request is not valid HTTP/1.1.");
+    return api_error(400, "bad_request", "The request is not valid HTTP/1.1: " + std::string(detail) + ".");
 }
 
 route_decision router::route(http_request& req) const {

@@ -5,6 +5,7 @@
 #include "session_entry_points.hpp"
 #include "tls_detector.hpp"
 #include "voice_broker/certificate.hpp"
+#include "voice_broker/client_identity.hpp"
 #include "voice_broker/file_io.hpp"
 #include "voice_broker/metrics.hpp"
 #include "redis_store.hpp"
@@ -71,6 +72,22 @@ std::string default_instance_id() {
     return std::string(host) + "-" + std::to_string(::getpid());
 }
 
+// An I/O thread's loop.  An exception escaping a handler is caught here, at the thread's
+// boundary, and the loop goes on: one connection's failure never takes the process down (its
+// own objects are gone with the unwinding; a request's responder answers 500 as it goes).
+void run_guarded(net::io_context& context) {
+    for (;;) {
+        try {
+            context.run();
+            return;
+        } catch (const std::exception& e) {
+            spdlog::error("I/O thread: {}; carrying on", e.what());
+        } catch (...) {
+            spdlog::error("I/O thread: an unknown exception; carrying on");
+        }
+    }
+}
+
 std::vector<std::unique_ptr<owning_io_context>> make_contexts(unsigned n) {
     std::vector<std::unique_ptr<owning_io_context>> out;
     for (unsigned i = 0; i < std::max(1u, n); ++i) out.push_back(std::make_unique<owning_io_context>());
@@ -87,6 +104,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     std::vector<net::executor_work_guard<io_executor>> keep_running;
     std::size_t next_context = 0;
     metrics counters;
+    keyed_quota connections_per_address;
     std::shared_ptr<realtime_upstream> upstream;
     std::shared_ptr<session_service> service;
     std::shared_ptr<router> routes;
@@ -98,12 +116,18 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     std::mutex tls_mutex;
     std::shared_ptr<ssl::context> tls;
     std::vector<std::thread> threads;
+    std::thread reload_thread;
+    std::atomic<bool> reloading{false};
     std::atomic<bool> stopping{false};
     std::uint16_t bound_port = 0;
     std::chrono::steady_clock::time_point last_accept_warning{};
 
     impl(config c, server_options o)
-        : settings(std::move(c)), options(std::move(o)), contexts(make_contexts(settings.io_threads())), ioc(*contexts[0]) {}
+        : settings(std::move(c)),
+          options(std::move(o)),
+          contexts(make_contexts(settings.io_threads())),
+          ioc(*contexts[0]),
+          connections_per_address(settings.fair_use.connections_per_address) {}
 
     // New connections go round the threads.
     owning_io_context& pick_context() { return *contexts[next_context++ % contexts.size()]; }
@@ -166,9 +190,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
         signals.async_wait([self = shared_from_this()](error_code ec, int signo) {
             if (ec) return;
             if (signo == SIGHUP) {
-                if (self->options.reload_config) {
-                    if (auto fresh = self->options.reload_config()) self->reload(*fresh);
-                }
+                self->reload_in_background();
             } else if (self->stopping.load()) {
                 spdlog::warn("second signal: stopping at once");
                 std::_Exit(1);
@@ -209,7 +231,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
         }
         const auto open = counters.open_connections.fetch_add(1, std::memory_order_relaxed);
         counted_connection count(&counters.open_connections);
-        if (static_cast<std::size_t>(open) >= settings.limits.max_connections) {
+        if (static_cast<std::size_t>(open) >= settings.limits.max_connections || !take_address_share(socket, count)) {
             counters.connections_rejected.fetch_add(1, std::memory_order_relaxed);
             error_code ignored;
             socket.close(ignored);  // the count's destructor gives it back
@@ -224,6 +246,20 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
         do_accept();
     }
 
+    // MAX_CONNECTIONS_PER_ADDRESS: a trusted proxy (nginx) carries everyone, so only other peers count.
+    bool take_address_share(tcp_socket& socket, counted_connection& count) {
+        if (settings.fair_use.connections_per_address == 0) return true;
+        error_code ec;
+        const auto peer = socket.remote_endpoint(ec);
+        if (ec) return true;
+        auto address = peer.address().to_string();
+        if (address.rfind("::ffff:", 0) == 0) address.erase(0, 7);
+        if (is_trusted_proxy(settings.trusted_proxies, address)) return true;
+        if (!connections_per_address.try_take(address)) return false;
+        count.hold_address_share(connections_per_address, std::move(address));
+        return true;
+    }
+
     void start_connection(tcp_socket socket, counted_connection count) {
         std::shared_ptr<ssl::context> tls_now;
         {
@@ -232,6 +268,21 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
         }
         if (!tls_now) return run_plain_http(std::move(socket), ctx, std::move(count), false);
         detect_tls(std::move(socket), std::move(tls_now), ctx, std::move(count));
+    }
+
+    // SIGHUP's work (reading the settings, the certificate, the whole site and gzipping it) runs
+    // on a thread of its own, never on an I/O thread; one reload at a time.
+    void reload_in_background() {
+        if (!options.reload_config) return;
+        if (reloading.exchange(true)) {
+            spdlog::warn("SIGHUP: a reload is still running; this one is skipped");
+            return;
+        }
+        if (reload_thread.joinable()) reload_thread.join();
+        reload_thread = std::thread([self = shared_from_this()] {
+            if (auto fresh = self->options.reload_config()) self->reload(*fresh);
+            self->reloading.store(false);
+        });
     }
 
     void reload(const config& fresh) {
@@ -286,6 +337,7 @@ server::~server() {
         stop();
         wait();
     }
+    if (impl_->reload_thread.joinable()) impl_->reload_thread.join();
     // Pending hang-ups go out; the upstream's last callbacks land in the stopped io_context,
     // whose queued handlers are then destroyed here, on this thread.
     if (impl_->upstream) impl_->upstream->close();
@@ -302,7 +354,7 @@ void server::start() {
         // Every thread keeps running until the server stops, even while it has no connection:
         // other threads post to it (the service on [0], pushes to WebSockets on any).
         impl_->keep_running.push_back(net::make_work_guard(c->get_executor()));
-        impl_->threads.emplace_back([self = impl_, context = c.get()] { context->run(); });
+        impl_->threads.emplace_back([self = impl_, context = c.get()] { run_guarded(*context); });
     }
     const auto& c = impl_->settings;
     spdlog::info("voice-broker {} listening on {}://{}:{} ({} thread(s), {} slot(s), {} s sessions, {} store, instance {})",
@@ -316,6 +368,7 @@ void server::wait() {
         if (t.joinable()) t.join();
     }
     impl_->threads.clear();
+    if (impl_->reload_thread.joinable()) impl_->reload_thread.join();
 }
 
 void server::run() {

@@ -249,6 +249,17 @@ http_response store_unavailable() {
     return res;
 }
 
+http_response too_many_joins(std::int64_t retry_after_seconds) {
+    auto res = api_error(429, "too_many_joins", "Too many joins from this address; wait and try again.");
+    res.set_header("Retry-After", std::to_string(retry_after_seconds));
+    return res;
+}
+
+http_response too_many_tickets(std::size_t limit) {
+    return api_error(429, "too_many_tickets",
+                     "This address already holds " + std::to_string(limit) + " places; leave one before joining again.");
+}
+
 http_response shutting_down() {
     auto res = api_error(503, "shutting_down", "The server is restarting; try again in a few seconds.");
     res.set_header("Retry-After", "5");

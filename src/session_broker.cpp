@@ -226,6 +226,9 @@ void session_broker::end(entry& e, end_reason why, steady_time now) {
     ev.started_at = e.started_at;
     emit(std::move(ev));
     ended_.push_back(e.id);
+    // The cap on remembered ends holds at every end, not only at the next deadline: a flood of
+    // join+leave cycles must not grow memory until then.
+    if (ended_.size() > max_ended_entries) forget_old_ended(now);
     admit_waiting(now);
     // Whoever ended, those still waiting moved up or got a new ETA.
     note_queue_changed();

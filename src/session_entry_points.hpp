@@ -24,6 +24,9 @@ struct websocket_handover {
     std::string ticket;
     std::string client_address;
     std::string request_id;
+    // Set when bytes arrived behind the request (frames sent at once): the request's bytes and
+    // them, for the handshake to read first.
+    std::string raw_bytes;
 };
 void run_websocket(tcp_socket socket, websocket_handover handover, std::shared_ptr<server_context> ctx, counted_connection count);
 void run_websocket(tls_socket stream, websocket_handover handover, std::shared_ptr<server_context> ctx, counted_connection count);

@@ -34,6 +34,15 @@ std::shared_ptr<const std::string> ended_message(end_reason why) {
     return shared_text(nlohmann::json{{"type", "ended"}, {"reason", to_string(why)}}.dump());
 }
 
+std::shared_ptr<const std::string> too_many_channels_message(std::size_t limit) {
+    return shared_text(nlohmann::json{{"type", "error"},
+                                      {"error",
+                                       {{"code", "too_many_channels"},
+                                        {"message", "This ticket already has " + std::to_string(limit) +
+                                                        " live channels open; close a tab and reload."}}}}
+                           .dump());
+}
+
 std::shared_ptr<const std::string> unknown_ticket_message() {
     return shared_text(nlohmann::json{{"type", "error"},
                                       {"error",
@@ -52,6 +61,8 @@ public:
           metrics_(counters),
           upstream_(std::move(upstream)),
           usage_(settings.cost_per_minute_usd),
+          joins_per_address_(settings.fair_use.joins_per_minute),
+          tickets_per_address_(settings.fair_use.tickets_per_address),
           wall_clock_(options.wall_clock.value_or(wall_clock_mapping::now())),
           started_at_(clock_()) {
         store_ = options.make_store ? options.make_store(strand_, clock_) : make_memory_store(strand_, settings.session, clock_);
@@ -79,7 +90,9 @@ public:
     void channel_message(channel_id id, std::string text) override {
         on_strand([id, text = std::move(text)](service_impl& self) {
             const auto msg = nlohmann::json::parse(text, nullptr, false);
-            if (msg.is_discarded() || !msg.is_object() || msg.value("type", "") != "heartbeat") return;
+            if (msg.is_discarded() || !msg.is_object()) return;
+            const auto type = msg.find("type");  // value() would throw on {"type":1}
+            if (type == msg.end() || !type->is_string() || *type != "heartbeat") return;
             const auto entry = self.channel_entries_.find(id);
             if (entry != self.channel_entries_.end()) self.store_->channel_heartbeat(entry->second);
         });
@@ -115,6 +128,12 @@ public:
     std::optional<http_response> fresh_stats_answer() const override { return published_stats_.fresh(now()); }
 
 private:
+    struct open_channel_ref {
+        channel_id id;
+        std::shared_ptr<live_channel> channel;
+        std::size_t last_status = 0;  // hash of the last status pushed
+    };
+
     std::shared_ptr<service_impl> self() { return std::static_pointer_cast<service_impl>(shared_from_this()); }
     steady_time now() const { return clock_(); }
 
@@ -171,11 +190,37 @@ private:
 
     void join(const http_request& req, api_call call, responder respond) {
         if (shutting_down_) return respond(shutting_down());
+        if (auto refusal = check_fair_use(req.client_address, call.ticket.has_value())) return respond(std::move(*refusal));
         join_request request{new_ticket_(), std::move(call.ticket), req.client_address};
-        store_->join(std::move(request), answering<join_outcome>(std::move(respond), [this, secure = req.secure](
-                                                                                          responder& r, join_outcome outcome) {
+        store_->join(std::move(request), answering<join_outcome>(std::move(respond), [this, secure = req.secure,
+                                                                                      address = req.client_address](
+                                                                                         responder& r, join_outcome outcome) {
+                         if (outcome.what == join_outcome::kind::joined) hold_ticket(outcome.status.entry_id, address);
                          r(answer_join(outcome, store_->limits(), wall_clock_, secure));
                      }));
+    }
+
+    // JOIN_RATE_PER_ADDRESS and MAX_TICKETS_PER_ADDRESS, before a new place is made.
+    std::optional<http_response> check_fair_use(const std::string& address, bool has_ticket) {
+        if (const auto wait = joins_per_address_.take(address, now()); wait > 0) return too_many_joins(wait);
+        // A visitor who sends a ticket may be asking for the place they hold; the store tells.
+        if (!has_ticket && settings_.fair_use.tickets_per_address != 0 &&
+            tickets_per_address_.held(address) >= settings_.fair_use.tickets_per_address) {
+            return too_many_tickets(settings_.fair_use.tickets_per_address);
+        }
+        return std::nullopt;
+    }
+
+    // A new place joined through this instance counts against its address until it ends.
+    void hold_ticket(std::uint64_t entry_id, const std::string& address) {
+        if (tickets_per_address_.try_take(address)) ticket_addresses_.emplace(entry_id, address);
+    }
+
+    void release_ticket(std::uint64_t entry_id) {
+        const auto it = ticket_addresses_.find(entry_id);
+        if (it == ticket_addresses_.end()) return;
+        tickets_per_address_.give_back(it->second);
+        ticket_addresses_.erase(it);
     }
 
     void status(const api_call& call, responder respond) {
@@ -294,9 +339,15 @@ private:
             return channel->finish(live_channel::close_reason::done);
         case channel_opening::kind::opened: break;
         }
+        const auto limit = settings_.fair_use.channels_per_ticket;
+        if (const auto open = channels_.find(opening.status.entry_id); limit != 0 && open != channels_.end() && open->second.size() >= limit) {
+            store_->channel_closed(opening.status.entry_id);  // the store counted it: give it back
+            channel->push(too_many_channels_message(limit), false);
+            return channel->finish(live_channel::close_reason::done);
+        }
         const auto entry_id = opening.status.entry_id;
         channel_entries_.emplace(id, entry_id);
-        channels_[entry_id].push_back({id, channel});
+        channels_[entry_id].push_back({id, channel, 0});
         push_status(opening.status);
     }
 
@@ -404,6 +455,7 @@ private:
     }
 
     void close_ended(const broker_event& ev) {
+        release_ticket(ev.entry_id);
         push(ev.entry_id, ended_message(ev.reason), false);
         if (auto it = channels_.find(ev.entry_id); it != channels_.end()) {
             for (auto& c : it->second) {
@@ -422,16 +474,25 @@ private:
         store_->for_each_queued_status([&](const entry_status& s) {
             const auto it = channels_.find(s.entry_id);
             if (it == channels_.end()) return;
-            const auto msg = shared_text(renderer.push(s));
-            for (auto& c : it->second) c.channel->push(msg, true);
+            push_if_changed(it->second, shared_text(renderer.push(s)));
         });
     }
 
     void push_status(const entry_status& s) {
         auto it = channels_.find(s.entry_id);
         if (it == channels_.end()) return;
-        const auto msg = shared_text(status_renderer(store_->limits(), wall_clock_).push(s));
-        for (auto& c : it->second) c.channel->push(msg, true);
+        push_if_changed(it->second, shared_text(status_renderer(store_->limits(), wall_clock_).push(s)));
+    }
+
+    // A status a channel already shows is not sent again (a join and a leave behind a waiting
+    // visitor end where they started).
+    static void push_if_changed(std::vector<open_channel_ref>& channels, const std::shared_ptr<const std::string>& msg) {
+        const auto digest = std::hash<std::string>{}(*msg);
+        for (auto& c : channels) {
+            if (c.last_status == digest) continue;
+            c.last_status = digest;
+            c.channel->push(msg, true);
+        }
     }
 
     void push(std::uint64_t entry_id, const std::shared_ptr<const std::string>& msg, bool replaceable) {
@@ -451,11 +512,6 @@ private:
         published_stats_.publish(answer, current_stats_inputs(), fresh_until);
     }
 
-    struct open_channel_ref {
-        channel_id id;
-        std::shared_ptr<live_channel> channel;
-    };
-
     std::function<steady_time()> clock_;
     std::function<std::string()> new_ticket_;
     net::strand<net::io_context::executor_type> strand_;
@@ -465,6 +521,9 @@ private:
     std::unique_ptr<session_store> store_;
     usage_tracker usage_;
     auth_throttle admin_throttle_;
+    keyed_rate joins_per_address_;
+    keyed_quota tickets_per_address_;
+    std::unordered_map<std::uint64_t, std::string> ticket_addresses_;  // places joined here -> address
     wall_clock_mapping wall_clock_;
     steady_time started_at_;
     std::atomic<channel_id> next_channel_id_{1};

@@ -40,7 +40,12 @@ public:
         ws_.set_option(websocket::stream_base::decorator(
             [](websocket::response_type& res) { res.set(http::field::server, "voice-broker"); }));
         ws_.read_message_max(ctx_->settings.limits.ws_max_message_bytes);
-        ws_.async_accept(handover_.upgrade, beast::bind_front_handler(&websocket_session::on_accept, this->shared_from_this()));
+        if (handover_.raw_bytes.empty()) {
+            ws_.async_accept(handover_.upgrade, beast::bind_front_handler(&websocket_session::on_accept, this->shared_from_this()));
+        } else {
+            ws_.async_accept(net::buffer(handover_.raw_bytes),
+                             beast::bind_front_handler(&websocket_session::on_accept, this->shared_from_this()));
+        }
     }
 
     // Called on the service's thread.  When that is this connection's thread too (always with
@@ -76,6 +81,7 @@ private:
         if (ec) return log_io_error(ec, "websocket accept", 0);
         accepted_ = true;
         handover_.upgrade = {};  // the request's headers are not needed any more: keep idle clients small
+        std::string().swap(handover_.raw_bytes);
         registry_id_ = ctx_->registry.add(this->weak_from_this());
         ctx_->counters.websocket_clients.fetch_add(1, std::memory_order_relaxed);
         do_read();

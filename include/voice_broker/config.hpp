@@ -6,6 +6,7 @@
 // Any invalid value stops start-up with one line naming the key.
 #pragma once
 
+#include "voice_broker/fair_use.hpp"
 #include "voice_broker/ip_network.hpp"
 #include "voice_broker/session_limits.hpp"
 
@@ -76,6 +77,7 @@ struct config {
     std::chrono::seconds shutdown_grace{10};
     server_limits limits;
     session_limits session;
+    fair_use_limits fair_use;
     double cost_per_minute_usd = 0.06;
     std::string admin_token;  // secret; empty: admin API disabled
     openai_settings openai;

@@ -54,8 +54,9 @@ public:
     // Fills req.client_address, req.secure and req.request_id, and decides.
     route_decision route(http_request& req) const;
 
-    // The answer to a request that could not be read (the connection closes after it).
-    static http_response read_failure_answer(read_failure why);
+    // The answer to a request that could not be read (the connection closes after it);
+    // `detail` says what was wrong with a malformed one.
+    static http_response read_failure_answer(read_failure why, std::string_view detail = {});
 
     void replace_static_files(std::shared_ptr<const static_files> files) { files_.store(std::move(files)); }
     void set_shutting_down() { shutting_down_.store(true); }

@@ -69,5 +69,9 @@ http_response openai_not_configured();
 http_response store_unavailable();
 // 503 shutting_down: no joins while the server stops.
 http_response shutting_down();
+// 429 with Retry-After: JOIN_RATE_PER_ADDRESS reached.
+http_response too_many_joins(std::int64_t retry_after_seconds);
+// 429: MAX_TICKETS_PER_ADDRESS live places already held from this address.
+http_response too_many_tickets(std::size_t limit);
 
 }  // namespace voice_broker

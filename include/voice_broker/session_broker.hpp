@@ -149,6 +149,8 @@ public:
     std::size_t active_count() const { return active_.size(); }
     bool holds_slot(std::uint64_t entry_id) const { return active_.count(entry_id) != 0; }
     std::size_t queue_length() const { return queue_.size(); }
+    // Entries the broker keeps (live ones and remembered ends).
+    std::size_t remembered() const { return entries_.size(); }
     std::vector<active_summary> active_sessions() const;
 
 private:

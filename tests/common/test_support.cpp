@@ -129,6 +129,10 @@ test_server::test_server(settings_map env, server_options options) {
     env.try_emplace("HOST", "127.0.0.1");
     env.try_emplace("THREADS", "2");
     env.try_emplace("SHUTDOWN_GRACE_SECONDS", "5");
+    // Every test client comes from 127.0.0.1: the per-address limits are off unless a test is
+    // about them (and then sets them).
+    env.try_emplace("MAX_TICKETS_PER_ADDRESS", "0");
+    env.try_emplace("JOIN_RATE_PER_ADDRESS", "0");
     settings_ = make_config(env, dir_.path());
     logs_ = std::make_unique<log_capture>(std::vector<std::string>{});
     server_ = std::make_unique<voice_broker::server>(settings_, std::move(options));

@@ -1,7 +1,6 @@
 // Regression tests for what a probe with hostile clients found (issue 15): raw bytes over plain
-// TCP and TLS that no browser sends, against the real server in this process.  Each test fails
-// on today's code; it carries the DISABLED_ prefix and says which finding it waits for, and is
-// enabled when that fix lands.  Run them anyway with --gtest_also_run_disabled_tests.
+// TCP and TLS that no browser sends, against the real server in this process.  Each one failed
+// before its fix (checked when the fix landed).
 #include "raw_connection.hpp"
 #include "test_client.hpp"
 #include "test_support.hpp"
@@ -135,16 +134,16 @@ std::vector<server_frame> parse_server_frames(std::string_view bytes) {
 
 // ---- header block limits ------------------------------------------------------------------------
 
-// fails until the header-limit bypass (MAX_HEADER_BYTES counted per read, not per request) is fixed (issue 15)
-TEST(hostile_client, DISABLED_a_header_block_split_across_reads_is_still_bounded) {
+// A regression test for issue 15: the header-limit bypass (MAX_HEADER_BYTES counted per read, not per request) is fixed (it failed before the fix).
+TEST(hostile_client, a_header_block_split_across_reads_is_still_bounded) {
     test_server s;
     // 256 KiB, 32 times MAX_HEADER_BYTES: enough to show the limit is gone (the pacing makes more slow).
     const auto out = attack_with_split_headers(s.port(), {}, 256 << 10, std::chrono::milliseconds(1));
     EXPECT_EQ(out.status.rfind("HTTP/1.1 431", 0), 0u) << "answer: '" << out.status << "' after " << out.sent << " header bytes";
 }
 
-// fails until the header-limit bypass is fixed for TLS connections too (issue 15)
-TEST(hostile_client, DISABLED_a_header_block_split_across_tls_records_is_still_bounded) {
+// A regression test for issue 15: the header-limit bypass is fixed for TLS connections too (it failed before the fix).
+TEST(hostile_client, a_header_block_split_across_tls_records_is_still_bounded) {
     temp_dir certs;
     test_server s(tls_settings(certs));
     // 4 MB of fields: the answer, and what holding them costs.
@@ -154,8 +153,8 @@ TEST(hostile_client, DISABLED_a_header_block_split_across_tls_records_is_still_b
                                              << " header bytes";
 }
 
-// fails until chunk-extension lines are bounded (issue 15)
-TEST(hostile_client, DISABLED_an_endless_chunk_extension_is_cut_off) {
+// A regression test for issue 15: chunk-extension lines are bounded (it failed before the fix).
+TEST(hostile_client, an_endless_chunk_extension_is_cut_off) {
     test_server s;
     fetch(s.port(), "GET", "/");  // warm up: the first connection's own costs
     const auto rss_before = static_cast<long long>(resident_bytes());
@@ -169,14 +168,16 @@ TEST(hostile_client, DISABLED_an_endless_chunk_extension_is_cut_off) {
     const auto rss_growth = static_cast<long long>(resident_bytes()) - rss_before;
     EXPECT_TRUE(status.rfind("HTTP/1.1 400", 0) == 0 || status.rfind("HTTP/1.1 413", 0) == 0 || status.rfind("HTTP/1.1 431", 0) == 0)
         << "answer: '" << status << "' after a chunk line of " << sent << " bytes";
-    EXPECT_LT(sent, 1u << 20) << "the server kept reading one chunk line";
+    // The bytes sent only say how much the kernels buffered meanwhile; that the server stopped
+    // reading shows in its closing the connection after the answer, and in its memory.
+    EXPECT_TRUE(c.receive_until_closed(std::chrono::milliseconds(5000))) << "the server kept the connection open";
     EXPECT_LT(rss_growth, rss_allowance) << "resident memory grew by " << rss_growth / 1024 << " KiB";
 }
 
 // ---- message framing (RFC 9112) -----------------------------------------------------------------
 
-// fails until a Transfer-Encoding whose last coding is not chunked is refused (issue 15)
-TEST(hostile_client, DISABLED_transfer_encoding_not_ending_in_chunked_is_400_and_smuggles_nothing) {
+// A regression test for issue 15: a Transfer-Encoding whose last coding is not chunked is refused (it failed before the fix).
+TEST(hostile_client, transfer_encoding_not_ending_in_chunked_is_400_and_smuggles_nothing) {
     test_server s;
     for (const std::string coding : {"gzip", "chunked, gzip"}) {
         SCOPED_TRACE(coding);
@@ -192,8 +193,8 @@ TEST(hostile_client, DISABLED_transfer_encoding_not_ending_in_chunked_is_400_and
     }
 }
 
-// fails until a missing Host on HTTP/1.1 is refused (issue 15)
-TEST(hostile_client, DISABLED_http_1_1_without_host_is_400) {
+// A regression test for issue 15: a missing Host on HTTP/1.1 is refused (it failed before the fix).
+TEST(hostile_client, http_1_1_without_host_is_400) {
     test_server s;
     raw_connection c(s.port());
     ASSERT_TRUE(c.send("GET /api/health HTTP/1.1\r\n\r\n"));
@@ -201,8 +202,8 @@ TEST(hostile_client, DISABLED_http_1_1_without_host_is_400) {
     EXPECT_EQ(status_line(c.received()).rfind("HTTP/1.1 400", 0), 0u) << c.received();
 }
 
-// fails until a duplicate Host is refused (issue 15)
-TEST(hostile_client, DISABLED_duplicate_host_is_400) {
+// A regression test for issue 15: a duplicate Host is refused (it failed before the fix).
+TEST(hostile_client, duplicate_host_is_400) {
     test_server s;
     raw_connection c(s.port());
     ASSERT_TRUE(c.send("GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: example.org\r\n\r\n"));
@@ -210,8 +211,8 @@ TEST(hostile_client, DISABLED_duplicate_host_is_400) {
     EXPECT_EQ(status_line(c.received()).rfind("HTTP/1.1 400", 0), 0u) << c.received();
 }
 
-// fails until absolute-form targets are accepted (issue 15)
-TEST(hostile_client, DISABLED_an_absolute_form_target_is_served) {
+// A regression test for issue 15: absolute-form targets are accepted (it failed before the fix).
+TEST(hostile_client, an_absolute_form_target_is_served) {
     test_server s;
     const auto authority = "127.0.0.1:" + std::to_string(s.port());
     raw_connection c(s.port());
@@ -224,8 +225,8 @@ TEST(hostile_client, DISABLED_an_absolute_form_target_is_served) {
 
 // ---- the live channel ---------------------------------------------------------------------------
 
-// fails until frames that arrive in the same segment as the upgrade request are kept (issue 15)
-TEST(hostile_client, DISABLED_frames_sent_with_the_upgrade_request_are_read) {
+// A regression test for issue 15: frames that arrive in the same segment as the upgrade request are kept (it failed before the fix).
+TEST(hostile_client, frames_sent_with_the_upgrade_request_are_read) {
     test_server s;
     const auto ticket = join_ticket(s.port());
     raw_connection c(s.port());
@@ -249,8 +250,8 @@ TEST(hostile_client, DISABLED_frames_sent_with_the_upgrade_request_are_read) {
     EXPECT_TRUE(ponged) << "the ping sent with the upgrade was never answered";
 }
 
-// fails until one ticket may hold at most 4 live channels (issue 15)
-TEST(hostile_client, DISABLED_a_ticket_holds_at_most_four_live_channels) {
+// A regression test for issue 15: one ticket may hold at most 4 live channels (it failed before the fix).
+TEST(hostile_client, a_ticket_holds_at_most_four_live_channels) {
     test_server s;
     const auto ticket = join_ticket(s.port());
     std::vector<std::unique_ptr<ws_client>> channels;
@@ -270,8 +271,8 @@ TEST(hostile_client, DISABLED_a_ticket_holds_at_most_four_live_channels) {
     for (auto& c : channels) EXPECT_FALSE(c->is_closed());
 }
 
-// fails until a status is pushed only when it changed for that visitor (issue 15)
-TEST(hostile_client, DISABLED_an_unchanged_status_is_not_pushed_again_when_the_queue_tail_changes) {
+// A regression test for issue 15: a status is pushed only when it changed for that visitor (it failed before the fix).
+TEST(hostile_client, an_unchanged_status_is_not_pushed_again_when_the_queue_tail_changes) {
     test_server s(settings_map{{"MAX_CONCURRENT_USERS", "1"}});
     join_ticket(s.port());  // talks
     const auto waiting = join_ticket(s.port());
@@ -298,8 +299,8 @@ TEST(hostile_client, DISABLED_an_unchanged_status_is_not_pushed_again_when_the_q
 
 // ---- the access log -----------------------------------------------------------------------------
 
-// fails until a response whose write timed out is not logged as 200 (issue 15)
-TEST(hostile_client, DISABLED_the_access_log_does_not_say_200_for_an_answer_that_was_never_delivered) {
+// A regression test for issue 15: a response whose write timed out is not logged as 200 (it failed before the fix).
+TEST(hostile_client, the_access_log_does_not_say_200_for_an_answer_that_was_never_delivered) {
     temp_dir site_dir;
     const auto site = make_static_site(site_dir);
     std::string big(8 << 20, '\0');  // far more than the kernel buffers between the two ends
@@ -315,8 +316,8 @@ TEST(hostile_client, DISABLED_the_access_log_does_not_say_200_for_an_answer_that
     EXPECT_EQ(line.find("GET /big.png 200 "), std::string::npos) << "logged as delivered: " << line;
 }
 
-// fails until a percent-encoded ticket parameter is redacted in the access log (issue 15)
-TEST(hostile_client, DISABLED_a_percent_encoded_ticket_parameter_is_redacted_in_the_access_log) {
+// A regression test for issue 15: a percent-encoded ticket parameter is redacted in the access log (it failed before the fix).
+TEST(hostile_client, a_percent_encoded_ticket_parameter_is_redacted_in_the_access_log) {
     test_server s;
     const auto ticket = join_ticket(s.port());
     ASSERT_FALSE(ticket.empty());

@@ -923,6 +923,21 @@ TEST(session_broker_tokens, not_at_or_after_the_end_even_before_advance_ran) {
 
 // --- ended entries and deadlines ----------------------------------------------------------------
 
+TEST(session_broker_ended, the_cap_on_remembered_ends_holds_at_every_end) {
+    // Issue 15: join+leave cycles in a burst must not grow the broker until its next deadline.
+    session_broker b(make_limits(1, 10, 300s, {}, 3600s));
+    b.join("holder", nullptr, t0);
+    for (int i = 0; i < 25000; ++i) {
+        const auto t = "t" + std::to_string(i);
+        b.join(t, nullptr, t0);
+        b.leave(t, t0);
+    }
+    EXPECT_LE(b.remembered(), max_ended_entries + 1);
+    EXPECT_TRUE(b.status("t24999", t0).has_value()) << "the newest ends are the ones kept";
+    EXPECT_FALSE(b.status("t0", t0).has_value());
+    EXPECT_EQ(b.status("holder", t0)->state, entry_state::active);
+}
+
 TEST(session_broker_retention, ended_entries_answer_for_ten_minutes_then_are_forgotten) {
     session_broker b(make_limits(1, 10, 300s));
     b.join("a", nullptr, t0);

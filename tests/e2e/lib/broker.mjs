@@ -35,6 +35,9 @@ export async function startBroker(settings = {}) {
     STATIC_DIR: path.join(REPO_ROOT, 'static'),
     SHUTDOWN_GRACE_SECONDS: '2',
     LOG_LEVEL: 'debug',
+    // Every page comes from 127.0.0.1: the per-address limits are off unless a test sets them.
+    MAX_TICKETS_PER_ADDRESS: '0',
+    JOIN_RATE_PER_ADDRESS: '0',
     ...settings,
   };
   for (const [name, value] of Object.entries(env)) if (value === undefined) delete env[name];
