@@ -9,7 +9,7 @@
 // fragments, 3 one frame then a close frame); the rest is the payload.  A payload that is not
 // UTF-8 goes as binary (the server reads both the same way; Beast would close on invalid text,
 // and a reconnect per input would slow the fuzzer down a hundredfold).
-// Properties: the server never dies, and answers the ping within 2 s unless it closed the
+// Properties: the server never dies, and answers the ping within 5 s unless it closed the
 // connection (a message over WS_MAX_MESSAGE_BYTES, invalid UTF-8, a close).
 #include "fuzz_support.hpp"
 
@@ -38,7 +38,9 @@ struct live_server {
     std::unique_ptr<server> srv;
 
     live_server() {
-        spdlog::set_level(spdlog::level::err);
+        // VB_FUZZ_LOG=debug shows the server's log (stdout) when a finding needs explaining.
+        const char* level = std::getenv("VB_FUZZ_LOG");
+        spdlog::set_level(level ? spdlog::level::from_str(level) : spdlog::level::err);
         dir.write("index.html", "<!doctype html>");
         config c;
         c.host = "127.0.0.1";
@@ -74,10 +76,12 @@ public:
         const int one = 1;
         ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 
+        stage_ = "joining";
         send_all("POST /api/session?action=join HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n");
         const auto joined = read_http();
         const auto doc = nlohmann::json::parse(joined.substr(joined.find("\r\n\r\n") + 4), nullptr, false);
         if (doc.is_discarded() || !doc.contains("ticket")) violated("join failed", joined);
+        stage_ = "opening the WebSocket";
         send_all("GET /api/session/ws?ticket=" + doc["ticket"].get<std::string>() +
                  " HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
@@ -113,6 +117,7 @@ public:
 
     // Reads frames until a pong carrying `token`: true; false when the server closed.
     bool await_pong(std::string_view token) {
+        stage_ = "waiting for the pong";
         for (;;) {
             while (inbox_.size() >= 2) {
                 const auto b0 = static_cast<std::uint8_t>(inbox_[0]);
@@ -147,10 +152,12 @@ private:
         }
     }
 
-    // One read, waiting at most 2 s: the server is always reading, so silence is a hang.
+    // One read, waiting at most 5 s: the server is always reading, so silence is a hang.
     bool receive() {
         pollfd p{fd_, POLLIN, 0};
-        if (::poll(&p, 1, 2000) != 1) violated("the server did not answer a ping within 2 s");
+        if (::poll(&p, 1, 5000) != 1) {
+            violated("the server did not answer within 5 s", "while " + std::string(stage_) + "; unread: " + inbox_);
+        }
         char buf[8192];
         const auto n = ::recv(fd_, buf, sizeof buf, 0);
         if (n <= 0) return false;
@@ -177,6 +184,7 @@ private:
 
     int fd_ = -1;
     std::string inbox_;
+    const char* stage_ = "";
 };
 
 bool valid_utf8(std::string_view s) {
@@ -214,6 +222,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto& c = the_client();
     if (!c.connected()) c.connect_and_open();
     const auto payload = as_text(data + 1, size - 1);
+    if (tolerated("type-not-a-string")) {  // open finding: such a message kills the server
+        const auto doc = nlohmann::json::parse(payload, nullptr, false);
+        if (doc.is_object() && doc.contains("type") && !doc["type"].is_string()) return -1;
+    }
     const std::uint8_t opcode = data[0] % 4 == 1 || !valid_utf8(payload) ? 0x2 : 0x1;
     switch (data[0] % 4) {
     case 2:
