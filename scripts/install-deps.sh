@@ -8,9 +8,9 @@ packages=(g++ cmake ninja-build ccache pkg-config libboost1.81-dev libssl-dev nl
           libcurl4-openssl-dev zlib1g-dev ca-certificates openssl)
 if [[ "$mode" == test ]]; then
   packages+=(libgtest-dev libgmock-dev)
-  # The fuzz and tsan presets (scripts/fuzz.sh, the TSan integration run): Debian's clang 16 with
-  # its sanitizer runtimes and libFuzzer; llvm-16 for llvm-symbolizer (stacks), llvm-cov and
-  # llvm-profdata (coverage reports of the fuzz corpora).
+  # The fuzz preset (scripts/fuzz.sh): Debian's clang 16 with its sanitizer runtimes and
+  # libFuzzer; llvm-16 for llvm-symbolizer (readable stacks), llvm-cov and llvm-profdata
+  # (scripts/fuzz-coverage.sh).  The tsan preset uses g++, whose libtsan2 comes with it.
   packages+=(clang-16 libclang-rt-16-dev libfuzzer-16-dev llvm-16)
   command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
 fi
