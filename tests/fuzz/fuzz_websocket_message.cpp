@@ -25,6 +25,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <cerrno>
 #include <chrono>
 #include <memory>
 
@@ -72,7 +73,14 @@ public:
         addr.sin_family = AF_INET;
         addr.sin_port = htons(the_server().srv->port());
         addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) violated("cannot connect to the server");
+        int rc = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+        if (rc != 0 && errno == EINTR) {  // the connect goes on: wait until it is done
+            pollfd p{fd_, POLLOUT, 0};
+            while (::poll(&p, 1, 5000) < 0 && errno == EINTR) {
+            }
+            rc = 0;
+        }
+        if (rc != 0) violated("cannot connect to the server");
         const int one = 1;
         ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 
@@ -147,22 +155,32 @@ private:
     void send_all(std::string_view bytes) {
         while (!bytes.empty()) {
             const auto n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+            if (n < 0 && errno == EINTR) continue;
             if (n <= 0) return;  // the server closed: the next read says so
             bytes.remove_prefix(static_cast<std::size_t>(n));
         }
     }
 
     // One read, waiting at most 5 s: the server is always reading, so silence is a hang.
+    // libFuzzer's -timeout alarm (SIGALRM) interrupts poll and recv: EINTR is retried.
     bool receive() {
-        pollfd p{fd_, POLLIN, 0};
-        if (::poll(&p, 1, 5000) != 1) {
-            violated("the server did not answer within 5 s", "while " + std::string(stage_) + "; unread: " + inbox_);
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{5};
+        for (;;) {
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+            if (left.count() <= 0) {
+                violated("the server did not answer within 5 s", "while " + std::string(stage_) + "; unread: " + inbox_);
+            }
+            pollfd p{fd_, POLLIN, 0};
+            const int ready = ::poll(&p, 1, static_cast<int>(left.count()));
+            if (ready < 0 && errno == EINTR) continue;
+            if (ready != 1) continue;  // the deadline check above decides
+            char buf[8192];
+            const auto n = ::recv(fd_, buf, sizeof buf, 0);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) return false;
+            inbox_.append(buf, static_cast<std::size_t>(n));
+            return true;
         }
-        char buf[8192];
-        const auto n = ::recv(fd_, buf, sizeof buf, 0);
-        if (n <= 0) return false;
-        inbox_.append(buf, static_cast<std::size_t>(n));
-        return true;
     }
 
     std::string read_http() {
