@@ -12,6 +12,10 @@ if [[ "$mode" == test ]]; then
   packages+=(testssl.sh slowhttptest nginx jq curl iproute2 perl)
   # prometheus: its promtool checks docker/prometheus/ (tests/deploy/observability.sh).
   packages+=(prometheus)
+  # The fuzz preset (scripts/fuzz.sh): Debian's clang 16 with its sanitizer runtimes and
+  # libFuzzer; llvm-16 for llvm-symbolizer (readable stacks), llvm-cov and llvm-profdata
+  # (scripts/fuzz-coverage.sh).  The tsan preset uses g++, whose libtsan2 comes with it.
+  packages+=(clang-16 libclang-rt-16-dev libfuzzer-16-dev llvm-16)
   command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
 fi
 
