@@ -29,4 +29,13 @@ client_identity identify_client(const std::vector<ip_network>& trusted, const ht
     return id;
 }
 
+bool origin_allowed(const std::vector<ip_network>& trusted, const http_request& req) {
+    const auto origin = req.header("origin");
+    if (origin.empty()) return true;
+    const auto scheme_end = origin.find("://");
+    const auto origin_host = scheme_end == std::string_view::npos ? origin : origin.substr(scheme_end + 3);
+    if (origin_host == req.header("host")) return true;
+    return is_trusted_proxy(trusted, req.peer_address) && !origin_host.empty() && origin_host == req.header("x-forwarded-host");
+}
+
 }  // namespace voice_broker

@@ -213,6 +213,8 @@ const std::vector<setting>& settings_table() {
              c.admin_token = v;
              return std::nullopt;
          }},
+        {"ADMIN_LOGIN_SECONDS", "900", "How long a console sign-in lasts after its last request",
+         [](config& c, const std::string& v) { return set_seconds(v, 1, 86400, c.admin_login_lifetime); }},
         {"OPENAI_API_KEY", "", "OpenAI API key; empty: the page and queue work but no call can start",
          [](config& c, const std::string& v) -> std::optional<std::string> {
              c.openai.api_key = v;

@@ -232,8 +232,13 @@ protected:
         case route_decision::kind::session_api:
             suspend_deadline();
             return ctx_->service->handle(std::move(req), make_responder());
+        case route_decision::kind::admin_api:
+            suspend_deadline();
+            return ctx_->service->handle_admin(std::move(req), make_responder());
         case route_decision::kind::live_channel:
-            return hand_over(std::move(decision.ticket));
+            return hand_over(std::move(decision.ticket), false);
+        case route_decision::kind::admin_channel:
+            return hand_over(std::move(decision.login_id), true);
         }
     }
 
@@ -245,11 +250,12 @@ protected:
         });
     }
 
-    void hand_over(std::string ticket) {
+    // `who`: the visitor's ticket, or (`admin`) the console's login id.
+    void hand_over(std::string who, bool admin) {
         ctx_->counters.count_request(101);
         spdlog::info("{} {} {} 101 - - {} rid={}", client_, method_, logged_target_, secure_ ? "wss" : "ws", request_id_);
         timer_.cancel();  // the WebSocket keeps its own timers from here on
-        websocket_handover handover{parser_->release(), std::move(ticket), client_, request_id_, {}};
+        websocket_handover handover{parser_->release(), std::move(who), client_, request_id_, {}, admin};
         if (buffer_.size() > 0) {
             // Frames sent right behind the upgrade request: the WebSocket reads them after its
             // handshake, from the request's bytes followed by them.

@@ -75,9 +75,8 @@ std::string metrics::render() const {
     scalar(out, "voice_broker_connections_rejected_total", "counter",
            "Connections refused because MAX_CONNECTIONS was reached.", connections_rejected);
     family(out, "voice_broker_session_ends_total", "counter", "Sessions and queue places ended, by reason.");
-    static constexpr const char* reasons[] = {"expired", "left", "forced", "abandoned", "shutdown"};
     for (std::size_t i = 0; i < ends_by_reason.size(); ++i) {
-        line(out, std::string("voice_broker_session_ends_total{reason=\"") + reasons[i] + "\"} " +
+        line(out, std::string("voice_broker_session_ends_total{reason=\"") + std::string(to_string(all_end_reasons[i])) + "\"} " +
                       std::to_string(ends_by_reason[i].load()));
     }
     queue_wait_seconds.render(out, "voice_broker_queue_wait_seconds", "Time from joining to admission.");

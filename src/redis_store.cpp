@@ -41,7 +41,7 @@ constexpr std::size_t max_ended = 10000;
 std::int64_t ms(std::chrono::nanoseconds d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); }
 
 end_reason reason_from(const std::string& r) {
-    for (auto why : {end_reason::expired, end_reason::left, end_reason::forced, end_reason::abandoned, end_reason::shutdown}) {
+    for (auto why : all_end_reasons) {
         if (to_string(why) == r) return why;
     }
     return end_reason::left;
@@ -271,6 +271,13 @@ public:
         for (auto& [id, lease] : leases_) std::erase(lease.calls, call_id);
         run("hangup_done", {call_id}, [](store_error, const json&) {});
     }
+
+    // The operator's controls in redis mode.
+    void admin_view(done<store_admin_view> callback) override { callback(store_error::unavailable, {}); }
+    void end_session(std::uint64_t, done<bool> callback) override { callback(store_error::unavailable, false); }
+    void remove_queued(std::uint64_t, done<bool> callback) override { callback(store_error::unavailable, false); }
+    void set_paused(bool, done<bool> callback) override { callback(store_error::unavailable, false); }
+    void change_limits(limits_change, done<session_limits> callback) override { callback(store_error::unavailable, limits_); }
 
     void reload(const session_limits& limits) override { limits_ = limits; }
     const session_limits& limits() const override { return limits_; }
@@ -720,6 +727,11 @@ public:
     void channel_closed(std::uint64_t id) override { impl_->channel_closed(id); }
     void channel_heartbeat(std::uint64_t id) override { impl_->channel_heartbeat(id); }
     void hang_up_done(const std::string& call) override { impl_->hang_up_done(call); }
+    void admin_view(done<store_admin_view> c) override { impl_->admin_view(std::move(c)); }
+    void end_session(std::uint64_t id, done<bool> c) override { impl_->end_session(id, std::move(c)); }
+    void remove_queued(std::uint64_t id, done<bool> c) override { impl_->remove_queued(id, std::move(c)); }
+    void set_paused(bool p, done<bool> c) override { impl_->set_paused(p, std::move(c)); }
+    void change_limits(limits_change l, done<session_limits> c) override { impl_->change_limits(std::move(l), std::move(c)); }
     void reload(const session_limits& l) override { impl_->reload(l); }
     const session_limits& limits() const override { return impl_->limits(); }
     void for_each_queued_status(const std::function<void(const entry_status&)>& f) const override { impl_->for_each_queued_status(f); }

@@ -1,5 +1,7 @@
 #include "voice_broker/router.hpp"
 
+#include "voice_broker/admin_api.hpp"
+#include "voice_broker/admin_auth.hpp"
 #include "voice_broker/api_response.hpp"
 #include "voice_broker/client_identity.hpp"
 #include "voice_broker/metrics.hpp"
@@ -25,10 +27,11 @@ route_decision answer(http_response res, bool close = false) {
 }  // namespace
 
 router::router(routing_settings settings, std::shared_ptr<session_service> service, metrics& counters,
-               std::shared_ptr<const static_files> files)
+               std::shared_ptr<const static_files> files, std::shared_ptr<admin_auth> admin)
     : settings_(std::move(settings)),
       service_(std::move(service)),
       metrics_(counters),
+      admin_(admin ? std::move(admin) : std::make_shared<admin_auth>(std::string())),
       files_(std::move(files)),
       started_at_(std::chrono::steady_clock::now()) {}
 
@@ -101,9 +104,20 @@ route_decision router::plain(http_request& req) const {
         d.what = route_decision::kind::session_api;
         return d;
     }
-    if (path == live_channel_path) {
-        auto res = api_error(426, "upgrade_required", "This is the live channel: open it as a WebSocket.");
+    if (path == live_channel_path || path == admin_channel_path) {
+        auto res = api_error(426, "upgrade_required", "This is a live channel: open it as a WebSocket.");
         res.set_header("Upgrade", "websocket");
+        return answer(std::move(res));
+    }
+    if (path.rfind("/api/admin/", 0) == 0) {
+        if (!admin_->enabled()) return answer(admin_disabled());
+        route_decision d;
+        d.what = route_decision::kind::admin_api;
+        return d;
+    }
+    if (path == "/admin") {  // the console lives at /admin/
+        auto res = api_error(308, "moved", "The console is at /admin/.");
+        res.set_header("Location", "/admin/" + (req.query.empty() ? std::string() : "?" + req.query));
         return answer(std::move(res));
     }
     if (path.rfind("/api/", 0) == 0 || path == "/api") {
@@ -114,11 +128,12 @@ route_decision router::plain(http_request& req) const {
 }
 
 route_decision router::upgrade(const http_request& req) const {
+    if (req.path == admin_channel_path) return admin_upgrade(req);
     if (req.path != live_channel_path) {
         return answer(api_error(404, "not_found", "WebSocket is only served at /api/session/ws."), true);
     }
     // Refuse cross-site pages: the ticket cookie alone must not open someone's channel.
-    if (!origin_allowed(req)) {
+    if (!origin_allowed(settings_.trusted_proxies, req)) {
         return answer(api_error(403, "bad_origin", "This page's origin may not open the live channel."), true);
     }
     auto ticket = find_ticket(req, ticket_sources::live_channel);
@@ -129,14 +144,26 @@ route_decision router::upgrade(const http_request& req) const {
     return d;
 }
 
-bool router::origin_allowed(const http_request& req) const {
-    const auto origin = req.header("origin");
-    if (origin.empty()) return true;  // not a browser page: nothing to check against
-    const auto scheme_end = origin.find("://");
-    const auto origin_host = scheme_end == std::string_view::npos ? origin : origin.substr(scheme_end + 3);
-    if (origin_host == req.header("host")) return true;
-    return is_trusted_proxy(settings_.trusted_proxies, req.peer_address) && origin_host == req.header("x-forwarded-host") &&
-           !origin_host.empty();
+// The console's live view: refused with the HTTP error before any WebSocket exists.
+route_decision router::admin_upgrade(const http_request& req) const {
+    if (!admin_->enabled()) return answer(admin_disabled(), true);
+    const bool has_origin = !req.header("origin").empty();
+    if (!origin_allowed(settings_.trusted_proxies, req)) return answer(admin_bad_origin(), true);
+    const auto verdict = admin_->check(req.cookie(admin_cookie), req.header("x-admin-token"), req.client_address,
+                                       std::chrono::steady_clock::now(), false);
+    // A page must say where it comes from; a script with the token may omit Origin.
+    if (verdict.what != admin_auth::verdict::kind::ok || (!has_origin && !verdict.by_header)) {
+        if (verdict.what == admin_auth::verdict::kind::throttled) {
+            auto res = api_error(429, "too_many_attempts", "Too many wrong admin tokens from this address; wait and retry.");
+            res.set_header("Retry-After", std::to_string(verdict.retry_after));
+            return answer(std::move(res), true);
+        }
+        return answer(!has_origin && verdict.what == admin_auth::verdict::kind::ok ? admin_bad_origin() : admin_unauthorized(), true);
+    }
+    route_decision d;
+    d.what = route_decision::kind::admin_channel;
+    d.login_id = verdict.login_id;
+    return d;
 }
 
 http_response router::https_redirect(const http_request& req) const {

@@ -4,6 +4,7 @@
 
 #include "session_entry_points.hpp"
 #include "tls_detector.hpp"
+#include "voice_broker/admin_auth.hpp"
 #include "voice_broker/certificate.hpp"
 #include "voice_broker/client_identity.hpp"
 #include "voice_broker/file_io.hpp"
@@ -105,6 +106,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     std::size_t next_context = 0;
     metrics counters;
     keyed_quota connections_per_address;
+    std::shared_ptr<admin_auth> admin;
     std::shared_ptr<realtime_upstream> upstream;
     std::shared_ptr<session_service> service;
     std::shared_ptr<router> routes;
@@ -143,16 +145,18 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
         if (!upstream && !settings.openai.api_key.empty()) upstream = make_openai_client(settings.openai, counters);
         if (settings.store.instance_id.empty()) settings.store.instance_id = default_instance_id();
         counters.instance_id = settings.store.instance_id;
+        admin = std::make_shared<admin_auth>(settings.admin_token, settings.admin_login_lifetime);
         service = session_service::create(ioc, settings, counters, upstream, service_options_for(settings));
         listen();
         routes = std::make_shared<router>(routing_settings{settings.trusted_proxies, bound_port}, service, counters,
-                                          static_files::load(settings.static_dir));
+                                          static_files::load(settings.static_dir), admin);
         ctx = std::make_shared<server_context>(settings, routes, service, counters);
     }
 
     // Where the shared state lives: this process, or Redis.
     service_options service_options_for(const config& c) {
         service_options out;
+        out.admin = admin;
         if (c.store.kind == store_kind::redis) {
             out.make_store = [this, store = c.store, limits = c.session](const net::any_io_executor& strand,
                                                                         std::function<steady_time()> clock) {

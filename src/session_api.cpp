@@ -1,8 +1,7 @@
 #include "voice_broker/session_api.hpp"
 
 #include "voice_broker/api_response.hpp"
-#include "voice_broker/auth_throttle.hpp"
-#include "voice_broker/secure_equals.hpp"
+#include "voice_broker/admin_auth.hpp"
 #include "voice_broker/status_renderer.hpp"
 #include "voice_broker/visitor_ticket.hpp"
 
@@ -116,25 +115,25 @@ std::variant<http_response, api_call> parse_session_api(const http_request& req,
     }
 }
 
-std::optional<http_response> check_admin_token(const http_request& req, const config& settings, auth_throttle& throttle,
-                                               steady_time now) {
-    const auto& token = settings.admin_token;
-    if (token.empty()) {
-        return api_error(403, "admin_disabled", "The admin API is disabled: set ADMIN_TOKEN in .env.local and restart to enable it.");
-    }
+std::optional<http_response> check_admin_token(const http_request& req, admin_auth& auth, steady_time now) {
     const auto address = address_for_log(req);
-    if (const auto wait = throttle.retry_after(address, now); wait > 0) {
+    const auto given = req.header("x-admin-token");
+    // A missing token counts as a wrong guess (no setting can hold a NUL byte, so this never matches).
+    constexpr std::string_view missing("\0missing", 8);
+    const auto v = auth.check(std::nullopt, given.empty() ? missing : given, address, now, false);
+    switch (v.what) {
+    case admin_auth::verdict::kind::ok: return std::nullopt;
+    case admin_auth::verdict::kind::disabled:
+        return api_error(403, "admin_disabled", "The admin API is disabled: set ADMIN_TOKEN in .env.local and restart to enable it.");
+    case admin_auth::verdict::kind::throttled: {
         auto res = api_error(429, "too_many_attempts", "Too many wrong admin tokens from this address; wait and retry.");
-        res.set_header("Retry-After", std::to_string(wait));
+        res.set_header("Retry-After", std::to_string(v.retry_after));
         return res;
     }
-    const auto given = req.header("x-admin-token");
-    if (given.empty() || !secure_equals(given, token)) {
-        throttle.record_failure(address, now);
-        spdlog::warn("admin: rejected forceEndAll from {} ({} token)", address, given.empty() ? "missing" : "wrong");
-        return api_error(401, "unauthorized", "Missing or wrong x-admin-token header.");
+    case admin_auth::verdict::kind::unauthorized: break;
     }
-    return std::nullopt;
+    spdlog::warn("admin: rejected forceEndAll from {} ({} token)", address, given.empty() ? "missing" : "wrong");
+    return api_error(401, "unauthorized", "Missing or wrong x-admin-token header.");
 }
 
 bool is_stats_request(const http_request& req) {
@@ -181,7 +180,7 @@ http_response answer_stats(const store_stats& stats, const usage_today& today, s
                             {"remainingSeconds", seconds_until(now, s.expires_at)}});
     }
     const double minutes = static_cast<double>(stats.limits.session_duration.count()) / 60.0;
-    return json_response(200, {{"activeSessions", stats.active},
+    auto doc = nlohmann::json{{"activeSessions", stats.active},
                                {"maxConcurrentUsers", stats.limits.max_concurrent_users},
                                {"queueLength", stats.queued},
                                {"maxQueueLength", stats.limits.max_queue_length},
@@ -192,7 +191,9 @@ http_response answer_stats(const store_stats& stats, const usage_today& today, s
                                  {"sessionsCompleted", today.sessions_completed},
                                  {"minutesUsed", today.minutes_used},
                                  {"estimatedCostUsd", today.estimated_cost_usd}}},
-                               {"uptimeSeconds", std::chrono::duration_cast<std::chrono::seconds>(now - started_at).count()}});
+                               {"uptimeSeconds", std::chrono::duration_cast<std::chrono::seconds>(now - started_at).count()}};
+    if (stats.paused) doc["paused"] = true;  // only while paused: the document is otherwise as it was
+    return json_response(200, doc);
 }
 
 http_response answer_force_end_all(std::size_t ended) {

@@ -21,6 +21,7 @@ std::string_view to_string(end_reason r) {
     case end_reason::forced: return "forced";
     case end_reason::abandoned: return "abandoned";
     case end_reason::shutdown: return "shutdown";
+    case end_reason::removed: return "removed";
     }
     return "left";
 }
@@ -74,7 +75,7 @@ join_outcome session_broker::join(const std::string& fresh_ticket, const std::st
             return {join_outcome::kind::existing, make_status(*e, now)};
         }
     }
-    const bool slot_free = !closed_ && active_.size() < limits_.max_concurrent_users && queue_.empty();
+    const bool slot_free = !closed_ && !paused_ && active_.size() < limits_.max_concurrent_users && queue_.empty();
     if (!slot_free && (closed_ || queue_.size() >= limits_.max_queue_length)) {
         return {join_outcome::kind::queue_full, {}};
     }
@@ -152,6 +153,16 @@ void session_broker::shutdown(steady_time now) {
     for (auto id : waiting) end(entries_.at(id), end_reason::shutdown, now);
 }
 
+std::vector<std::string> session_broker::close_for_restart(steady_time now) {
+    closed_ = true;
+    const std::vector<std::uint64_t> holders(active_.begin(), active_.end());
+    for (auto id : holders) end(entries_.at(id), end_reason::shutdown, now);
+    std::vector<std::string> waiting;
+    waiting.reserve(queue_.size());
+    for (auto id : queue_) waiting.push_back(entries_.at(id).ticket);
+    return waiting;
+}
+
 void session_broker::reload(session_limits limits, steady_time now) {
     limits_ = std::move(limits);
     // Deadlines already promised (expiry, warnings) stand; only timeouts follow the new rules.
@@ -161,6 +172,44 @@ void session_broker::reload(session_limits limits, steady_time now) {
     admit_waiting(now);
     note_queue_changed();  // ETAs follow the new rules
     advance(now);
+}
+
+bool session_broker::end_session(std::uint64_t entry_id, steady_time now) {
+    auto* e = find_live(entry_id);
+    if (!e || e->state != entry_state::active) return false;
+    end(*e, end_reason::forced, now);
+    return true;
+}
+
+bool session_broker::remove_queued(std::uint64_t entry_id, steady_time now) {
+    auto* e = find_live(entry_id);
+    if (!e || e->state != entry_state::queued) return false;
+    end(*e, end_reason::removed, now);
+    return true;
+}
+
+void session_broker::set_paused(bool paused, steady_time now) {
+    if (paused_ == paused) return;
+    paused_ = paused;
+    if (!paused) admit_waiting(now);
+    // Every waiting visitor's status says whether admissions are paused.
+    note_queue_changed();
+}
+
+std::vector<live_entry> session_broker::live_entries() const {
+    std::vector<live_entry> out;
+    out.reserve(active_.size() + queue_.size());
+    for (auto id : active_) {
+        const auto& e = entries_.at(id);
+        out.push_back({id, entry_state::active, 0, e.joined_at, e.started_at, e.expires_at, e.open_channels > 0});
+    }
+    std::sort(out.begin(), out.end(), [](const live_entry& a, const live_entry& b) { return a.started_at < b.started_at; });
+    std::size_t position = 0;
+    for (auto id : queue_) {
+        const auto& e = entries_.at(id);
+        out.push_back({id, entry_state::queued, ++position, e.joined_at, {}, {}, e.open_channels > 0});
+    }
+    return out;
 }
 
 session_broker::token_reservation session_broker::reserve_token(std::string_view ticket, int max_per_session,
@@ -197,7 +246,7 @@ void session_broker::admit(entry& e, steady_time now) {
 
 void session_broker::admit_waiting(steady_time now) {
     bool admitted = false;
-    while (!closed_ && active_.size() < limits_.max_concurrent_users && !queue_.empty()) {
+    while (!closed_ && !paused_ && active_.size() < limits_.max_concurrent_users && !queue_.empty()) {
         auto& head = entries_.at(queue_.front());
         if (head.open_channels == 0 && now >= head.last_seen + limits_.heartbeat_timeout) {
             // Gone already (its deadline falls at this same instant): never admit a dead visitor.
@@ -336,6 +385,7 @@ entry_status session_broker::make_status(const entry& e, steady_time now) const 
     s.entry_id = e.id;
     s.state = e.state;
     s.queue_length = queue_.size();
+    s.paused = paused_;
     switch (e.state) {
     case entry_state::active:
         s.started_at = e.started_at;

@@ -21,12 +21,13 @@ void run_tls_http(tls_socket stream, std::shared_ptr<server_context> ctx, counte
 // The live channel, after the router accepted a WebSocket upgrade for a visitor.
 struct websocket_handover {
     http::request<http::string_body> upgrade;
-    std::string ticket;
+    std::string ticket;  // the visitor's; for the console's channel, its login id (empty: the header token)
     std::string client_address;
     std::string request_id;
     // Set when bytes arrived behind the request (frames sent at once): the request's bytes and
     // them, for the handshake to read first.
     std::string raw_bytes;
+    bool admin = false;  // the operator's console, not a visitor
 };
 void run_websocket(tcp_socket socket, websocket_handover handover, std::shared_ptr<server_context> ctx, counted_connection count);
 void run_websocket(tls_socket stream, websocket_handover handover, std::shared_ptr<server_context> ctx, counted_connection count);

@@ -1,8 +1,9 @@
 #include "voice_broker/session_service.hpp"
 
+#include "admin_console.hpp"
 #include "memory_store.hpp"
 #include "published_stats.hpp"
-#include "voice_broker/auth_throttle.hpp"
+#include "voice_broker/admin_auth.hpp"
 #include "voice_broker/metrics.hpp"
 #include "voice_broker/realtime_upstream.hpp"
 #include "voice_broker/session_api.hpp"
@@ -64,12 +65,44 @@ public:
           joins_per_address_(settings.fair_use.joins_per_minute),
           tickets_per_address_(settings.fair_use.tickets_per_address),
           wall_clock_(options.wall_clock.value_or(wall_clock_mapping::now())),
-          started_at_(clock_()) {
-        store_ = options.make_store ? options.make_store(strand_, clock_) : make_memory_store(strand_, settings.session, clock_);
+          started_at_(clock_()),
+          admin_(options.admin ? std::move(options.admin)
+                               : std::make_shared<admin_auth>(settings.admin_token, settings.admin_login_lifetime)) {
+        if (options.make_store) {
+            store_ = options.make_store(strand_, clock_);
+        } else {
+            store_ = make_memory_store(strand_, {settings.session, settings.store.data_dir, settings.store.instance_id, clock_, {}});
+        }
+        admin_console::hooks hooks{clock_,
+                                   [this](const std::optional<shared_usage>& shared, std::chrono::milliseconds running) {
+                                       store_stats stats;
+                                       stats.today = shared;
+                                       return today(stats, running);
+                                   },
+                                   [this] { rules_changed(); }};
+        console_ = std::make_unique<admin_console>(strand_, *store_, admin_, settings_, wall_clock_, metrics_, std::move(hooks));
         store_->set_listener(this);
     }
 
-    ~service_impl() override { store_->set_listener(nullptr); }
+    ~service_impl() override {
+        store_->set_listener(nullptr);
+        console_.reset();
+    }
+
+    void handle_admin(http_request req, responder respond) override {
+        on_strand([req = std::move(req), respond = std::move(respond)](service_impl& self) mutable {
+            self.console_->handle(req, std::move(respond));
+        });
+    }
+
+    channel_id open_admin_channel(std::string login_id, std::shared_ptr<live_channel> channel) override {
+        const auto id = next_channel_id_.fetch_add(1, std::memory_order_relaxed);
+        on_strand([id, login_id = std::move(login_id), channel = std::move(channel)](service_impl& self) {
+            if (self.shutting_down_) return channel->finish(live_channel::close_reason::done);
+            self.console_->open_channel(id, login_id, channel);
+        });
+        return id;
+    }
 
     void handle(http_request req, responder respond) override {
         on_strand([req = std::move(req), respond = std::move(respond)](service_impl& self) mutable {
@@ -99,7 +132,9 @@ public:
     }
 
     void close_channel(channel_id id) override {
-        on_strand([id](service_impl& self) { self.on_close_channel(id); });
+        on_strand([id](service_impl& self) {
+            if (!self.console_->close_channel(id)) self.on_close_channel(id);
+        });
     }
 
     void reload(const config& settings) override {
@@ -111,6 +146,8 @@ public:
             ++self.stats_changes_;
             self.published_stats_.withdraw_if_changed(self.current_stats_inputs());
             self.store_->reload(session);
+            self.console_->reload(self.settings_);
+            self.rules_changed();
             spdlog::info("session limits reloaded: {} slot(s), {} s sessions, queue of {}", session.max_concurrent_users,
                          session.session_duration.count(), session.max_queue_length);
         });
@@ -120,7 +157,10 @@ public:
         on_strand([end_sessions, done = std::move(done)](service_impl& self) {
             self.shutting_down_ = true;
             self.store_->shutdown(end_sessions);
-            if (!end_sessions) self.close_every_channel(live_channel::close_reason::restart);
+            // Whoever is still connected keeps a place (saved in DATA_DIR, or in the shared store):
+            // their pages reconnect when the server is back (1012), and the console too.
+            self.close_every_channel(live_channel::close_reason::restart);
+            self.console_->close_all(live_channel::close_reason::restart);
             done();
         });
     }
@@ -163,9 +203,16 @@ private:
         };
     }
 
+    // The operator paused, resumed or changed the limits: what stats shows changed.
+    void rules_changed() {
+        ++stats_changes_;
+        published_stats_.withdraw_if_changed(current_stats_inputs());
+    }
+
     // After anything that may have changed what stats and the gauges show (not every change
     // comes with an event: a visitor joining the end of the queue moves nobody).
     void note_state() {
+        console_->note_change();
         published_stats_.withdraw_if_changed(current_stats_inputs());
         metrics_.active_sessions.store(static_cast<std::int64_t>(store_->active_count()), std::memory_order_relaxed);
         metrics_.queue_length.store(static_cast<std::int64_t>(store_->queue_length()), std::memory_order_relaxed);
@@ -257,7 +304,7 @@ private:
     }
 
     void force_end_all(const http_request& req, responder respond) {
-        if (auto refusal = check_admin_token(req, settings_, admin_throttle_, now())) return respond(std::move(*refusal));
+        if (auto refusal = check_admin_token(req, *admin_, now())) return respond(std::move(*refusal));
         store_->force_end_all(answering<std::size_t>(std::move(respond), [address = req.client_address](responder& r, std::size_t n) {
             spdlog::info("admin: forceEndAll from {} ended {} session(s)", address.empty() ? "-" : address, n);
             r(answer_force_end_all(n));
@@ -290,18 +337,30 @@ private:
 
     void mint(const entry_status& holder, responder respond) {
         auto shared = std::make_shared<responder>(std::move(respond));
-        upstream_->mint_token(token_ttl(holder, settings_.openai), [self = self(), shared](http_response res) {
-            net::post(self->strand_, [self, res = std::move(res), shared]() mutable {
+        upstream_->mint_token(token_ttl(holder, settings_.openai), [self = self(), shared, started = now()](http_response res) {
+            net::post(self->strand_, [self, res = std::move(res), shared, started]() mutable {
                 if (res.status == 200) self->metrics_.tokens_minted.fetch_add(1, std::memory_order_relaxed);
+                self->note_upstream(res, started);
                 (*shared)(std::move(res));
             });
         });
     }
 
+    // For the console's health view: the upstream's last error and its latency.
+    void note_upstream(const http_response& res, steady_time started) {
+        std::string code;
+        if (res.status >= 400) {
+            const auto doc = nlohmann::json::parse(res.body_view(), nullptr, false);
+            if (doc.is_object() && doc.contains("error") && doc["error"].is_object()) code = doc["error"].value("code", "");
+        }
+        console_->note_upstream(res.status, std::move(code), std::chrono::duration_cast<std::chrono::milliseconds>(now() - started));
+    }
+
     void relay(std::uint64_t entry_id, std::string sdp_offer, responder respond) {
         auto shared = std::make_shared<responder>(std::move(respond));
-        upstream_->relay_offer(std::move(sdp_offer), [self = self(), entry_id, shared](realtime_upstream::call_result result) {
-            net::post(self->strand_, [self, entry_id, result = std::move(result), shared]() mutable {
+        upstream_->relay_offer(std::move(sdp_offer), [self = self(), entry_id, shared, started = now()](realtime_upstream::call_result result) {
+            net::post(self->strand_, [self, entry_id, result = std::move(result), shared, started]() mutable {
+                self->note_upstream(result.response, started);
                 if (result.call_id) self->adopt_relayed_call(entry_id, *result.call_id);
                 (*shared)(std::move(result.response));
             });
@@ -520,7 +579,8 @@ private:
     std::shared_ptr<realtime_upstream> upstream_;
     std::unique_ptr<session_store> store_;
     usage_tracker usage_;
-    auth_throttle admin_throttle_;
+    std::shared_ptr<admin_auth> admin_;
+    std::unique_ptr<admin_console> console_;
     keyed_rate joins_per_address_;
     keyed_quota tickets_per_address_;
     std::unordered_map<std::uint64_t, std::string> ticket_addresses_;  // places joined here -> address

@@ -68,6 +68,7 @@ std::string status_renderer::render(const entry_status& s, bool as_push) const {
         append_number(out, s.eta_seconds);
         out += ",\"limits\":";
         out += limits_;
+        if (s.paused) out += ",\"paused\":true";
         out += ",\"position\":";
         append_number(out, s.position);
         out += ",\"queueLength\":";
@@ -82,6 +83,7 @@ std::string status_renderer::render(const entry_status& s, bool as_push) const {
         append_plain_string(out, format_iso8601(wall_clock_.to_wall(s.expires_at)));
         out += ",\"limits\":";
         out += limits_;
+        if (s.paused) out += ",\"paused\":true";
         out += ",\"queueLength\":";
         append_number(out, s.queue_length);
         out += ",\"remainingSeconds\":";
@@ -93,6 +95,7 @@ std::string status_renderer::render(const entry_status& s, bool as_push) const {
     case entry_state::ended:
         out += "{\"limits\":";
         out += limits_;
+        if (s.paused) out += ",\"paused\":true";
         out += ",\"queueLength\":";
         append_number(out, s.queue_length);
         out += ",\"reason\":";

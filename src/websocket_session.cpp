@@ -61,6 +61,7 @@ public:
     void finish(close_reason why) override {
         auto close = [self = this->shared_from_this(), why] {
             if (why == close_reason::restart) return self->request_close(websocket::close_code::service_restart);
+            if (why == close_reason::signed_out) return self->request_close(static_cast<websocket::close_code>(4401));
             self->request_close(self->ctx_->shutting_down.load() ? self->shutdown_close_code() : websocket::close_code::normal);
         };
         if (ws_.get_executor().running_in_this_thread()) return close();
@@ -90,7 +91,8 @@ private:
             ctx_->counters.websocket_clients.fetch_sub(1, std::memory_order_relaxed);
             return do_close(shutdown_close_code());
         }
-        channel_id_ = ctx_->service->open_channel(std::move(handover_.ticket), this->shared_from_this());
+        channel_id_ = handover_.admin ? ctx_->service->open_admin_channel(std::move(handover_.ticket), this->shared_from_this())
+                                      : ctx_->service->open_channel(std::move(handover_.ticket), this->shared_from_this());
     }
 
     // Clients only send small heartbeats, so the pending read asks for a few bytes at a time

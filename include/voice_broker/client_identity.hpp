@@ -23,4 +23,9 @@ bool is_trusted_proxy(const std::vector<ip_network>& trusted, std::string_view a
 // the peer is trusted.
 client_identity identify_client(const std::vector<ip_network>& trusted, const http_request& req);
 
+// Whether the request's Origin names this server: its Host, or, from a trusted proxy, its
+// X-Forwarded-Host.  No Origin (not a browser page) counts as allowed; callers that need a page
+// to prove where it comes from check for the header themselves.
+bool origin_allowed(const std::vector<ip_network>& trusted, const http_request& req);
+
 }  // namespace voice_broker

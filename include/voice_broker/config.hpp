@@ -60,7 +60,7 @@ struct store_settings {
     std::string sentinels;                               // host:port,...; set: ask Sentinel for the master
     std::string sentinel_master = "mymaster";
     std::string sentinel_password;                       // secret
-    std::string data_dir = "data";                       // memory mode: what survives a restart
+    std::string data_dir;  // memory mode: what survives a restart (the loader sets it; empty: nothing)
 };
 
 struct config {
@@ -80,6 +80,7 @@ struct config {
     fair_use_limits fair_use;
     double cost_per_minute_usd = 0.06;
     std::string admin_token;  // secret; empty: admin API disabled
+    std::chrono::seconds admin_login_lifetime{900};
     openai_settings openai;
     store_settings store;
     std::string config_file;  // where the file layer came from, if any

@@ -2,6 +2,8 @@
 // Lock-free atomics, so any thread may record; the server owns the one instance.
 #pragma once
 
+#include "voice_broker/end_reason.hpp"
+
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -36,7 +38,7 @@ public:
     std::atomic<std::uint64_t> warnings_sent{0};
     std::atomic<std::uint64_t> websocket_dropped_slow{0};
     std::atomic<std::uint64_t> connections_rejected{0};
-    std::array<std::atomic<std::uint64_t>, 5> ends_by_reason{};  // index: end_reason
+    std::array<std::atomic<std::uint64_t>, all_end_reasons.size()> ends_by_reason{};  // index: end_reason
     std::array<std::atomic<std::uint64_t>, 600> requests_by_status{};
     histogram queue_wait_seconds;
     // Upstream (OpenAI)

@@ -19,23 +19,28 @@
 
 namespace voice_broker {
 
+class admin_auth;
 class metrics;
 class session_service;
 class static_files;
 
 inline constexpr std::string_view live_channel_path = "/api/session/ws";
+inline constexpr std::string_view admin_channel_path = "/api/admin/ws";
 
 struct route_decision {
     enum class kind {
-        respond,       // send `response`
-        session_api,   // hand the request to the session service, which answers it
-        live_channel,  // accept the WebSocket upgrade for visitor `ticket`
+        respond,        // send `response`
+        session_api,    // hand the request to the session service, which answers it
+        admin_api,      // the same, for the operator's endpoints
+        live_channel,   // accept the WebSocket upgrade for visitor `ticket`
+        admin_channel,  // accept the console's WebSocket (login `login_id`, empty for the header token)
     };
     kind what = kind::respond;
     http_response response;
     bool close = false;      // respond: close the connection after the answer
     bool head_only = false;  // whoever answers: send the headers (and the length) only
     std::string ticket;      // live_channel
+    std::string login_id;    // admin_channel
 };
 
 // Why a request could not be read; the session maps its parser's errors to these.
@@ -49,7 +54,7 @@ struct routing_settings {
 class router {
 public:
     router(routing_settings settings, std::shared_ptr<session_service> service, metrics& counters,
-           std::shared_ptr<const static_files> files);
+           std::shared_ptr<const static_files> files, std::shared_ptr<admin_auth> admin = nullptr);
 
     // Fills req.client_address, req.secure and req.request_id, and decides.
     route_decision route(http_request& req) const;
@@ -65,13 +70,14 @@ public:
 
 private:
     route_decision upgrade(const http_request& req) const;
+    route_decision admin_upgrade(const http_request& req) const;
     route_decision plain(http_request& req) const;
-    bool origin_allowed(const http_request& req) const;
     http_response https_redirect(const http_request& req) const;
 
     routing_settings settings_;
     std::shared_ptr<session_service> service_;
     metrics& metrics_;
+    std::shared_ptr<admin_auth> admin_;
     std::atomic<std::shared_ptr<const static_files>> files_;
     std::atomic<bool> shutting_down_{false};
     steady_time started_at_;

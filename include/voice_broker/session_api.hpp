@@ -19,7 +19,7 @@
 
 namespace voice_broker {
 
-class auth_throttle;
+class admin_auth;
 
 // What a request asks for, once the request itself checked out.
 struct api_call {
@@ -36,9 +36,9 @@ inline constexpr std::size_t max_calls_per_session = 8;
 std::variant<http_response, api_call> parse_session_api(const http_request& req, const config& settings);
 
 // forceEndAll's admin check: nullopt when the x-admin-token is right; otherwise the refusal
-// (disabled, throttled, or wrong: a wrong token is counted against the address).
-std::optional<http_response> check_admin_token(const http_request& req, const config& settings, auth_throttle& throttle,
-                                               steady_time now);
+// (disabled, throttled, or wrong: a wrong token is counted against the address, in the throttle
+// the console's sign-in shares).
+std::optional<http_response> check_admin_token(const http_request& req, admin_auth& auth, steady_time now);
 
 // GET or HEAD with action=stats.  The stats answer reads nothing else from the request (no
 // header, no other parameter), so every such request gets the same answer at a given moment:

@@ -8,6 +8,7 @@
 // thread-safe by itself.
 #pragma once
 
+#include "voice_broker/end_reason.hpp"
 #include "voice_broker/session_limits.hpp"
 #include "voice_broker/slot_schedule.hpp"
 #include "voice_broker/time.hpp"
@@ -28,10 +29,8 @@
 namespace voice_broker {
 
 enum class entry_state { active, queued, ended };
-enum class end_reason { expired, left, forced, abandoned, shutdown };
 
 std::string_view to_string(entry_state s);
-std::string_view to_string(end_reason r);
 
 // What a visitor can know about their own place.
 struct entry_status {
@@ -46,6 +45,18 @@ struct entry_status {
     std::int64_t remaining_seconds = 0;  // active only
     bool confirmed = false;
     end_reason reason = end_reason::left;  // ended only
+    bool paused = false;                   // admissions are paused by the operator
+};
+
+// A live entry as the operator's console lists it.
+struct live_entry {
+    std::uint64_t entry_id = 0;
+    entry_state state = entry_state::queued;
+    std::size_t position = 0;  // queued: 1-based
+    steady_time joined_at{};
+    steady_time started_at{};  // active
+    steady_time expires_at{};  // active
+    bool connected = false;    // a live channel is open
 };
 
 // What happened, with everything the shell needs to act on it: it never asks the broker again.
@@ -120,9 +131,26 @@ public:
     // Ends everything with reason "shutdown".
     void shutdown(steady_time now);
 
+    // Stops for a restart: ends every session with reason "shutdown" (nothing could hang its
+    // calls up later) but keeps the waiting visitors, whose places the caller saves; admits
+    // nobody any more.  Returns the waiting tickets, head first.
+    std::vector<std::string> close_for_restart(steady_time now);
+
     // Replaces the limits.  Current sessions keep their deadlines; a lower slot count lets them
     // finish instead of cutting them off.
     void reload(session_limits limits, steady_time now);
+
+    // The operator's controls.  End one session (reason "forced"; false unless it holds a slot),
+    // take one waiting visitor out of the queue (reason "removed"; false unless it waits), pause
+    // admissions (the queue is kept and still takes joins) and resume them (free slots are
+    // filled at once).
+    bool end_session(std::uint64_t entry_id, steady_time now);
+    bool remove_queued(std::uint64_t entry_id, steady_time now);
+    void set_paused(bool paused, steady_time now);
+    bool paused() const { return paused_; }
+
+    // Every live entry: the holders, oldest first, then the queue in order.
+    std::vector<live_entry> live_entries() const;
 
     // Reserves one upstream key for the active holder, at most `max_per_session` per session.
     // Minting proves presence, so it also confirms a fresh admission.
@@ -193,6 +221,7 @@ private:
 
     session_limits limits_;
     bool closed_ = false;
+    bool paused_ = false;
     std::uint64_t next_id_ = 1;
     // Looks tickets up by string_view without building a std::string per lookup.
     struct ticket_hash {
@@ -219,6 +248,7 @@ void session_broker::for_each_queued_status(steady_time now, F&& f) const {
     entry_status s;
     s.state = entry_state::queued;
     s.queue_length = queue_.size();
+    s.paused = paused_;
     std::size_t position = 0;
     for (auto id : queue_) {
         const auto& e = entries_.at(id);

@@ -26,6 +26,7 @@ class any_io_executor;
 
 namespace voice_broker {
 
+class admin_auth;
 class metrics;
 class realtime_upstream;
 class session_store;
@@ -35,8 +36,8 @@ class live_channel {
 public:
     // How a channel closes: `done` (the session is over, or the server stops for good) or
     // `restart` (this instance restarts and the visitor's place lives on elsewhere: 1012, the
-    // page reconnects at once).
-    enum class close_reason { done, restart };
+    // page reconnects at once) or `signed_out` (the console's login ended: 4401).
+    enum class close_reason { done, restart, signed_out };
 
     virtual ~live_channel() = default;
     // `replaceable`: a status update that a newer one may replace if not yet sent.
@@ -57,6 +58,8 @@ struct service_options {
     std::optional<wall_clock_mapping> wall_clock;
     // A new visitor's ticket (make_ticket).
     std::function<std::string()> new_ticket;
+    // Who may use the admin API (shared with the router; default: one made from the settings).
+    std::shared_ptr<admin_auth> admin;
     // The shared state (default: a memory_store).  Called once, with the service's strand.
     std::function<std::unique_ptr<session_store>(const boost::asio::any_io_executor& strand,
                                                  std::function<steady_time()> clock)>
@@ -72,6 +75,8 @@ public:
 
     // /api/session?action=...; answered through `respond`, on the service's strand.
     virtual void handle(http_request req, responder respond) = 0;
+    // /api/admin/... (docs/API.md, "Admin API").
+    virtual void handle_admin(http_request req, responder respond) = 0;
 
     // The answer handle() would give a stats request (is_stats_request) right now, from a copy the
     // service published, when that copy is still fresh; nullopt otherwise (then call handle(),
@@ -85,6 +90,9 @@ public:
     // now on.  The channel then receives the current status, or an error and finish() when the
     // ticket is unknown or over.
     virtual channel_id open_channel(std::string ticket, std::shared_ptr<live_channel> channel) = 0;
+    // The operator's console opened its live view (login `login_id`, empty for the header token):
+    // it receives the state document now and on every change.
+    virtual channel_id open_admin_channel(std::string login_id, std::shared_ptr<live_channel> channel) = 0;
     // A message the visitor sent on the channel (heartbeats; anything else is ignored).
     virtual void channel_message(channel_id id, std::string text) = 0;
     virtual void close_channel(channel_id id) = 0;

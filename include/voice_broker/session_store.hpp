@@ -15,6 +15,7 @@
 #include "voice_broker/session_limits.hpp"
 #include "voice_broker/time.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -55,8 +56,38 @@ struct store_stats {
     std::size_t active = 0;
     std::size_t queued = 0;
     session_limits limits;
+    bool paused = false;
     std::optional<shared_usage> today;       // a shared store's own count (the memory store: none)
     std::vector<std::string> instances;      // instances seen in the last seconds (shared store)
+};
+
+// A live entry as the operator's console shows it.
+struct admin_entry {
+    live_entry entry;
+    std::string client_address;  // as the visitor joined (not masked here)
+    std::string instance;        // the instance that admitted it (or where it joined)
+    bool call_connected = false;  // an upstream call is registered for the session
+};
+
+struct store_instance {
+    std::string id;
+    std::int64_t last_seen_ms_ago = 0;
+    std::size_t connections = 0;
+};
+
+// Everything the console shows of the shared state.
+struct store_admin_view {
+    std::vector<admin_entry> entries;  // the holders, oldest first, then the queue in order
+    bool paused = false;
+    session_limits limits;
+    std::vector<store_instance> instances;  // a shared store's; the memory store: none
+    std::optional<shared_usage> today;
+};
+
+// The operator's changes of the rules: either may be left out.
+struct limits_change {
+    std::optional<std::size_t> max_concurrent_users;
+    std::optional<std::chrono::seconds> session_duration;
 };
 
 // Told of everything that happens, on the service's strand.
@@ -99,6 +130,14 @@ public:
     virtual void channel_opened(const std::string& ticket, done<channel_opening> callback) = 0;
     virtual void channel_closed(std::uint64_t entry_id) = 0;
     virtual void channel_heartbeat(std::uint64_t entry_id) = 0;
+
+    // The operator's controls (see session_broker): each answers whether it did anything.  The
+    // pause and the limits persist across restarts (DATA_DIR, or the shared store).
+    virtual void admin_view(done<store_admin_view> callback) = 0;
+    virtual void end_session(std::uint64_t entry_id, done<bool> callback) = 0;
+    virtual void remove_queued(std::uint64_t entry_id, done<bool> callback) = 0;
+    virtual void set_paused(bool paused, done<bool> callback) = 0;
+    virtual void change_limits(limits_change change, done<session_limits> callback) = 0;
 
     // A hang-up on_hang_ups() asked for went out (or the call was already gone).
     virtual void hang_up_done(const std::string& call_id) = 0;

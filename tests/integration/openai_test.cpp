@@ -8,6 +8,7 @@
 #include "voice_broker/certificate.hpp"
 
 #include <future>
+#include <filesystem>
 #include <regex>
 
 using namespace voice_broker::testing;
@@ -446,4 +447,83 @@ TEST(openai_binary, a_second_signal_stops_at_once_while_a_request_is_in_flight) 
     EXPECT_EQ(p.wait_exit(3s), 1) << p.output();
     EXPECT_NE(p.output().find("second signal"), std::string::npos);
     EXPECT_EQ(stuck.get(), 0u);
+}
+
+// ---- memory mode across a restart (DATA_DIR) -----------------------------------------------------
+
+namespace {
+
+// The real binary in `dir`, with DATA_DIR in it; waits for its listening line.
+struct running_binary {
+    std::unique_ptr<subprocess> process;
+    std::uint16_t port = 0;
+};
+
+running_binary start_binary(const temp_dir& dir, settings_map env) {
+    env["STATIC_DIR"] = (dir.path() / "site").string();
+    env["PORT"] = "0";
+    env["DATA_DIR"] = (dir.path() / "data").string();
+    env.try_emplace("MAX_TICKETS_PER_ADDRESS", "0");
+    running_binary out;
+    out.process = std::make_unique<subprocess>(voice_broker_binary(), std::vector<std::string>{}, env, dir.path());
+    const auto started = out.process->wait_for_output("listening on", 20s);
+    if (!started) throw std::runtime_error("voice-broker did not start: " + out.process->output());
+    std::smatch m;
+    if (!std::regex_search(*started, m, std::regex(R"(listening on http://[0-9.]+:([0-9]+))"))) throw std::runtime_error(*started);
+    out.port = static_cast<std::uint16_t>(std::stoi(m[1]));
+    return out;
+}
+
+}  // namespace
+
+TEST(memory_restart, waiting_visitors_keep_their_places_across_a_graceful_restart) {
+    temp_dir dir;
+    std::filesystem::create_directories(dir.path() / "site");
+    dir.write("site/index.html", "<!doctype html><title>v</title>");
+    auto first = start_binary(dir, {{"SHUTDOWN_GRACE_SECONDS", "2"}});
+    const auto talking = join_ticket(first.port);
+    const auto second = join_ticket(first.port);
+    const auto third = join_ticket(first.port);
+    ws_client waiting(first.port, "/api/session/ws?ticket=" + third);
+    ASSERT_TRUE(waiting.next_of_type("status"));
+    first.process->signal(SIGTERM);
+    EXPECT_EQ(first.process->wait_exit(15s), 0) << first.process->output();
+    // The waiting page is told to come back (1012), not that its place ended.
+    std::optional<nlohmann::json> last;
+    while (auto next = waiting.next(3s)) last = next;
+    EXPECT_TRUE(waiting.is_closed());
+    EXPECT_EQ(waiting.close_code(), 1012);
+    EXPECT_FALSE(last && (*last)["type"] == "ended") << last->dump();
+
+    auto again = start_binary(dir, {});
+    const auto s2 = fetch(again.port, "GET", "/api/session?action=status", {{"X-Session-Ticket", second}}).json();
+    const auto s3 = fetch(again.port, "GET", "/api/session?action=status", {{"X-Session-Ticket", third}}).json();
+    EXPECT_EQ(s2["state"], "active") << "the head of the queue takes the free slot: " << s2.dump();
+    EXPECT_EQ(s3["state"], "queued") << s3.dump();
+    EXPECT_EQ(s3["position"], 1);
+    EXPECT_EQ(fetch(again.port, "GET", "/api/session?action=status", {{"X-Session-Ticket", talking}}).status, 404u)
+        << "the session that was talking ended at the restart";
+    again.process->signal(SIGTERM);
+    EXPECT_EQ(again.process->wait_exit(15s), 0);
+}
+
+TEST(memory_restart, a_call_left_by_a_killed_server_is_hung_up_at_its_deadline_after_the_restart) {
+    fake_openai fake;
+    temp_dir dir;
+    std::filesystem::create_directories(dir.path() / "site");
+    dir.write("site/index.html", "<!doctype html><title>v</title>");
+    auto env = upstream_env(fake, {{"SESSION_DURATION_SECONDS", "4"}, {"WARNING_SECONDS", ""}});
+    auto first = start_binary(dir, env);
+    const auto joined_at = std::chrono::steady_clock::now();
+    const auto call = token_mode_call(first.port, fake, join_ticket(first.port));
+    first.process->signal(SIGKILL);  // nothing can hang up from there
+    first.process->wait_exit(5s);
+    auto again = start_binary(dir, env);
+    ASSERT_TRUE(fake.wait_hangups(1, 10000)) << again.process->output();
+    const auto at = std::chrono::steady_clock::now() - joined_at;
+    EXPECT_TRUE(fake_hung_up(fake, call));
+    EXPECT_GE(at, 3500ms) << "hung up before its session's end";
+    EXPECT_LE(at, 6000ms) << "the deadline was 4 s after joining";
+    again.process->signal(SIGTERM);
+    again.process->wait_exit(15s);
 }

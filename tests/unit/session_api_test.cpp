@@ -99,7 +99,7 @@ protected:
             return issued_tickets.back();
         };
         options.make_store = [this](const boost::asio::any_io_executor& strand, std::function<steady_time()> clock) {
-            auto made = make_memory_store(strand, settings.session, std::move(clock));
+            auto made = make_memory_store(strand, {settings.session, {}, "test-instance", std::move(clock), {}});
             store = made.get();
             return std::unique_ptr<session_store>(std::move(made));
         };

@@ -34,6 +34,7 @@ json reference_status(const entry_status& s, const session_limits& limits, const
                  {{"maxConcurrentUsers", limits.max_concurrent_users},
                   {"sessionSeconds", limits.session_duration.count()},
                   {"warningSeconds", warnings}}}};
+    if (s.paused) out["paused"] = true;
     switch (s.state) {
     case entry_state::queued:
         out["position"] = s.position;
@@ -151,7 +152,8 @@ TEST(status_renderer, matches_the_reference_over_many_random_statuses_and_limits
         s.started_at = t0 + std::chrono::milliseconds{pick(-100'000'000, 100'000'000)};
         s.expires_at = s.started_at + std::chrono::milliseconds{pick(0, 7'200'000)};
         s.confirmed = pick(0, 1) == 1;
-        s.reason = static_cast<end_reason>(pick(0, 4));
+        s.reason = static_cast<end_reason>(pick(0, static_cast<std::int64_t>(all_end_reasons.size()) - 1));
+        s.paused = pick(0, 3) == 0;
         SCOPED_TRACE("round " + std::to_string(round));
         expect_same_document(s, limits, clock);
         if (HasFailure()) return;
