@@ -340,6 +340,14 @@ service_container() {
   printf '%s' "${ids%%$'\n'*}"
 }
 
+# The same, for a service that must have one (just after `compose up`).
+existing_container() {
+  local id
+  id="$(service_container "$1")"
+  [[ -n "$id" ]] || die "$EXIT_UNHEALTHY" "${1} has no container after docker compose up; see ./docker-ops.sh logs ${1}."
+  printf '%s' "$id"
+}
+
 # An instance's own /api/health, through the image's --healthcheck (works whatever the network).
 instance_health() {
   run_bounded 10 "$DOCKER_BIN" exec "$1" voice-broker --healthcheck 2>&1
@@ -398,11 +406,12 @@ build_stack() {
 
 start_infra() {
   ((${#INFRA[@]} > 0)) || return 0
-  local service
+  local service id
   info "Starting ${INFRA[*]}..."
   compose up -d --no-deps "${INFRA[@]}" || die "$EXIT_FAILED" "docker compose up failed (see the output above)."
   for service in "${INFRA[@]}"; do
-    wait_healthy "$(service_container "$service")" "$service" || exit $?
+    id="$(existing_container "$service")"
+    wait_healthy "$id" "$service" || exit $?
   done
 }
 
@@ -412,7 +421,7 @@ refresh_front() {
   local service id output
   for service in "${FRONT[@]}"; do
     compose up -d --no-deps "$service" || die "$EXIT_FAILED" "docker compose up failed for ${service}."
-    id="$(service_container "$service")"
+    id="$(existing_container "$service")"
     wait_healthy "$id" "$service" || exit $?
     output="$("$DOCKER_BIN" exec "$id" voice-broker-nginx reload 2>&1)" ||
       die "$EXIT_FAILED" "${service} refused the site (docker/nginx/voice-broker-upstream.conf) and keeps the previous one:" "$output"
@@ -623,7 +632,8 @@ cmd_scale_up() {
   if ((${#FRONT[@]} > 0)); then
     compose up -d --no-deps "${FRONT[@]}" || die "$EXIT_FAILED" "docker compose up failed for ${FRONT[*]}."
     for service in "${FRONT[@]}"; do
-      wait_healthy "$(service_container "$service")" "$service" || exit $?
+      id="$(existing_container "$service")"
+      wait_healthy "$id" "$service" || exit $?
     done
   fi
   ok "${want} instance(s) behind nginx on http://127.0.0.1:${HOST_PORT}/ (the host's nginx with HTTPS proxies there)."
