@@ -68,6 +68,9 @@ RUN rm -f /etc/apt/sources.list \
 COPY --from=builder /src/build/voice-broker /usr/local/bin/voice-broker
 
 WORKDIR /app
+# DATA_DIR's default (data, in the working directory): the one folder the server writes; a
+# volume mounted here starts with this owner.
+RUN mkdir -p /app/data && chown 10001:10001 /app/data && chmod 700 /app/data
 # The server reads config/session-limits.json relative to its working directory.
 COPY --chown=root:root static/ static/
 COPY --chown=root:root config/ config/

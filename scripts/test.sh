@@ -48,6 +48,10 @@ if [[ "${SKIP_DOCKER:-0}" == 1 ]]; then
   echo "docker checks skipped (SKIP_DOCKER=1)"
 else
   tests/deploy/docker.sh
+  # docker/compose.scale.yml and compose.sentinel.yml through docker-ops.sh: one queue across
+  # instances, a rolling restart under live WebSockets, Redis down and killed, a Sentinel failover.
+  # Same data root as docker.sh, so the voice-broker image build is all cache hits.
+  tests/deploy/docker-scale.sh
 fi
 
 echo "all suites passed in $(( $(date +%s) - start )) s"

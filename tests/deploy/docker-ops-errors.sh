@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Drives docker-ops.sh through its error paths with a fake `docker` and a fake `docker-compose`
 # first on PATH: Docker missing, daemon down, no .env.local, an empty OPENAI_API_KEY, an
-# unhealthy container, a failed build; and checks messages, exit codes and what it ran.
-# Needs no Docker.
+# unhealthy container, a failed build; and, for the scaled stacks (VB_STACK=scale, sentinel),
+# scale-up, scale-down, rolling-restart and deploy with instances that fail to come back; and
+# checks messages, exit codes and what it ran (and in which order).  Needs no Docker.
 #
 #   tests/deploy/docker-ops-errors.sh
 set -euo pipefail
@@ -28,17 +29,37 @@ trap cleanup EXIT
 # --- a PATH with only what docker-ops.sh needs, plus the fakes --------------------------------
 SYSBIN="$T/sysbin"
 mkdir -p "$SYSBIN"
-for tool in bash env dirname timeout cp tail cat sleep grep git curl date; do
+for tool in bash env dirname timeout cp tail cat sleep grep git curl date touch; do
   if path="$(command -v "$tool")"; then ln -s "$path" "$SYSBIN/$tool"; fi
 done
 FAKEBIN="$T/fakebin"
 mkdir -p "$FAKEBIN"
 CALLS="$T/calls.log"
+STATE_DIR="$T/fake-state"
 
 # The fake docker: its answers are steered by FAKE_* variables, every call is recorded.
 cat >"$FAKEBIN/docker" <<'EOF'
 #!/usr/bin/env bash
 printf 'docker %s\n' "$*" >>"$FAKE_CALLS"
+# The stacks' containers are "cid-<service>"; FAKE_* lists of services steer them.
+listed() { [[ " ${2:-} " == *" $1 "* ]]; }
+exists() { ! listed "$1" "${FAKE_NO_CONTAINER:-}" || [[ -e "$FAKE_STATE_DIR/created-$1" ]]; }
+state_of() {
+  if [[ "$1" == cid-* ]]; then
+    listed "${1#cid-}" "${FAKE_STOPPED:-}" && [[ ! -e "$FAKE_STATE_DIR/created-${1#cid-}" ]] && { echo exited; return; }
+    echo running
+  else
+    echo "${FAKE_STATE:-running}"
+  fi
+}
+health_of() {
+  if [[ "$1" == cid-* ]]; then
+    listed "${1#cid-}" "${FAKE_UNHEALTHY:-}" && { echo unhealthy; return; }
+    echo healthy
+  else
+    echo "${FAKE_HEALTH:-healthy}"
+  fi
+}
 case "$1" in
   info)
     case "${FAKE_DAEMON:-up}" in
@@ -62,13 +83,20 @@ case "$1" in
     echo "docker: 'compose' is not a docker command." >&2
     exit 1
     ;;
+  ps)
+    service=''
+    for arg in "$@"; do [[ "$arg" == label=com.docker.compose.service=* ]] && service="${arg#label=com.docker.compose.service=}"; done
+    [[ -n "$service" ]] && exists "$service" && echo "cid-$service"
+    exit 0
+    ;;
   inspect)
-    [[ "${FAKE_STATE:-running}" == missing ]] && { echo "Error: No such object: $*" >&2; exit 1; }
+    target="${*: -1}"
+    [[ "$target" != cid-* && "${FAKE_STATE:-running}" == missing ]] && { echo "Error: No such object: $*" >&2; exit 1; }
     if [[ "$2" == -f ]]; then
       case "$3" in
         *Health.Log*) echo "healthcheck: GET http://127.0.0.1:3000/api/health failed: connection refused" ;;
-        *Health*) echo "${FAKE_HEALTH:-healthy}" ;;
-        *State.Status*) echo "${FAKE_STATE:-running}" ;;
+        *Health*) health_of "$target" ;;
+        *State.Status*) state_of "$target" ;;
         *StartedAt*) echo "2026-01-01T00:00:00Z" ;;
         *RestartCount*) echo 0 ;;
         *Config.Image*) echo "voice-broker:latest" ;;
@@ -81,14 +109,47 @@ case "$1" in
     ;;
   image) echo 91000000 ;;
   logs) printf '%s\n' "${FAKE_LOGS:-fake log line}" ;;
-  exec) echo "fake exec" ;;
+  exec)
+    target="$2"
+    [[ "$target" == -i || "$target" == -it ]] && target="$3"
+    service="${target#cid-}"
+    if [[ "$*" == *"voice-broker --healthcheck"* ]]; then
+      if listed "$service" "${FAKE_DEGRADED:-}" ||
+        { listed "$service" "${FAKE_DEGRADED_AFTER_RECREATE:-}" && [[ -e "$FAKE_STATE_DIR/recreated-$service" ]]; }; then
+        echo "healthy: http://127.0.0.1:3001/api/health: 200 {\"instance\":\"vb-$service\",\"status\":\"degraded\",\"store\":\"unreachable\",\"uptimeSeconds\":5,\"version\":\"9.9.9\"}"
+      else
+        echo "healthy: http://127.0.0.1:3001/api/health: 200 {\"instance\":\"vb-$service\",\"status\":\"ok\",\"store\":\"up\",\"uptimeSeconds\":5,\"version\":\"9.9.9\"}"
+      fi
+    elif [[ "$*" == *"voice-broker-nginx reload"* ]]; then
+      [[ "${FAKE_NGINX_RELOAD_FAIL:-0}" == 1 ]] && { echo 'nginx: [emerg] unexpected "}" in /tmp/voice-broker-nginx/voice-broker.conf:12' >&2; exit 1; }
+      exit 0
+    else
+      echo "fake exec"
+    fi
+    ;;
   *) exit 0 ;;
 esac
 EOF
 cat >"$FAKEBIN/docker-compose" <<'EOF'
 #!/usr/bin/env bash
-printf 'docker-compose %s | COMPOSE_FILE=%s\n' "$*" "${COMPOSE_FILE:-}" >>"$FAKE_CALLS"
+printf 'docker-compose %s | COMPOSE_FILE=%s | PROJECT=%s\n' "$*" "${COMPOSE_FILE:-}" "${COMPOSE_PROJECT_NAME:-}" >>"$FAKE_CALLS"
+if [[ "$1" == config && "${2:-}" == --services ]]; then
+  case "${COMPOSE_FILE:-}" in
+    *sentinel*) printf '%s\n' redis1 redis2 sentinel1 sentinel2 sentinel3 app1 app2 nginx ;;
+    # Out of order on purpose: docker-ops.sh sorts the instances by number.
+    *scale*) printf '%s\n' redis app3 app1 app2 nginx ;;
+    *) echo voice-broker ;;
+  esac
+  exit 0
+fi
 [[ "${FAKE_COMPOSE_FAIL:-0}" == 1 ]] && { echo "ERROR: Service 'voice-broker' failed to build" >&2; exit 1; }
+[[ "$1" == build && "${FAKE_BUILD_FAIL:-0}" == 1 ]] && { echo "ERROR: Service 'app1' failed to build" >&2; exit 1; }
+if [[ "$1" == up ]]; then
+  service="${*: -1}"
+  [[ " ${FAKE_UP_FAIL:-} " == *" $service "* ]] && { echo "ERROR: for $service  Cannot start service $service" >&2; exit 1; }
+  for arg in "${@:2}"; do [[ "$arg" != -* ]] && touch "$FAKE_STATE_DIR/created-$arg"; done
+  [[ "$*" == *--force-recreate* ]] && touch "$FAKE_STATE_DIR/recreated-$service"
+fi
 exit 0
 EOF
 chmod +x "$FAKEBIN/docker" "$FAKEBIN/docker-compose"
@@ -128,9 +189,13 @@ run_ops() {
   local extra=()
   [[ -n "${EXTRA_ENV:-}" ]] && extra=("$EXTRA_ENV")
   : >"$CALLS"
-  OUT="$(cd "$dir" && env -i PATH="$path" HOME="$T" FAKE_CALLS="$CALLS" \
+  rm -rf "$STATE_DIR" && mkdir -p "$STATE_DIR"
+  OUT="$(cd "$dir" && env -i PATH="$path" HOME="$T" FAKE_CALLS="$CALLS" FAKE_STATE_DIR="$STATE_DIR" \
     FAKE_DAEMON="${FAKE_DAEMON:-up}" FAKE_STATE="${FAKE_STATE:-running}" FAKE_HEALTH="${FAKE_HEALTH:-healthy}" \
     FAKE_COMPOSE_V2="${FAKE_COMPOSE_V2:-0}" FAKE_COMPOSE_FAIL="${FAKE_COMPOSE_FAIL:-0}" FAKE_LOGS="${FAKE_LOGS:-}" \
+    FAKE_NO_CONTAINER="${FAKE_NO_CONTAINER:-}" FAKE_STOPPED="${FAKE_STOPPED:-}" FAKE_UNHEALTHY="${FAKE_UNHEALTHY:-}" \
+    FAKE_DEGRADED="${FAKE_DEGRADED:-}" FAKE_DEGRADED_AFTER_RECREATE="${FAKE_DEGRADED_AFTER_RECREATE:-}" \
+    FAKE_UP_FAIL="${FAKE_UP_FAIL:-}" FAKE_BUILD_FAIL="${FAKE_BUILD_FAIL:-0}" FAKE_NGINX_RELOAD_FAIL="${FAKE_NGINX_RELOAD_FAIL:-0}" \
     VB_START_TIMEOUT="${VB_START_TIMEOUT:-5}" VB_HOST_PORT="$STUB_PORT" "${extra[@]}" \
     ./docker-ops.sh "$@" </dev/null 2>&1)" && CODE=0 || CODE=$?
 }
@@ -142,7 +207,8 @@ calls() { cat "$CALLS"; }
 P="$(new_project)"
 run_ops "$P" "$WITH_FAKES" help
 expect_code "help exits 0" 0 "$CODE" "$OUT"
-for command in build start stop restart reload status logs logs:follow shell health clean update; do
+for command in build start stop restart reload status logs logs:follow shell health clean update \
+  scale-up scale-down rolling-restart deploy; do
   expect_output "help lists '$command'" "  $command " "$OUT"
 done
 run_ops "$P" "$WITH_FAKES" frobnicate
@@ -317,5 +383,164 @@ expect_code "no container: reload exits 7" 7 "$CODE" "$OUT"
 EXTRA_ENV="VB_SKIP_GIT_PULL=1" run_ops "$P" "$WITH_FAKES" update
 expect_code "update (no pull) exits 0" 0 "$CODE" "$OUT"
 expect_output "update rebuilds, then recreates" "docker-compose build voice-broker" "$(calls)"
+
+
+# --- the scaled stacks: VB_STACK=scale / sentinel ---------------------------------------------------
+P="$(new_project)"
+printf 'OPENAI_API_KEY=%s\n' "$SECRET" >"$P/.env.local"
+for command in rolling-restart deploy "scale-up" "scale-down 1"; do
+  # shellcheck disable=SC2086 # "scale-down 1" is a command and its argument
+  run_ops "$P" "$WITH_FAKES" $command
+  expect_code "single stack: $command exits 2" 2 "$CODE" "$OUT"
+  expect_output "single stack: $command says it needs several instances" "needs several instances: run it with VB_STACK=scale" "$OUT"
+done
+if [[ "$(calls)" == *"docker-compose up"* ]]; then fail "single stack: nothing is started by a scale command" "$(calls)"; else pass "single stack: nothing is started by a scale command"; fi
+EXTRA_ENV="VB_STACK=huge" run_ops "$P" "$WITH_FAKES" status
+expect_code "an unknown VB_STACK exits 2" 2 "$CODE" "$OUT"
+expect_output "an unknown VB_STACK is named" "Unknown VB_STACK=huge: use single, scale or sentinel" "$OUT"
+
+# VB_STACK in .env.local chooses the stack; the environment wins over it; COMPOSE_FILE over both.
+printf 'OPENAI_API_KEY=%s\nVB_STACK=scale\n' "$SECRET" >"$P/.env.local"
+run_ops "$P" "$WITH_FAKES" build
+expect_code "VB_STACK=scale in .env.local: build exits 0" 0 "$CODE" "$OUT"
+expect_output "scale: build builds one instance's image, Redis and nginx" \
+  "docker-compose build app1 redis nginx | COMPOSE_FILE=docker/compose.scale.yml | PROJECT=voice-broker-scale" "$(calls)"
+EXTRA_ENV="VB_STACK=sentinel" run_ops "$P" "$WITH_FAKES" build
+expect_output "VB_STACK from the environment wins over .env.local" \
+  "docker-compose build app1 redis1 redis2 sentinel1 sentinel2 sentinel3 nginx | COMPOSE_FILE=docker/compose.sentinel.yml | PROJECT=voice-broker-sentinel" "$(calls)"
+EXTRA_ENV="COMPOSE_FILE=my/scale.yml" run_ops "$P" "$WITH_FAKES" build
+expect_output "COMPOSE_FILE from the environment wins over the stack's file" "COMPOSE_FILE=my/scale.yml | PROJECT=voice-broker-scale" "$(calls)"
+if grep -q -- 'docker-compose .*-f ' "$CALLS"; then fail "scale: no -f is passed" "$(calls)"; else pass "scale: no -f is passed"; fi
+
+# start = scale-up: the store first, then app1, app2, app3 one at a time, then nginx.
+FAKE_NO_CONTAINER="redis app1 app2 app3 nginx" run_ops "$P" "$WITH_FAKES" start
+expect_code "scale: start from nothing exits 0" 0 "$CODE" "$OUT"
+order="$(grep -o 'docker-compose up -d --no-deps [a-z0-9]*' "$CALLS" | sed 's/.* //' | tr '\n' ',')"
+check "scale: start runs redis, app1, app2, app3, nginx in that order (${order})" test "$order" = "redis,app1,app2,app3,nginx,"
+expect_output "scale: start waits for each instance's store" "app2 is ready (instance vb-app2, store up)" "$OUT"
+expect_output "scale: start says where nginx listens" "3 instance(s) behind nginx on http://127.0.0.1:$STUB_PORT/" "$OUT"
+FAKE_NO_CONTAINER="app3" run_ops "$P" "$WITH_FAKES" scale-up 2
+expect_code "scale-up 2 exits 0" 0 "$CODE" "$OUT"
+if [[ "$(calls)" == *"up -d --no-deps app3"* ]]; then fail "scale-up 2 leaves app3 alone" "$(calls)"; else pass "scale-up 2 leaves app3 alone"; fi
+expect_output "scale-up 2 skips instances already ready" "app1 is already running and ready" "$OUT"
+for bad in 0 4 two -1; do
+  run_ops "$P" "$WITH_FAKES" scale-up "$bad"
+  expect_code "scale-up $bad exits 2" 2 "$CODE" "$OUT"
+done
+expect_output "scale-up with a bad N names the instances" "N must be 1 to 3, the instances docker/compose.scale.yml defines (app1 app2 app3)" "$OUT"
+FAKE_NO_CONTAINER="app1 app2 app3 nginx" FAKE_DEGRADED="app1" VB_START_TIMEOUT=2 run_ops "$P" "$WITH_FAKES" scale-up
+expect_code "scale-up: an instance without its store stops the start with 7" 7 "$CODE" "$OUT"
+expect_output "scale-up: says which instance and why" "app1 did not become ready within 2s" "$OUT"
+expect_output "scale-up: shows its /api/health" '"store":"unreachable"' "$OUT"
+if [[ "$(calls)" == *"--no-deps app2"* ]]; then fail "scale-up: nothing after the failed instance is started" "$(calls)"; else pass "scale-up: nothing after the failed instance is started"; fi
+FAKE_UNHEALTHY="redis" FAKE_NO_CONTAINER="app1 app2 app3 nginx" run_ops "$P" "$WITH_FAKES" scale-up
+expect_code "scale-up: an unhealthy Redis stops the start with 7" 7 "$CODE" "$OUT"
+expect_output "scale-up: says Redis is unhealthy" "redis is unhealthy" "$OUT"
+
+run_ops "$P" "$WITH_FAKES" scale-down
+expect_code "scale-down without N exits 2" 2 "$CODE" "$OUT"
+run_ops "$P" "$WITH_FAKES" scale-down 2
+expect_code "scale-down 2 exits 0" 0 "$CODE" "$OUT"
+expect_output "scale-down 2 stops app3" "docker-compose stop app3" "$(calls)"
+if [[ "$(calls)" == *"stop app2"* || "$(calls)" == *"stop app1"* ]]; then fail "scale-down 2 keeps app1 and app2" "$(calls)"; else pass "scale-down 2 keeps app1 and app2"; fi
+FAKE_DEGRADED="app1" run_ops "$P" "$WITH_FAKES" scale-down 1
+expect_code "scale-down 1 with app1 not ready exits 7" 7 "$CODE" "$OUT"
+if [[ "$(calls)" == *"docker-compose stop"* ]]; then fail "scale-down stops nothing when the kept ones are not ready" "$(calls)"; else pass "scale-down stops nothing when the kept ones are not ready"; fi
+
+# rolling-restart: one at a time, each ready before the next; stops at the first that fails.
+run_ops "$P" "$WITH_FAKES" rolling-restart
+expect_code "rolling-restart exits 0" 0 "$CODE" "$OUT"
+order="$(grep -o 'up -d --no-deps --force-recreate app[0-9]' "$CALLS" | sed 's/.* //' | tr '\n' ',')"
+check "rolling-restart recreates app1, app2, app3 in order (${order})" test "$order" = "app1,app2,app3,"
+expect_output "rolling-restart waits for each one" "app3 is ready (instance vb-app3, store up)" "$OUT"
+expect_output "rolling-restart reports the end" "Rolling restart done: 3 instance(s) recreated one at a time" "$OUT"
+if [[ "$(calls)" == *"up -d --no-deps --force-recreate redis"* || "$(calls)" == *"--force-recreate nginx"* ]]; then
+  fail "rolling-restart leaves Redis and nginx alone" "$(calls)"
+else
+  pass "rolling-restart leaves Redis and nginx alone"
+fi
+FAKE_DEGRADED_AFTER_RECREATE="app2" VB_START_TIMEOUT=2 run_ops "$P" "$WITH_FAKES" rolling-restart
+expect_code "rolling-restart: an instance that comes back without its store exits 7" 7 "$CODE" "$OUT"
+expect_output "rolling-restart: names it" "app2 did not come back ready; the instances after it were left as they were" "$OUT"
+if [[ "$(calls)" == *"--force-recreate app3"* ]]; then fail "rolling-restart: app3 is not touched after app2 failed" "$(calls)"; else pass "rolling-restart: app3 is not touched after app2 failed"; fi
+FAKE_UP_FAIL="app1" run_ops "$P" "$WITH_FAKES" rolling-restart
+expect_code "rolling-restart: a failed compose up exits 1" 1 "$CODE" "$OUT"
+if [[ "$(calls)" == *"--force-recreate app2"* ]]; then fail "rolling-restart: nothing after a failed compose up" "$(calls)"; else pass "rolling-restart: nothing after a failed compose up"; fi
+FAKE_STOPPED="app2 app3" run_ops "$P" "$WITH_FAKES" rolling-restart
+expect_code "rolling-restart with one instance running exits 7" 7 "$CODE" "$OUT"
+expect_output "rolling-restart with one instance says why" "needs at least two running instances (running: app1)" "$OUT"
+FAKE_DEGRADED="app2 app3" run_ops "$P" "$WITH_FAKES" rolling-restart
+expect_code "rolling-restart with no other instance ready exits 7" 7 "$CODE" "$OUT"
+expect_output "rolling-restart with no other ready says so" "No other instance is ready to take app1's visitors" "$OUT"
+if [[ "$(calls)" == *"--force-recreate"* ]]; then fail "rolling-restart stops nobody when nobody could take over" "$(calls)"; else pass "rolling-restart stops nobody when nobody could take over"; fi
+run_ops "$P" "$WITH_FAKES" restart
+expect_code "scale: restart is a rolling restart" 0 "$CODE" "$OUT"
+expect_output "scale: restart recreates one at a time" "[3/3] Recreating app3" "$OUT"
+
+FAKE_BUILD_FAIL=1 run_ops "$P" "$WITH_FAKES" deploy
+expect_code "deploy: a failed build exits 1" 1 "$CODE" "$OUT"
+if [[ "$(calls)" == *"docker-compose up"* ]]; then fail "deploy: a failed build restarts nothing" "$(calls)"; else pass "deploy: a failed build restarts nothing"; fi
+run_ops "$P" "$WITH_FAKES" deploy
+expect_code "deploy exits 0" 0 "$CODE" "$OUT"
+expect_output "deploy builds, restarts one at a time, then reloads nginx" "nginx reloaded its site" "$OUT"
+expect_output "deploy reloads nginx gracefully" "docker exec cid-nginx voice-broker-nginx reload" "$(calls)"
+FAKE_NGINX_RELOAD_FAIL=1 run_ops "$P" "$WITH_FAKES" deploy
+expect_code "deploy: nginx refusing the site exits 1" 1 "$CODE" "$OUT"
+expect_output "deploy: shows nginx's reason" "unexpected" "$OUT"
+EXTRA_ENV="VB_SKIP_GIT_PULL=1" run_ops "$P" "$WITH_FAKES" update
+expect_code "scale: update (no pull) exits 0" 0 "$CODE" "$OUT"
+expect_output "scale: update is a rolling deploy" "Rolling restart done" "$OUT"
+
+run_ops "$P" "$WITH_FAKES" status
+expect_code "scale: status exits 0" 0 "$CODE" "$OUT"
+expect_output "scale: status names the stack" "scale: docker/compose.scale.yml (project voice-broker-scale)" "$OUT"
+expect_output "scale: status shows each instance's /api/health" "/api/health ok, store up, instance vb-app2" "$OUT"
+expect_output "scale: status shows the shared summary through nginx" "activeSessions 1/1, queueLength 3/50" "$OUT"
+FAKE_DEGRADED="app2" run_ops "$P" "$WITH_FAKES" status
+expect_code "scale: status with an instance without its store exits 7" 7 "$CODE" "$OUT"
+expect_output "scale: status shows the degraded instance" "/api/health degraded, store unreachable" "$OUT"
+FAKE_STOPPED="app3" run_ops "$P" "$WITH_FAKES" status
+expect_code "scale: status with a scaled-down instance exits 0" 0 "$CODE" "$OUT"
+expect_output "scale: status says how to start it again" "(stopped: scale-up starts it)" "$OUT"
+FAKE_STOPPED="redis" run_ops "$P" "$WITH_FAKES" status
+expect_code "scale: status with Redis stopped exits 7" 7 "$CODE" "$OUT"
+FAKE_NO_CONTAINER="redis app1 app2 app3 nginx" run_ops "$P" "$WITH_FAKES" status
+expect_code "scale: status of a stack never started exits 7" 7 "$CODE" "$OUT"
+expect_output "scale: says how to start it" "Start it: VB_STACK=scale ./docker-ops.sh start" "$OUT"
+run_ops "$P" "$WITH_FAKES" health
+expect_code "scale: health exits 0" 0 "$CODE" "$OUT"
+FAKE_DEGRADED="app1 app2 app3" run_ops "$P" "$WITH_FAKES" health
+expect_code "scale: health exits 7 when no instance has its store" 7 "$CODE" "$OUT"
+FAKE_UNHEALTHY="nginx" run_ops "$P" "$WITH_FAKES" health
+expect_code "scale: health exits 7 when nginx is unhealthy" 7 "$CODE" "$OUT"
+
+FAKE_LOGS="2026-01-01T00:00:00Z info session limits reloaded: 2 slot(s), 300 s sessions, queue of 50" \
+  run_ops "$P" "$WITH_FAKES" reload
+expect_code "scale: reload exits 0" 0 "$CODE" "$OUT"
+for app in app1 app2 app3; do
+  expect_output "scale: reload sends SIGHUP to $app" "docker kill -s HUP cid-$app" "$(calls)"
+done
+run_ops "$P" "$WITH_FAKES" logs app2
+expect_output "scale: logs app2 asks compose for app2's log" "docker-compose logs --tail=200 app2" "$(calls)"
+run_ops "$P" "$WITH_FAKES" clean
+expect_code "scale: clean without --yes exits 2" 2 "$CODE" "$OUT"
+expect_output "scale: clean warns about Redis's data" "Redis's data (every place in the queue) included" "$OUT"
+
+EXTRA_ENV="VB_STACK=sentinel" run_ops "$P" "$WITH_FAKES" rolling-restart
+expect_code "sentinel: rolling-restart exits 0" 0 "$CODE" "$OUT"
+order="$(grep -o 'up -d --no-deps --force-recreate [a-z0-9]*' "$CALLS" | sed 's/.* //' | tr '\n' ',')"
+check "sentinel: rolling-restart recreates app1 then app2 only (${order})" test "$order" = "app1,app2,"
+EXTRA_ENV="VB_STACK=sentinel" FAKE_STOPPED="sentinel2" run_ops "$P" "$WITH_FAKES" status
+expect_code "sentinel: status with a sentinel down exits 7" 7 "$CODE" "$OUT"
+expect_output "sentinel: status names the stopped sentinel" "sentinel2  exited" "$OUT"
+
+P="$(new_project)"
+EXTRA_ENV="VB_STACK=scale" run_ops "$P" "$WITH_FAKES" start
+expect_code "scale: no .env.local: start exits 5" 5 "$CODE" "$OUT"
+printf 'OPENAI_API_KEY=\nVB_STACK=scale\n' >"$P/.env.local"
+for command in start scale-up rolling-restart deploy; do
+  run_ops "$P" "$WITH_FAKES" "$command"
+  expect_code "scale: empty key: $command exits 6" 6 "$CODE" "$OUT"
+done
 
 summary

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Static checks of the deployment files: shellcheck on every shell script in the repository
 # and an offline Dockerfile linter (dockerfile-utils from npm, installed into
-# tests/deploy/node_modules, which git ignores).
+# tests/deploy/node_modules, which git ignores) on the Dockerfile and docker/*/Dockerfile.
 #
 #   tests/deploy/lint.sh
 set -euo pipefail
@@ -30,7 +30,7 @@ for script in "${scripts[@]}"; do
   check "shellcheck ${script#./}" shellcheck_from_root "$script"
 done
 
-for dockerfile in "$ROOT"/Dockerfile "$ROOT"/*.Dockerfile; do
+for dockerfile in "$ROOT"/Dockerfile "$ROOT"/*.Dockerfile "$ROOT"/docker/*/Dockerfile; do
   [[ -f "$dockerfile" ]] || continue
   check "dockerfile-utils lint ${dockerfile#"$ROOT"/}" "$HERE/node_modules/.bin/dockerfile-utils" lint "$dockerfile"
 done
