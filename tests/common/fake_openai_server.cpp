@@ -67,11 +67,20 @@ int fake_openai_server::count(const std::string& route) const {
     return s["counts"].contains(route) ? s["counts"][route].get<int>() : 0;
 }
 
-std::string fake_openai_server::open_call() const {
+std::string fake_openai_server::open_call(const nlohmann::json& session) const {
     const tls_options tls{.enabled = scheme_ == "https"};
+    std::string content_type = "application/sdp";
+    std::string body = dummy_sdp_offer;
+    if (!session.is_null()) {
+        const std::string boundary = "vb-test-boundary-7f3a";
+        content_type = "multipart/form-data; boundary=" + boundary;
+        body = "--" + boundary + "\r\nContent-Disposition: form-data; name=\"sdp\"\r\nContent-Type: application/sdp\r\n\r\n" +
+               dummy_sdp_offer + "\r\n--" + boundary +
+               "\r\nContent-Disposition: form-data; name=\"session\"\r\nContent-Type: application/json\r\n\r\n" +
+               session.dump() + "\r\n--" + boundary + "--\r\n";
+    }
     const auto r = fetch(port_, "POST", "/v1/realtime/calls",
-                         {{"Content-Type", "application/sdp"}, {"Authorization", "Bearer " + fake_openai_key}},
-                         dummy_sdp_offer, tls);
+                         {{"Content-Type", content_type}, {"Authorization", "Bearer " + fake_openai_key}}, body, tls);
     if (r.status != 201) throw std::runtime_error("the fake did not open a call: " + std::to_string(r.status) + " " + r.body);
     const auto location = r.header("location");
     return location.substr(location.rfind('/') + 1);

@@ -41,7 +41,8 @@ public:
     bool wait(const std::string& query, std::chrono::milliseconds timeout = std::chrono::seconds{5}) const;
     int count(const std::string& route) const;
     // Opens a call with the real key and a dummy offer, as relay mode would; returns its id.
-    std::string open_call() const;
+    // With `session`, it goes as the multipart `session` part (the server's session settings).
+    std::string open_call(const nlohmann::json& session = nullptr) const;
 
 private:
     response request(const std::string& method, const std::string& target, const std::string& body = {}) const;
