@@ -8,11 +8,21 @@ namespace voice_broker {
 
 namespace {
 
+const std::pair<const char*, std::uint64_t token_usage::*> token_fields[] = {
+    {"textInput", &token_usage::text_input},          {"cachedTextInput", &token_usage::cached_text_input},
+    {"audioInput", &token_usage::audio_input},        {"cachedAudioInput", &token_usage::cached_audio_input},
+    {"imageInput", &token_usage::image_input},        {"cachedImageInput", &token_usage::cached_image_input},
+    {"textOutput", &token_usage::text_output},        {"audioOutput", &token_usage::audio_output},
+};
+
 nlohmann::json period_json(const period_spend& p) {
+    nlohmann::json tokens = nlohmann::json::object();
+    for (const auto& [name, field] : token_fields) tokens[name] = p.tokens.*field;
     return {{"period", p.key},
             {"realPicoUsd", p.real.picodollars},
             {"estimatedPicoUsd", p.estimated.picodollars},
             {"spentUsd", format_usd(p.total(), 6).substr(1)},
+            {"tokens", tokens},
             {"warned80", p.warned_80},
             {"warned100", p.warned_100}};
 }
@@ -40,6 +50,21 @@ std::optional<period_spend> period_from(const nlohmann::json& doc, const char* n
     }
     out.key = p["period"].get<std::string>();
     if (!amount("realPicoUsd", out.real) || !amount("estimatedPicoUsd", out.estimated)) return std::nullopt;
+    if (const auto t = p.find("tokens"); t != p.end()) {
+        if (!t->is_object()) {
+            error = std::string(name) + ".tokens is not an object";
+            return std::nullopt;
+        }
+        for (const auto& [key, field] : token_fields) {
+            const auto v = t->find(key);
+            if (v == t->end()) continue;
+            if (!v->is_number_unsigned()) {
+                error = std::string(name) + ".tokens." + key + " is not a whole number";
+                return std::nullopt;
+            }
+            out.tokens.*field = v->get<std::uint64_t>();
+        }
+    }
     out.warned_80 = p.value("warned80", false);
     out.warned_100 = p.value("warned100", false);
     return out;

@@ -24,6 +24,22 @@ bool contains(const std::vector<std::string>& list, const std::string& item) {
 
 }  // namespace
 
+call_monitor_settings make_call_monitor_settings(const config& c) {
+    call_monitor_settings s;
+    s.model = c.openai.model;
+    s.instructions = c.openai.instructions;
+    s.voice = c.openai.voice;
+    s.tools = nlohmann::json::array();  // the server gives the assistant no tools
+    s.max_output_tokens = c.openai.max_output_tokens;
+    s.transcription_model = c.openai.transcription_model;
+    s.wrap_up_before = c.cost.wrap_up;
+    s.wrap_up_en = c.cost.wrap_up_instructions_en;
+    s.wrap_up_ru = c.cost.wrap_up_instructions_ru;
+    s.silence_timeout = c.cost.silence_timeout;
+    s.call_lost_grace = c.cost.call_lost_grace;
+    return s;
+}
+
 call_monitor::call_monitor(call_monitor_settings settings, price_table prices, steady_time session_end, language lang,
                            bool wrap_up_due, steady_time now)
     : settings_(std::move(settings)),

@@ -458,6 +458,16 @@ void connection<Tls>::do_close() {
 
 }  // namespace
 
+sideband_settings make_sideband_settings(const config& c, proxy_settings proxy) {
+    sideband_settings s;
+    s.base_url = c.openai.base_url;
+    s.api_key = c.openai.api_key;
+    s.ca_bundle = c.openai.ca_bundle;
+    s.proxy = std::move(proxy);
+    s.connect_timeout = std::min(c.openai.timeout, std::chrono::seconds{10});
+    return s;
+}
+
 std::variant<std::shared_ptr<sideband_client>, std::string> sideband_client::create(net::io_context& io,
                                                                                   sideband_settings settings) {
     auto target = parse_base_url(settings.base_url);

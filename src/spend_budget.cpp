@@ -61,7 +61,7 @@ void spend_budget::roll(sys_seconds now) {
         const auto key = day_key(local);
         if (key != record_.day.key) {
             if (!record_.day.key.empty()) urgent_ = true;
-            record_.day = period_spend{key, {}, {}, false, false};
+            record_.day = period_spend{key, {}, {}, {}, false, false};
             dirty_ = true;
         }
         const local_seconds next_midnight{std::chrono::local_days{std::chrono::sys_days{date}.time_since_epoch()} + days{1}};
@@ -71,7 +71,7 @@ void spend_budget::roll(sys_seconds now) {
         const auto key = month_key(local);
         if (key != record_.month.key) {
             if (!record_.month.key.empty()) urgent_ = true;
-            record_.month = period_spend{key, {}, {}, false, false};
+            record_.month = period_spend{key, {}, {}, {}, false, false};
             dirty_ = true;
         }
         const auto first_of_next = std::chrono::year_month_day{date.year() / date.month() / 1} + std::chrono::months{1};
@@ -99,11 +99,13 @@ void spend_budget::check_lines(budget_period period) {
     }
 }
 
-void spend_budget::add_real(usd_amount amount, sys_seconds now) {
+void spend_budget::add_real(usd_amount amount, sys_seconds now, const token_usage& tokens) {
     roll(now);
-    if (amount.picodollars <= 0) return;
+    if (amount.picodollars <= 0 && tokens.empty()) return;
     record_.day.real += amount;
     record_.month.real += amount;
+    record_.day.tokens += tokens;
+    record_.month.tokens += tokens;
     dirty_ = true;
     check_lines(budget_period::day);
     check_lines(budget_period::month);

@@ -4,6 +4,7 @@
 // in the store.
 #pragma once
 
+#include "voice_broker/token_usage.hpp"
 #include "voice_broker/usd_amount.hpp"
 
 #include <filesystem>
@@ -18,6 +19,7 @@ struct period_spend {
     std::string key;           // the local day "2026-12-01" or month "2026-12"; empty: nothing yet
     usd_amount real;           // from the usage OpenAI reported
     usd_amount estimated;      // per-minute estimate for what no sideband could report
+    token_usage tokens;        // the tokens behind `real`
     bool warned_80 = false;    // the 80 % line was logged in this period
     bool warned_100 = false;
 

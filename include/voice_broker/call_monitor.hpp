@@ -9,6 +9,7 @@
 // when no other call lives).
 #pragma once
 
+#include "voice_broker/config.hpp"
 #include "voice_broker/price_table.hpp"
 #include "voice_broker/time.hpp"
 #include "voice_broker/token_usage.hpp"
@@ -47,6 +48,10 @@ struct call_monitor_settings {
     // answers a visitor who just stopped speaking) before asking for one.
     std::chrono::milliseconds wrap_up_response_wait{1500};
 };
+
+// The settings for the calls of sessions started under `c` (the server's session values, the
+// wrap-up texts and timings).
+call_monitor_settings make_call_monitor_settings(const config& c);
 
 // Why the shell's sideband ended.
 struct sideband_end_info {

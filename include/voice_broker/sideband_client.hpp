@@ -43,6 +43,10 @@ struct sideband_settings {
     std::size_t max_message_bytes = 4 * 1024 * 1024;  // one server event (session.updated carries the instructions)
 };
 
+// From the config: OPENAI_BASE_URL, OPENAI_API_KEY, OPENAI_CA_BUNDLE; `proxy` from the
+// environment (proxy_settings::from_environment).
+sideband_settings make_sideband_settings(const config& c, proxy_settings proxy);
+
 // One call's sideband.  Any thread may call send() and close().
 class sideband_connection {
 public:

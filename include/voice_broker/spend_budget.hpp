@@ -69,7 +69,7 @@ public:
 
     // Adds spending at `now` (real: from OpenAI's usage; estimated: minutes at COST_PER_MINUTE_USD
     // for what no sideband reported).
-    void add_real(usd_amount amount, sys_seconds now);
+    void add_real(usd_amount amount, sys_seconds now, const token_usage& tokens = {});
     void add_estimated(usd_amount amount, sys_seconds now);
 
     // `committed`: the remaining cost of active sessions; `one_session`: a full session at

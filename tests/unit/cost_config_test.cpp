@@ -1,6 +1,7 @@
 // Unit tests for the cost guard's settings: defaults, --help, every bad value named with a clear
 // message, the PRICES section of the config file, BUDGET_TIMEZONE loaded at start-up, DATA_DIR
 // made absolute, and the notes for budgets too small for one session.
+#include "voice_broker/call_monitor.hpp"
 #include "voice_broker/config.hpp"
 
 #include "temp_dir.hpp"
@@ -166,6 +167,24 @@ TEST_F(cost_config, a_budget_below_one_session_is_noted) {
     bool noted = false;
     for (const auto& n : r.notes) noted = noted || n.find("DAILY_BUDGET_USD is less than one full session") != std::string::npos;
     EXPECT_TRUE(noted);
+}
+
+TEST_F(cost_config, the_monitor_gets_the_servers_session_values_and_timings) {
+    env = {{"OPENAI_REALTIME_MODEL", "gpt-realtime-mini"}, {"OPENAI_VOICE", "cedar"}, {"OPENAI_INSTRUCTIONS", "Be kind."},
+           {"OPENAI_MAX_OUTPUT_TOKENS", "200"}, {"WRAP_UP_SECONDS", "20"}, {"SILENCE_TIMEOUT_SECONDS", "40"},
+           {"CALL_LOST_GRACE_SECONDS", "7"}};
+    const auto m = make_call_monitor_settings(ok().settings);
+    EXPECT_EQ(m.model, "gpt-realtime-mini");
+    EXPECT_EQ(m.voice, "cedar");
+    EXPECT_EQ(m.instructions, "Be kind.");
+    EXPECT_EQ(m.max_output_tokens, 200);
+    EXPECT_EQ(m.tools, nlohmann::json::array());
+    EXPECT_EQ(m.transcription_model, "gpt-4o-mini-transcribe");
+    EXPECT_EQ(m.wrap_up_before, 20s);
+    EXPECT_EQ(m.silence_timeout, 40s);
+    EXPECT_EQ(m.call_lost_grace, 7s);
+    EXPECT_FALSE(m.wrap_up_en.empty());
+    EXPECT_FALSE(m.wrap_up_ru.empty());
 }
 
 TEST(cost_config_help, lists_every_new_setting) {

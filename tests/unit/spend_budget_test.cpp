@@ -96,6 +96,20 @@ TEST(spend_budget, resets_follow_dst_days_and_month_ends) {
     EXPECT_EQ(b.status(utc(2028, 12, 31, 23)).month.key, "2029-01");
 }
 
+TEST(spend_budget, counts_the_tokens_behind_the_real_cost_per_period) {
+    const auto t0 = utc(2026, 12, 1, 9);
+    spend_budget b({}, time_zone::utc(), {}, t0);
+    token_usage u;
+    u.audio_output = 48;
+    u.cached_text_input = 64;
+    b.add_real(usd(0.01), t0, u);
+    b.add_real(usd(0.01), t0, u);
+    EXPECT_EQ(b.status(t0).day.tokens.audio_output, 96u);
+    EXPECT_EQ(b.status(t0).month.tokens.cached_text_input, 128u);
+    EXPECT_EQ(b.status(utc(2026, 12, 2)).day.tokens.audio_output, 0u) << "a new day";
+    EXPECT_EQ(b.status(utc(2026, 12, 2)).month.tokens.audio_output, 96u);
+}
+
 TEST(spend_budget, warns_at_80_and_100_percent_once_per_period) {
     const auto t0 = utc(2026, 12, 1, 9);
     spend_budget b({.daily = usd(1), .monthly = usd(10)}, time_zone::utc(), {}, t0);
@@ -186,8 +200,14 @@ TEST(spend_budget, saves_at_most_every_interval_but_at_once_after_a_crossing) {
 TEST(budget_record, round_trips_through_json_exactly) {
     budget_record r;
     r.time_zone = "Europe/Berlin";
-    r.day = {"2026-12-01", usd_amount{4'793'600'000}, usd(0.06), true, false};
-    r.month = {"2026-12", usd(12.345678), usd(1.5), true, true};
+    token_usage t;
+    t.text_input = 56;
+    t.cached_text_input = 64;
+    t.audio_input = 40;
+    t.text_output = 12;
+    t.audio_output = 48;
+    r.day = {"2026-12-01", usd_amount{4'793'600'000}, usd(0.06), t, true, false};
+    r.month = {"2026-12", usd(12.345678), usd(1.5), t + t, true, true};
     const auto text = to_json_text(r);
     EXPECT_NE(text.find("\"realPicoUsd\": 4793600000"), std::string::npos) << text;
     auto back = budget_record_from_json(text);
@@ -199,8 +219,8 @@ TEST(budget_record, the_file_is_written_atomically_and_read_back) {
     testing::temp_dir dir;
     const auto file = dir.path() / "data" / budget_file_name;  // the folder is made
     budget_record r;
-    r.day = {"2026-12-01", usd(1), usd(0), false, false};
-    r.month = {"2026-12", usd(2), usd(0), false, false};
+    r.day = {"2026-12-01", usd(1), usd(0), {}, false, false};
+    r.month = {"2026-12", usd(2), usd(0), {}, false, false};
     ASSERT_EQ(save_budget_record(file, r), std::nullopt);
     r.day.real = usd(3);
     ASSERT_EQ(save_budget_record(file, r), std::nullopt);
