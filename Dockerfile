@@ -27,7 +27,7 @@ RUN rm -f /etc/apt/sources.list \
  && apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       g++ cmake ninja-build pkgconf binutils \
-      libboost1.81-dev nlohmann-json3-dev libspdlog-dev libcurl4-openssl-dev libssl-dev zlib1g-dev \
+      libboost1.81-dev nlohmann-json3-dev libspdlog-dev libcurl4-openssl-dev libssl-dev zlib1g-dev libhiredis-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -57,7 +57,7 @@ RUN rm -f /etc/apt/sources.list \
       "${DEBIAN_MIRROR}" "${DEBIAN_SECURITY_MIRROR}" > /etc/apt/sources.list.d/debian.sources \
  && apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libssl3 libcurl4 libspdlog1.10 libfmt9 zlib1g ca-certificates tini \
+      libssl3 libcurl4 libspdlog1.10 libfmt9 zlib1g libhiredis0.14 ca-certificates tini \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt/* /var/log/dpkg.log \
            /usr/share/doc/* /usr/share/man/* /usr/share/locale/* \

@@ -5,9 +5,13 @@ set -euo pipefail
 
 mode="${1:-build}"
 packages=(g++ cmake ninja-build ccache pkg-config libboost1.81-dev libssl-dev nlohmann-json3-dev libspdlog-dev
-          libcurl4-openssl-dev zlib1g-dev ca-certificates openssl)
+          libcurl4-openssl-dev zlib1g-dev libhiredis-dev ca-certificates openssl)
 if [[ "$mode" == test ]]; then
-  packages+=(libgtest-dev libgmock-dev)
+  packages+=(libgtest-dev libgmock-dev redis-server redis-sentinel)
+  # The attack tools (tests/attack/): testssl.sh and slowhttptest, nginx as the reference server.
+  packages+=(testssl.sh slowhttptest nginx jq curl iproute2 perl)
+  # prometheus: its promtool checks docker/prometheus/ (tests/deploy/observability.sh).
+  packages+=(prometheus)
   command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
 fi
 

@@ -32,11 +32,18 @@ VOICE_BROKER_BIN="$PWD/build/debug/voice-broker" tests/lighthouse/run.sh
 VOICE_BROKER_BIN="$PWD/build/debug/voice-broker" bash bench/run.sh --smoke > /tmp/vb-bench-smoke.log 2>&1 || { tail -40 /tmp/vb-bench-smoke.log; echo "bench smoke failed"; exit 1; }
 echo "bench smoke: ok ($(grep -c '^|' /tmp/vb-bench-smoke.log) table rows)"
 
+# Attack tools on loopback: testssl.sh against voice-broker's TLS and nginx (same certificate),
+# slowhttptest's three modes with 1000 connections against voice-broker and nginx.
+VOICE_BROKER_BIN="$PWD/build/debug/voice-broker" tests/attack/testssl.sh
+VOICE_BROKER_BIN="$PWD/build/debug/voice-broker" tests/attack/slowhttp.sh
+
 # Deployment: shellcheck + Dockerfile lint, docker-ops.sh error paths, nginx.example.conf live in
 # front of the server, and a real Docker engine building and running the image (host network).
 tests/deploy/lint.sh
 tests/deploy/docker-ops-errors.sh
 VOICE_BROKER_BIN="$PWD/build/debug/voice-broker" tests/deploy/nginx.sh
+# Prometheus rules (promtool check + test) and the dashboard's metric names against a live /metrics.
+VOICE_BROKER_BIN="$PWD/build/debug/voice-broker" tests/deploy/observability.sh
 if [[ "${SKIP_DOCKER:-0}" == 1 ]]; then
   echo "docker checks skipped (SKIP_DOCKER=1)"
 else

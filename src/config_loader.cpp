@@ -173,7 +173,9 @@ std::optional<config_error> apply_settings(const layer_map& layers, config& sett
         const std::string value = it != layers.end() ? it->second.value : s.default_value;
         if (auto why = s.apply(settings, value)) {
             const std::string from = it != layers.end() ? " (from " + it->second.source + ")" : " (default)";
-            const bool secret = std::string_view(s.name) == "ADMIN_TOKEN" || std::string_view(s.name) == "OPENAI_API_KEY";
+            const std::string_view name = s.name;
+            const bool secret = name == "ADMIN_TOKEN" || name == "OPENAI_API_KEY" || name == "REDIS_URL" ||
+                                name == "REDIS_SENTINEL_PASSWORD";
             return config_error{"invalid " + std::string(s.name) + (secret ? "" : "=" + value) + from + ": " + *why};
         }
     }
@@ -198,12 +200,11 @@ std::optional<config_error> check_files(const std::filesystem::path& cwd, config
     if (!c.openai.ca_bundle.empty() && !read_file(c.openai.ca_bundle)) {
         return config_error{"invalid OPENAI_CA_BUNDLE=" + c.openai.ca_bundle + ": cannot read the file"};
     }
-    std::filesystem::path static_dir = c.static_dir;
-    if (static_dir.is_relative()) static_dir = cwd / static_dir;
-    c.static_dir = static_dir.lexically_normal().string();
-    std::filesystem::path data_dir = c.cost.data_dir;
-    if (data_dir.is_relative()) data_dir = cwd / data_dir;
-    c.cost.data_dir = data_dir.lexically_normal().string();
+    for (std::string* dir : {&c.static_dir, &c.store.data_dir}) {
+        std::filesystem::path p = *dir;
+        if (p.is_relative()) p = cwd / p;
+        *dir = p.lexically_normal().string();
+    }
     auto zone = time_zone::load(c.cost.budget_timezone, time_zone::default_zoneinfo_dir());
     if (auto* why = std::get_if<std::string>(&zone)) {
         return config_error{"invalid BUDGET_TIMEZONE=" + c.cost.budget_timezone + ": " + *why};

@@ -265,6 +265,55 @@ const std::vector<setting>& settings_table() {
              c.openai.ca_bundle = v;
              return std::nullopt;
          }},
+        {"STATE_STORE", "memory", "memory (one instance) or redis (several instances sharing REDIS_URL)",
+         [](config& c, const std::string& v) -> std::optional<std::string> {
+             if (v == "memory") c.store.kind = store_kind::memory;
+             else if (v == "redis") c.store.kind = store_kind::redis;
+             else return "must be memory or redis";
+             return std::nullopt;
+         }},
+        {"REDIS_URL", "redis://127.0.0.1:6379/0", "redis://[:password@]host:port/db or unix:///path/redis.sock (STATE_STORE=redis)",
+         [](config& c, const std::string& v) -> std::optional<std::string> {
+             if (v.rfind("redis://", 0) != 0 && v.rfind("unix://", 0) != 0) return "must start with redis:// or unix://";
+             c.store.redis_url = v;
+             return std::nullopt;
+         }},
+        {"REDIS_KEY_PREFIX", "vb", "Prefix of every Redis key, so that two deployments can share one Redis",
+         [](config& c, const std::string& v) -> std::optional<std::string> {
+             if (v.empty() || v.size() > 64 || v.find_first_of("{}: \t\r\n") != std::string::npos) {
+                 return "must be 1-64 characters without braces, colons or spaces";
+             }
+             c.store.key_prefix = v;
+             return std::nullopt;
+         }},
+        {"INSTANCE_ID", "", "This instance's name in logs, stats and metrics (default: hostname-pid)",
+         [](config& c, const std::string& v) -> std::optional<std::string> {
+             if (v.size() > 64 || v.find_first_of(" \t\r\n\"{}") != std::string::npos) return "must be at most 64 characters without spaces";
+             c.store.instance_id = v;
+             return std::nullopt;
+         }},
+        {"REDIS_SENTINELS", "", "host:port,host:port,...: find the Redis master through Sentinel (instead of REDIS_URL's host)",
+         [](config& c, const std::string& v) -> std::optional<std::string> {
+             c.store.sentinels = v;
+             return std::nullopt;
+         }},
+        {"REDIS_SENTINEL_MASTER", "mymaster", "The master's name in Sentinel",
+         [](config& c, const std::string& v) -> std::optional<std::string> {
+             if (v.empty()) return "must not be empty";
+             c.store.sentinel_master = v;
+             return std::nullopt;
+         }},
+        {"REDIS_SENTINEL_PASSWORD", "", "Password of the sentinels (if they require one)",
+         [](config& c, const std::string& v) -> std::optional<std::string> {
+             c.store.sentinel_password = v;
+             return std::nullopt;
+         }},
+        {"DATA_DIR", "data", "Folder for what survives a restart in memory mode (waiting visitors, calls to hang up, the budget's spend)",
+         [](config& c, const std::string& v) -> std::optional<std::string> {
+             if (v.empty()) return "must not be empty";
+             c.store.data_dir = v;
+             return std::nullopt;
+         }},
         {"REALTIME_MODE", "token", "token (the browser gets a short-lived key) or relay (the server opens the call)",
          [](config& c, const std::string& v) -> std::optional<std::string> {
              if (v == "token") c.openai.mode = realtime_mode::token;
@@ -317,12 +366,6 @@ const std::vector<setting>& settings_table() {
          [](config& c, const std::string& v) -> std::optional<std::string> {
              if (v.empty()) return "must not be empty (UTC, or a zone like Europe/Berlin)";
              c.cost.budget_timezone = v;  // loaded (and checked) with the files
-             return std::nullopt;
-         }},
-        {"DATA_DIR", "data", "Folder for what must survive a restart (the budget's spend); a Docker volume in compose",
-         [](config& c, const std::string& v) -> std::optional<std::string> {
-             if (v.empty()) return "must not be empty";
-             c.cost.data_dir = v;
              return std::nullopt;
          }},
         {"QUOTA_PAUSE_SECONDS", "300",

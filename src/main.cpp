@@ -3,11 +3,13 @@
 #include "voice_broker/env_file.hpp"
 #include "voice_broker/healthcheck.hpp"
 #include "voice_broker/logging.hpp"
+#include "voice_broker/redis_probe.hpp"
 #include "voice_broker/server.hpp"
 
 #include <curl/curl.h>
 #include <spdlog/spdlog.h>
 
+#include <csignal>
 #include <iostream>
 
 using namespace voice_broker;
@@ -16,9 +18,44 @@ namespace {
 std::variant<load_result, config_error> load(const std::vector<std::string>& args) {
     return load_config({args, process_getenv, "."});
 }
+
+// --check-config: the settings are valid; with STATE_STORE=redis, Redis must answer too.
+int check_config(const config& c) {
+    if (c.store.kind == store_kind::redis) {
+        auto url = redis_url::parse(c.store.redis_url);
+        if (auto* err = std::get_if<std::string>(&url)) {
+            std::cerr << "voice-broker: invalid REDIS_URL: " << *err << "\n";
+            return 1;
+        }
+        std::optional<redis_sentinel_settings> sentinel;
+        if (!c.store.sentinels.empty()) {
+            auto list = parse_sentinel_list(c.store.sentinels);
+            if (auto* err = std::get_if<std::string>(&list)) {
+                std::cerr << "voice-broker: invalid REDIS_SENTINELS: " << *err << "\n";
+                return 1;
+            }
+            sentinel = redis_sentinel_settings{};
+            sentinel->sentinels = std::get<std::vector<redis_endpoint>>(list);
+            sentinel->master_name = c.store.sentinel_master;
+            sentinel->password = c.store.sentinel_password;
+        }
+        const auto probe = probe_redis(std::get<redis_url>(url), sentinel, std::chrono::milliseconds{2000});
+        if (!probe.reachable) {
+            std::cerr << "voice-broker: Redis is unreachable (STATE_STORE=redis): " << probe.detail << "\n";
+            return 1;
+        }
+        std::cout << "redis: " << probe.detail << "\n";
+    }
+    std::cout << "configuration is valid" << (c.config_file.empty() ? "" : " (" + c.config_file + ")") << "\n";
+    return 0;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
+    // A write to a peer or pipe that has gone must fail with EPIPE, not kill the process: not
+    // every writer can pass MSG_NOSIGNAL (libcurl with CURLOPT_NOSIGNAL and the OpenSSL inside
+    // it, the log on stderr).  Before any thread starts, so every thread inherits it; as nginx does.
+    std::signal(SIGPIPE, SIG_IGN);
     const std::vector<std::string> args(argv + 1, argv + argc);
     auto loaded = load(args);
     if (auto* err = std::get_if<config_error>(&loaded)) {
@@ -34,9 +71,7 @@ int main(int argc, char** argv) {
         std::cout << "voice-broker " << VOICE_BROKER_VERSION << "\n";
         return 0;
     case run_action::check_config:
-        std::cout << "configuration is valid" << (result.settings.config_file.empty() ? "" : " (" + result.settings.config_file + ")")
-                  << "\n";
-        return 0;
+        return check_config(result.settings);
     case run_action::healthcheck: {
         curl_global_init(CURL_GLOBAL_DEFAULT);
         std::string detail;
@@ -49,7 +84,11 @@ int main(int argc, char** argv) {
     }
 
     const auto& c = result.settings;
-    setup_logging(c.log_style, c.log_level, {c.openai.api_key, c.admin_token});
+    std::vector<std::string> secrets{c.openai.api_key, c.admin_token, c.store.sentinel_password};
+    if (auto url = redis_url::parse(c.store.redis_url); std::holds_alternative<redis_url>(url)) {
+        secrets.push_back(std::get<redis_url>(url).password);
+    }
+    setup_logging(c.log_style, c.log_level, std::move(secrets));
     for (const auto& note : result.notes) spdlog::warn("{}", note);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     try {

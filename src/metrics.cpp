@@ -137,6 +137,14 @@ std::string metrics::render() const {
         }
     }
     mint_latency_seconds.render(out, "voice_broker_mint_latency_seconds", "Time to mint one ephemeral key.");
+    if (!instance_id.empty()) {
+        family(out, "voice_broker_instance_info", "gauge", "This instance's INSTANCE_ID (always 1).");
+        line(out, "voice_broker_instance_info{instance=\"" + instance_id + "\"} 1");
+    }
+    scalar(out, "voice_broker_store_up", "gauge", "1 when the shared store (Redis) can be reached.", store_up);
+    scalar(out, "voice_broker_store_errors_total", "counter", "Store operations that failed or got no answer.", store_errors);
+    scalar(out, "voice_broker_instances_alive", "gauge", "Instances that touched the shared store in the last seconds.",
+           instances_alive);
 
     // The cost guard.
     family(out, "voice_broker_tokens_total", "counter", "Realtime tokens billed, from the sidebands' usage, by direction and kind.");

@@ -35,8 +35,14 @@ router::router(routing_settings settings, std::shared_ptr<session_service> servi
 http_response router::health() const {
     const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_at_);
     const bool stopping = shutting_down_.load();
-    return json_response(stopping ? 503 : 200, {{"status", stopping ? "shutting_down" : "ok"},
+    // Without its shared store an instance still serves pages and ends calls on time: it is
+    // degraded, not down (a 200, so that a load balancer does not take every instance out at once).
+    const bool store_up = metrics_.store_up.load(std::memory_order_relaxed) != 0;
+    const char* status = stopping ? "shutting_down" : store_up ? "ok" : "degraded";
+    return json_response(stopping ? 503 : 200, {{"status", status},
                                                 {"version", VOICE_BROKER_VERSION},
+                                                {"instance", metrics_.instance_id},
+                                                {"store", store_up ? "up" : "unreachable"},
                                                 {"uptimeSeconds", uptime.count()}});
 }
 

@@ -7,6 +7,7 @@
 #include "voice_broker/certificate.hpp"
 #include "voice_broker/file_io.hpp"
 #include "voice_broker/metrics.hpp"
+#include "redis_store.hpp"
 #include "voice_broker/openai_client.hpp"
 #include "voice_broker/router.hpp"
 #include "voice_broker/session_service.hpp"
@@ -16,6 +17,8 @@
 #include <spdlog/spdlog.h>
 
 #include <thread>
+
+#include <unistd.h>
 
 namespace voice_broker {
 
@@ -60,6 +63,14 @@ public:
 };
 
 namespace {
+
+// "host-1234": unique per process on a host, readable in logs.
+std::string default_instance_id() {
+    char host[256] = {};
+    if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') std::snprintf(host, sizeof host, "voice-broker");
+    return std::string(host) + "-" + std::to_string(::getpid());
+}
+
 std::vector<std::unique_ptr<owning_io_context>> make_contexts(unsigned n) {
     std::vector<std::unique_ptr<owning_io_context>> out;
     for (unsigned i = 0; i < std::max(1u, n); ++i) out.push_back(std::make_unique<owning_io_context>());
@@ -106,11 +117,25 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
         tls = load_tls(settings);
         upstream = options.upstream;
         if (!upstream && !settings.openai.api_key.empty()) upstream = make_openai_client(settings.openai, counters);
-        service = session_service::create(ioc, settings, counters, upstream);
+        if (settings.store.instance_id.empty()) settings.store.instance_id = default_instance_id();
+        counters.instance_id = settings.store.instance_id;
+        service = session_service::create(ioc, settings, counters, upstream, service_options_for(settings));
         listen();
         routes = std::make_shared<router>(routing_settings{settings.trusted_proxies, bound_port}, service, counters,
                                           static_files::load(settings.static_dir));
         ctx = std::make_shared<server_context>(settings, routes, service, counters);
+    }
+
+    // Where the shared state lives: this process, or Redis.
+    service_options service_options_for(const config& c) {
+        service_options out;
+        if (c.store.kind == store_kind::redis) {
+            out.make_store = [this, store = c.store, limits = c.session](const net::any_io_executor& strand,
+                                                                        std::function<steady_time()> clock) {
+                return make_redis_store(strand, limits, std::move(clock), redis_store_options{store}, counters);
+            };
+        }
+        return out;
     }
 
     void listen() {
@@ -233,7 +258,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
             self->accept_backoff.cancel();
             self->ctx->shutting_down.store(true);
             self->routes->set_shutting_down();
-            self->service->shutdown([self] {
+            self->service->shutdown(self->settings.store.kind == store_kind::memory, [self] {
                 // Phase 2: idle connections close now, busy ones after their answer; WebSockets
                 // get "going away".  Whatever is left when the grace ends is cut off.
                 self->ctx->registry.shutdown_all();
@@ -279,9 +304,11 @@ void server::start() {
         impl_->keep_running.push_back(net::make_work_guard(c->get_executor()));
         impl_->threads.emplace_back([self = impl_, context = c.get()] { context->run(); });
     }
-    spdlog::info("voice-broker {} listening on {}://{}:{} ({} thread(s), {} slot(s), {} s sessions)", VOICE_BROKER_VERSION,
-                 impl_->tls ? "https" : "http", impl_->settings.host, impl_->bound_port, n,
-                 impl_->settings.session.max_concurrent_users, impl_->settings.session.session_duration.count());
+    const auto& c = impl_->settings;
+    spdlog::info("voice-broker {} listening on {}://{}:{} ({} thread(s), {} slot(s), {} s sessions, {} store, instance {})",
+                 VOICE_BROKER_VERSION, impl_->tls ? "https" : "http", c.host, impl_->bound_port, n,
+                 c.session.max_concurrent_users, c.session.session_duration.count(),
+                 c.store.kind == store_kind::redis ? "redis" : "memory", c.store.instance_id);
 }
 
 void server::wait() {

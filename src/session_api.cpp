@@ -1,6 +1,7 @@
 #include "voice_broker/session_api.hpp"
 
 #include "voice_broker/api_response.hpp"
+#include "voice_broker/auth_throttle.hpp"
 #include "voice_broker/secure_equals.hpp"
 #include "voice_broker/status_renderer.hpp"
 #include "voice_broker/visitor_ticket.hpp"
@@ -14,247 +15,244 @@ namespace voice_broker {
 
 namespace {
 
-std::optional<std::string> request_ticket(const http_request& req) { return find_ticket(req, ticket_sources::api); }
-
-http_response status_response(const entry_status& s, session_api_context& ctx) {
-    http_response res;
-    res.set_header("Content-Type", "application/json");
-    res.set_header("Cache-Control", "no-store");
-    res.body = status_renderer(ctx.broker.limits(), ctx.wall_clock).answer(s);
-    return res;
-}
-
 http_response no_ticket() {
     return api_error(400, "missing_ticket",
                      "No ticket: join first (POST /api/session?action=join), then send the ticket in the "
                      "X-Session-Ticket header or the vb_ticket cookie.");
 }
 
-http_response unknown_ticket() {
-    return api_error(404, "unknown_ticket", "This ticket is unknown or has expired; join again.");
+http_response not_active_for_call() {
+    return api_error(409, "not_active", "You do not hold a slot right now; the call cannot be registered.");
 }
 
 std::string address_for_log(const http_request& req) { return req.client_address.empty() ? "-" : req.client_address; }
 
-api_outcome join(const http_request& req, session_api_context& ctx) {
-    if (ctx.shutting_down) {
-        auto res = api_error(503, "shutting_down", "The server is restarting; try again in a few seconds.");
-        res.set_header("Retry-After", "5");
-        return {res};
-    }
-    const auto existing = request_ticket(req);
-    const auto fresh = ctx.new_ticket();
-    const auto outcome = ctx.broker.join(fresh, existing ? &*existing : nullptr, ctx.now);
-    if (outcome.what == join_outcome::kind::queue_full) {
-        const auto& limits = ctx.broker.limits();
-        // The head of a full queue waits at most about one session for a slot to free.
-        const auto retry = std::max<std::int64_t>(5, std::min<std::int64_t>(60, limits.session_duration.count()));
-        auto res = api_error(503, "queue_full",
-                             "The queue is full (" + std::to_string(limits.max_queue_length) +
-                                 " waiting). Try again in a minute.");
-        res.set_header("Retry-After", std::to_string(retry));
-        return {res};
-    }
-    auto res = status_response(outcome.status, ctx);
-    res.set_header("Set-Cookie", ticket_cookie_header(outcome.status.ticket, req.secure, false));
-    return {res};
+bool valid_call_id(const std::string& id) {
+    return !id.empty() && id.size() <= 128 && std::all_of(id.begin(), id.end(), [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == '-';
+    });
 }
 
-api_outcome stats(session_api_context& ctx) {
-    auto sessions = nlohmann::json::array();
-    std::chrono::milliseconds running{0};
-    for (const auto& s : ctx.broker.active_sessions()) {
-        sessions.push_back({{"startedAt", format_iso8601(ctx.wall_clock.to_wall(s.started_at))},
-                            {"remainingSeconds", seconds_until(ctx.now, s.expires_at)}});
-        running += std::chrono::duration_cast<std::chrono::milliseconds>(ctx.now - s.started_at);
+// The checks of action=call that need only the request.
+std::variant<http_response, api_call> parse_record_call(const http_request& req, api_call call) {
+    const auto body = nlohmann::json::parse(req.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object() || !body.contains("callId") || !body["callId"].is_string()) {
+        return api_error(400, "bad_request", "Send JSON {\"callId\":\"rtc_...\"}.");
     }
-    const auto& limits = ctx.broker.limits();
-    const auto today = ctx.usage.today(ctx.wall_clock.to_wall(ctx.now), running);
-    const double minutes = static_cast<double>(limits.session_duration.count()) / 60.0;
-    return {json_response(
-        200, {{"activeSessions", ctx.broker.active_count()},
-              {"maxConcurrentUsers", limits.max_concurrent_users},
-              {"queueLength", ctx.broker.queue_length()},
-              {"maxQueueLength", limits.max_queue_length},
-              {"sessionDurationMinutes", minutes},
-              {"sessions", sessions},
-              {"today",
-               {{"sessionsStarted", today.sessions_started},
-                {"sessionsCompleted", today.sessions_completed},
-                {"minutesUsed", today.minutes_used},
-                {"estimatedCostUsd", today.estimated_cost_usd}}},
-              {"uptimeSeconds", std::chrono::duration_cast<std::chrono::seconds>(ctx.now - ctx.started_at).count()}})};
+    call.call_id = body["callId"].get<std::string>();
+    if (!valid_call_id(call.call_id)) {
+        return api_error(400, "bad_call_id", "callId must be the id from the Location header, like rtc_abc123.");
+    }
+    return call;
 }
 
-api_outcome force_end_all(const http_request& req, session_api_context& ctx) {
-    const auto& token = ctx.settings.admin_token;
+std::variant<http_response, api_call> parse_token(const config& settings, api_call call) {
+    if (settings.openai.mode == realtime_mode::relay) {
+        return api_error(409, "relay_mode", "This server opens calls itself: post the SDP offer to /api/session?action=connect.");
+    }
+    if (settings.openai.api_key.empty()) return openai_not_configured();
+    return call;
+}
+
+std::variant<http_response, api_call> parse_connect(const http_request& req, const config& settings, api_call call) {
+    if (settings.openai.mode != realtime_mode::relay) {
+        return api_error(409, "token_mode", "This server uses token mode: request a key with action=token.");
+    }
+    if (settings.openai.api_key.empty()) return openai_not_configured();
+    if (req.header("content-type").rfind("application/sdp", 0) != 0) {
+        return api_error(415, "unsupported_media_type", "Send the SDP offer with Content-Type: application/sdp.");
+    }
+    if (req.body.rfind("v=0", 0) != 0) return api_error(400, "bad_sdp", "The body is not an SDP offer.");
+    call.sdp_offer = req.body;
+    return call;
+}
+
+struct action_rule {
+    const char* name;
+    api_call::kind what;
+    const char* allow;    // the methods, as the Allow header lists them
+    bool needs_ticket;
+};
+
+constexpr action_rule action_rules[] = {
+    {"join", api_call::kind::join, "POST", false},
+    {"status", api_call::kind::status, "GET, HEAD", true},
+    {"heartbeat", api_call::kind::heartbeat, "POST", true},
+    {"leave", api_call::kind::leave, "POST", true},
+    {"stats", api_call::kind::stats, "GET, HEAD", false},
+    {"forceEndAll", api_call::kind::force_end_all, "GET, POST", false},
+    {"token", api_call::kind::token, "POST", true},
+    {"call", api_call::kind::record_call, "POST", true},
+    {"connect", api_call::kind::connect, "POST", true},
+};
+
+bool method_allowed(std::string_view method, std::string_view allow) {
+    bool ok = false;
+    for_each_list_item(allow, ',', [&](std::string_view m) { ok = ok || m == method; });
+    return ok;
+}
+
+}  // namespace
+
+std::variant<http_response, api_call> parse_session_api(const http_request& req, const config& settings) {
+    const auto action = req.query_param("action");
+    if (!action || action->empty()) {
+        return api_error(400, "missing_action",
+                         "Say what to do: /api/session?action=join|status|heartbeat|leave|stats|forceEndAll|token|call|connect.");
+    }
+    const auto rule = std::find_if(std::begin(action_rules), std::end(action_rules),
+                                   [&](const action_rule& r) { return *action == r.name; });
+    if (rule == std::end(action_rules)) return api_error(400, "unknown_action", "Unknown action; see docs/API.md for the list.");
+    if (!method_allowed(req.method, rule->allow)) return method_not_allowed(rule->allow);
+    api_call call;
+    call.what = rule->what;
+    call.ticket = find_ticket(req, ticket_sources::api);
+    if (rule->needs_ticket && !call.ticket) return no_ticket();
+    switch (call.what) {
+    case api_call::kind::record_call: return parse_record_call(req, std::move(call));
+    case api_call::kind::token: return parse_token(settings, std::move(call));
+    case api_call::kind::connect: return parse_connect(req, settings, std::move(call));
+    default: return call;
+    }
+}
+
+std::optional<http_response> check_admin_token(const http_request& req, const config& settings, auth_throttle& throttle,
+                                               steady_time now) {
+    const auto& token = settings.admin_token;
     if (token.empty()) {
-        return {api_error(403, "admin_disabled",
-                          "The admin API is disabled: set ADMIN_TOKEN in .env.local and restart to enable it.")};
+        return api_error(403, "admin_disabled", "The admin API is disabled: set ADMIN_TOKEN in .env.local and restart to enable it.");
     }
     const auto address = address_for_log(req);
-    if (const auto wait = ctx.admin_throttle.retry_after(address, ctx.now); wait > 0) {
+    if (const auto wait = throttle.retry_after(address, now); wait > 0) {
         auto res = api_error(429, "too_many_attempts", "Too many wrong admin tokens from this address; wait and retry.");
         res.set_header("Retry-After", std::to_string(wait));
-        return {res};
+        return res;
     }
     const auto given = req.header("x-admin-token");
     if (given.empty() || !secure_equals(given, token)) {
-        ctx.admin_throttle.record_failure(address, ctx.now);
+        throttle.record_failure(address, now);
         spdlog::warn("admin: rejected forceEndAll from {} ({} token)", address, given.empty() ? "missing" : "wrong");
-        return {api_error(401, "unauthorized", "Missing or wrong x-admin-token header.")};
-    }
-    const auto ended = ctx.broker.force_end_all(ctx.now);
-    spdlog::info("admin: forceEndAll from {} ended {} session(s)", address, ended);
-    return {json_response(200, {{"success", true}, {"endedSessions", ended}})};
-}
-
-// One upstream use (a key or a relayed call) for the holder; the refusal when there is none.
-std::optional<http_response> reserve_upstream_use(const std::string& ticket, session_api_context& ctx) {
-    switch (ctx.broker.reserve_token(ticket, max_tokens_per_session, ctx.now)) {
-    case session_broker::token_reservation::not_active:
-        return api_error(409, "not_active", "You do not hold a slot right now; wait for your turn.");
-    case session_broker::token_reservation::limit_reached:
-        return api_error(429, "token_limit", "This session already received the most keys it may have.");
-    case session_broker::token_reservation::reserved:
-        break;
+        return api_error(401, "unauthorized", "Missing or wrong x-admin-token header.");
     }
     return std::nullopt;
 }
 
-api_outcome token(const http_request& req, session_api_context& ctx) {
-    const auto ticket = request_ticket(req);
-    if (!ticket) return {no_ticket()};
-    if (ctx.settings.openai.mode == realtime_mode::relay) {
-        return {api_error(409, "relay_mode",
-                          "This server opens calls itself: post the SDP offer to /api/session?action=connect.")};
-    }
-    if (ctx.settings.openai.api_key.empty()) return {openai_not_configured()};
-    const auto status = ctx.broker.status(*ticket, ctx.now);
-    if (!status) return {unknown_ticket()};
-    if (auto refused = reserve_upstream_use(*ticket, ctx)) return {*refused};
-    const auto left = std::chrono::seconds{status->remaining_seconds};
-    const auto ttl = std::clamp(std::min(ctx.settings.openai.token_ttl, left), std::chrono::seconds{10},
-                                std::chrono::seconds{7200});
-    return {{}, upstream_work{upstream_work::kind::mint_token, status->entry_id, ttl, {}}};
+bool is_stats_request(const http_request& req) {
+    // Must stay the exact condition under which parse_session_api asks for stats.
+    return (req.method == "GET" || req.method == "HEAD") && req.query_param("action") == "stats";
 }
 
-api_outcome record_call(const http_request& req, session_api_context& ctx) {
-    const auto ticket = request_ticket(req);
-    if (!ticket) return {no_ticket()};
-    const auto body = nlohmann::json::parse(req.body, nullptr, false);
-    if (body.is_discarded() || !body.is_object() || !body.contains("callId") || !body["callId"].is_string()) {
-        return {api_error(400, "bad_request", "Send JSON {\"callId\":\"rtc_...\"}.")};
-    }
-    const auto call_id = body["callId"].get<std::string>();
-    const bool valid = !call_id.empty() && call_id.size() <= 128 &&
-                       std::all_of(call_id.begin(), call_id.end(), [](char c) {
-                           return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
-                       });
-    if (!valid) return {api_error(400, "bad_call_id", "callId must be the id from the Location header, like rtc_abc123.")};
-    const auto status = ctx.broker.status(*ticket, ctx.now);
-    if (!status) return {unknown_ticket()};
-    if (status->state != entry_state::active) {
-        return {api_error(409, "not_active", "You do not hold a slot right now; the call cannot be registered.")};
-    }
-    if (ctx.settings.openai.mode == realtime_mode::relay) {
-        return {api_error(409, "relay_mode", "In relay mode the server tracks the call itself.")};
-    }
-    auto& calls = ctx.call_ids[status->entry_id];
-    if (std::find(calls.begin(), calls.end(), call_id) == calls.end()) {
-        if (calls.size() >= max_calls_per_session) {
-            return {api_error(429, "call_limit", "This session already registered the most calls it may.")};
-        }
-        calls.push_back(call_id);
-    }
-    return {json_response(200, {{"ok", true}})};
+// ---- answers ---------------------------------------------------------------------------------
+
+http_response answer_status(const entry_status& s, const session_limits& limits, const wall_clock_mapping& wall_clock) {
+    http_response res;
+    res.set_header("Content-Type", "application/json");
+    res.set_header("Cache-Control", "no-store");
+    res.body = status_renderer(limits, wall_clock).answer(s);
+    return res;
 }
 
-api_outcome connect(const http_request& req, session_api_context& ctx) {
-    const auto ticket = request_ticket(req);
-    if (!ticket) return {no_ticket()};
-    if (ctx.settings.openai.mode != realtime_mode::relay) {
-        return {api_error(409, "token_mode", "This server uses token mode: request a key with action=token.")};
+http_response answer_join(const join_outcome& outcome, const session_limits& limits, const wall_clock_mapping& wall_clock,
+                          bool secure) {
+    if (outcome.what == join_outcome::kind::queue_full) {
+        // The head of a full queue waits at most about one session for a slot to free.
+        const auto retry = std::max<std::int64_t>(5, std::min<std::int64_t>(60, limits.session_duration.count()));
+        auto res = api_error(503, "queue_full",
+                             "The queue is full (" + std::to_string(limits.max_queue_length) + " waiting). Try again in a minute.");
+        res.set_header("Retry-After", std::to_string(retry));
+        return res;
     }
-    if (ctx.settings.openai.api_key.empty()) return {openai_not_configured()};
-    if (req.header("content-type").rfind("application/sdp", 0) != 0) {
-        return {api_error(415, "unsupported_media_type", "Send the SDP offer with Content-Type: application/sdp.")};
-    }
-    if (req.body.rfind("v=0", 0) != 0) return {api_error(400, "bad_sdp", "The body is not an SDP offer.")};
-    const auto status = ctx.broker.status(*ticket, ctx.now);
-    if (!status) return {unknown_ticket()};
-    if (auto refused = reserve_upstream_use(*ticket, ctx)) return {*refused};
-    return {{}, upstream_work{upstream_work::kind::relay_offer, status->entry_id, {}, req.body}};
+    auto res = answer_status(outcome.status, limits, wall_clock);
+    res.set_header("Set-Cookie", ticket_cookie_header(outcome.status.ticket, secure, false));
+    return res;
 }
 
-}  // namespace
+http_response answer_leave(const entry_status& after, bool secure) {
+    auto res = json_response(200, {{"state", "ended"}, {"reason", to_string(after.reason)}});
+    res.set_header("Set-Cookie", ticket_cookie_header("", secure, true));
+    return res;
+}
+
+http_response answer_stats(const store_stats& stats, const usage_today& today, steady_time now, steady_time started_at,
+                           const wall_clock_mapping& wall_clock) {
+    auto sessions = nlohmann::json::array();
+    for (const auto& s : stats.sessions) {
+        sessions.push_back({{"startedAt", format_iso8601(wall_clock.to_wall(s.started_at))},
+                            {"remainingSeconds", seconds_until(now, s.expires_at)}});
+    }
+    const double minutes = static_cast<double>(stats.limits.session_duration.count()) / 60.0;
+    return json_response(200, {{"activeSessions", stats.active},
+                               {"maxConcurrentUsers", stats.limits.max_concurrent_users},
+                               {"queueLength", stats.queued},
+                               {"maxQueueLength", stats.limits.max_queue_length},
+                               {"sessionDurationMinutes", minutes},
+                               {"sessions", sessions},
+                               {"today",
+                                {{"sessionsStarted", today.sessions_started},
+                                 {"sessionsCompleted", today.sessions_completed},
+                                 {"minutesUsed", today.minutes_used},
+                                 {"estimatedCostUsd", today.estimated_cost_usd}}},
+                               {"uptimeSeconds", std::chrono::duration_cast<std::chrono::seconds>(now - started_at).count()}});
+}
+
+http_response answer_force_end_all(std::size_t ended) {
+    return json_response(200, {{"success", true}, {"endedSessions", ended}});
+}
+
+std::optional<http_response> refuse_reservation(const token_reservation& r) {
+    switch (r.what) {
+    case token_reservation::kind::unknown: return unknown_ticket();
+    case token_reservation::kind::not_active:
+        return api_error(409, "not_active", "You do not hold a slot right now; wait for your turn.");
+    case token_reservation::kind::limit_reached:
+        return api_error(429, "token_limit", "This session already received the most keys it may have.");
+    case token_reservation::kind::reserved: break;
+    }
+    return std::nullopt;
+}
+
+std::optional<http_response> refuse_call_recording(const entry_status& s, const config& settings) {
+    if (s.state != entry_state::active) return not_active_for_call();
+    if (settings.openai.mode == realtime_mode::relay) {
+        return api_error(409, "relay_mode", "In relay mode the server tracks the call itself.");
+    }
+    return std::nullopt;
+}
+
+http_response answer_call_recording(call_recording r) {
+    switch (r) {
+    case call_recording::recorded: break;
+    case call_recording::unknown: return unknown_ticket();
+    case call_recording::not_active: return not_active_for_call();
+    case call_recording::limit_reached:
+        return api_error(429, "call_limit", "This session already registered the most calls it may.");
+    }
+    return json_response(200, {{"ok", true}});
+}
+
+std::chrono::seconds token_ttl(const entry_status& holder, const openai_settings& settings) {
+    const auto left = std::chrono::seconds{holder.remaining_seconds};
+    return std::clamp(std::min(settings.token_ttl, left), std::chrono::seconds{10}, std::chrono::seconds{7200});
+}
+
+http_response unknown_ticket() { return api_error(404, "unknown_ticket", "This ticket is unknown or has expired; join again."); }
+
 
 http_response openai_not_configured() {
     return api_error(503, "not_configured",
                      "OpenAI is not configured on this server: the operator must set OPENAI_API_KEY in .env.local.");
 }
 
-bool is_stats_request(const http_request& req) {
-    // Must stay the exact condition under which handle_session_api answers with stats().
-    return (req.method == "GET" || req.method == "HEAD") && req.query_param("action") == "stats";
+http_response store_unavailable() {
+    auto res = api_error(503, "store_unavailable", "The server cannot reach its shared store right now; try again in a few seconds.");
+    res.set_header("Retry-After", "2");
+    return res;
 }
 
-api_outcome handle_session_api(const http_request& req, session_api_context& ctx) {
-    const auto action = req.query_param("action");
-    if (!action || action->empty()) {
-        return {api_error(400, "missing_action",
-                          "Say what to do: /api/session?action=join|status|heartbeat|leave|stats|forceEndAll|token|call|connect.")};
-    }
-    const auto& a = *action;
-    const auto& m = req.method;
-    auto is_read = [&m] { return m == "GET" || m == "HEAD"; };
-
-    if (a == "join") {
-        if (m != "POST") return {method_not_allowed("POST")};
-        return join(req, ctx);
-    }
-    if (a == "status" || a == "heartbeat") {
-        if (a == "status" && !is_read()) return {method_not_allowed("GET, HEAD")};
-        if (a == "heartbeat" && m != "POST") return {method_not_allowed("POST")};
-        const auto ticket = request_ticket(req);
-        if (!ticket) return {no_ticket()};
-        const auto s = a == "status" ? ctx.broker.status(*ticket, ctx.now) : ctx.broker.heartbeat(*ticket, ctx.now);
-        if (!s) return {unknown_ticket()};
-        return {status_response(*s, ctx)};
-    }
-    if (a == "leave") {
-        if (m != "POST") return {method_not_allowed("POST")};
-        const auto ticket = request_ticket(req);
-        if (!ticket) return {no_ticket()};
-        const auto before = ctx.broker.status(*ticket, ctx.now);
-        if (!before) return {unknown_ticket()};
-        ctx.broker.leave(*ticket, ctx.now);
-        const auto after = ctx.broker.status(*ticket, ctx.now);
-        auto res = json_response(200, {{"state", "ended"}, {"reason", to_string(after ? after->reason : end_reason::left)}});
-        res.set_header("Set-Cookie", ticket_cookie_header("", req.secure, true));
-        return {res};
-    }
-    if (a == "stats") {
-        if (!is_read()) return {method_not_allowed("GET, HEAD")};
-        return stats(ctx);
-    }
-    if (a == "forceEndAll") {
-        if (m != "GET" && m != "POST") return {method_not_allowed("GET, POST")};
-        return force_end_all(req, ctx);
-    }
-    if (a == "token") {
-        if (m != "POST") return {method_not_allowed("POST")};
-        return token(req, ctx);
-    }
-    if (a == "call") {
-        if (m != "POST") return {method_not_allowed("POST")};
-        return record_call(req, ctx);
-    }
-    if (a == "connect") {
-        if (m != "POST") return {method_not_allowed("POST")};
-        return connect(req, ctx);
-    }
-    return {api_error(400, "unknown_action", "Unknown action; see docs/API.md for the list.")};
+http_response shutting_down() {
+    auto res = api_error(503, "shutting_down", "The server is restarting; try again in a few seconds.");
+    res.set_header("Retry-After", "5");
+    return res;
 }
 
 }  // namespace voice_broker

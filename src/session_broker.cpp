@@ -96,6 +96,12 @@ std::optional<entry_status> session_broker::status(std::string_view ticket, stea
     return make_status(*e, now);
 }
 
+std::optional<entry_status> session_broker::status(std::uint64_t entry_id, steady_time now) const {
+    const auto it = entries_.find(entry_id);
+    if (it == entries_.end()) return std::nullopt;
+    return make_status(it->second, now);
+}
+
 std::optional<entry_status> session_broker::heartbeat(std::string_view ticket, steady_time now) {
     auto* e = find_live(ticket);
     if (!e) return status(ticket, now);
@@ -317,15 +323,8 @@ slot_schedule session_broker::schedule(std::size_t places, steady_time now) cons
         const auto& e = entries_.at(id);
         frees.push_back(std::max(ns{0}, std::chrono::duration_cast<ns>(e.expires_at - now)));
     }
-    for (std::size_t i = active_.size(); i < limits_.max_concurrent_users; ++i) frees.push_back(ns{0});
-    // Slots above the limit (after a reload lowered it) free without admitting anyone: the
-    // holders that finish first take those with them.
-    if (frees.size() > limits_.max_concurrent_users) {
-        const auto extra = static_cast<std::ptrdiff_t>(frees.size() - limits_.max_concurrent_users);
-        std::nth_element(frees.begin(), frees.begin() + extra, frees.end());
-        frees.erase(frees.begin(), frees.begin() + extra);
-    }
-    return slot_schedule(std::move(frees), std::chrono::duration_cast<ns>(limits_.session_duration), places);
+    return slot_schedule::for_holders(std::move(frees), limits_.max_concurrent_users,
+                                      std::chrono::duration_cast<ns>(limits_.session_duration), places);
 }
 
 entry_status session_broker::make_status(const entry& e, steady_time now) const {

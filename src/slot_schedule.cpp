@@ -34,6 +34,16 @@ slot_schedule::slot_schedule(std::vector<duration> frees, duration session, std:
     }
 }
 
+slot_schedule slot_schedule::for_holders(std::vector<duration> frees, std::size_t slots, duration session, std::size_t places) {
+    for (std::size_t i = frees.size(); i < slots; ++i) frees.push_back(duration{0});
+    if (frees.size() > slots) {
+        const auto extra = static_cast<std::ptrdiff_t>(frees.size() - slots);
+        std::nth_element(frees.begin(), frees.begin() + extra, frees.end());
+        frees.erase(frees.begin(), frees.begin() + extra);
+    }
+    return slot_schedule(std::move(frees), session, places);
+}
+
 slot_schedule::duration slot_schedule::wait(std::size_t place) const {
     if (place == 0 || cycle_.empty()) return duration{0};
     if (place <= simulated_.size()) return simulated_[place - 1];

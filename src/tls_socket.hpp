@@ -10,7 +10,14 @@
 // Every operation is the same loop: make the SSL call; on WANT_READ / WANT_WRITE wait for the
 // socket to be ready (async_wait, no bytes read by Asio) and call again.  One read and one write
 // may be outstanding at once, as a WebSocket needs; no locking, since a connection never changes
-// thread.  Errors are the ones asio::ssl::stream gives, so session code written for it still works.
+// thread.  OpenSSL holds at most one half-sent record per connection, and only the call that
+// left it may finish it: while one operation has a record parked, the others wait for the socket
+// to take it (see parked_).  Errors are the ones asio::ssl::stream gives, so session code written
+// for it still works.
+//
+// Hardening after nginx's ngx_event_openssl.c: renegotiation is refused on each connection (and
+// one that starts anyway ends it), the thread's error queue is cleared before every OpenSSL call,
+// and the synchronous shutdown has a deadline.
 #pragma once
 
 #include "voice_broker/net.hpp"
@@ -18,6 +25,7 @@
 #include <boost/beast/websocket/teardown.hpp>
 #include <openssl/ssl.h>
 
+#include <chrono>
 #include <cstddef>
 #include <iterator>
 #include <type_traits>
@@ -49,13 +57,14 @@ public:
     // Completion signature void(error_code).
     template <class Token>
     auto async_handshake(Token&& token) {
-        return start<false, Token>(token, [](tls_socket& s, error_code& ec, std::size_t&) { return s.handshake_once(ec); });
+        return start<false, Token>(token, operation::handshake,
+                                   [](tls_socket& s, error_code& ec, std::size_t&) { return s.handshake_once(ec); });
     }
 
     // Reads into the first non-empty buffer, like ssl::stream.  void(error_code, std::size_t)
     template <class MutableBufferSequence, class Token>
     auto async_read_some(const MutableBufferSequence& buffers, Token&& token) {
-        return start<true, Token>(token, [buffers](tls_socket& s, error_code& ec, std::size_t& n) {
+        return start<true, Token>(token, operation::read, [buffers](tls_socket& s, error_code& ec, std::size_t& n) {
             return s.read_once(first_non_empty(buffers), ec, n);
         });
     }
@@ -63,7 +72,7 @@ public:
     // Writes at most one TLS record (16 KB) per call.  void(error_code, std::size_t)
     template <class ConstBufferSequence, class Token>
     auto async_write_some(const ConstBufferSequence& buffers, Token&& token) {
-        return start<true, Token>(token, [buffers](tls_socket& s, error_code& ec, std::size_t& n) {
+        return start<true, Token>(token, operation::write, [buffers](tls_socket& s, error_code& ec, std::size_t& n) {
             return s.write_once(gather(buffers), ec, n);
         });
     }
@@ -72,16 +81,26 @@ public:
     // waiting would let a silent client hold the connection).  void(error_code)
     template <class Token>
     auto async_shutdown(Token&& token) {
-        return start<false, Token>(token, [](tls_socket& s, error_code& ec, std::size_t&) { return s.shutdown_once(ec); });
+        return start<false, Token>(token, operation::shutdown,
+                                   [](tls_socket& s, error_code& ec, std::size_t&) { return s.shutdown_once(ec); });
     }
 
-    // One SSL_shutdown, blocking only while the socket cannot take the close_notify.  For the
-    // synchronous websocket teardown.
+    // One SSL_shutdown, blocking while the socket cannot take the close_notify, but not past
+    // shutdown_timeout() (then timed_out).  For the synchronous websocket teardown.
     void shutdown(error_code& ec);
 
+    // The synchronous shutdown's and teardown's deadline; nginx gives a close 3 s.
+    void shutdown_timeout(std::chrono::milliseconds timeout) { shutdown_timeout_ = timeout; }
+    std::chrono::milliseconds shutdown_timeout() const { return shutdown_timeout_; }
+
 private:
+    friend void teardown(beast::role_type role, tls_socket& stream, error_code& ec);
+
     // What the last SSL call needs before it can be retried.
     enum class want { nothing, read, write };
+    // The kinds of operation, to know whose record OpenSSL holds half-sent.
+    enum class operation : unsigned char { none, handshake, read, write, shutdown };
+    using clock = std::chrono::steady_clock;
 
     // The largest plaintext of one TLS record (SSL3_RT_MAX_PLAIN_LENGTH).
     static constexpr std::size_t max_record_bytes = 16384;
@@ -93,8 +112,22 @@ private:
     want read_once(net::mutable_buffer buffer, error_code& ec, std::size_t& bytes);
     want write_once(net::const_buffer buffer, error_code& ec, std::size_t& bytes);
     want shutdown_once(error_code& ec);
+    // Makes one SSL call for `self` (returning 1 on success), unless another operation's record
+    // is parked: then it only waits for the socket to take that record.
+    template <class Call>
+    want attempt(operation self, error_code& ec, Call call);
     // Maps an SSL call's result to the next step or to asio::ssl::stream's error codes.
     want after_call(int result, int saved_errno, error_code& ec);
+    // An operation that ends without finishing its parked record (cancelled, socket closed) no
+    // longer holds up the others; the connection is then past saving, and they fail.
+    void abandon(operation self) {
+        if (parked_ == self) parked_ = operation::none;
+    }
+    // The synchronous shutdown and teardown, against one deadline.
+    void shutdown(clock::time_point deadline, error_code& ec);
+    void close_after_peer(beast::role_type role, clock::time_point deadline, error_code& ec);
+    // Blocks until the socket is ready for `next`; false (and timed_out) at the deadline.
+    bool wait_until(want next, clock::time_point deadline, error_code& ec);
     // This thread's 16 KB for gathering small buffers into one record.
     static net::mutable_buffer write_scratch();
 
@@ -127,6 +160,7 @@ private:
     template <bool ReportsBytes, class Attempt>
     struct io_op {
         tls_socket& stream;
+        operation kind;
         Attempt attempt;
         bool waited = false;  // once the op has waited, completing is not inline
         bool posted = false;
@@ -137,6 +171,7 @@ private:
         void operator()(Self& self, error_code wait_error = {}) {
             if (posted) return complete(self);
             if (wait_error) {  // operation_aborted when the socket was closed or cancelled
+                stream.abandon(kind);
                 result = wait_error;
                 bytes = 0;
                 return complete(self);
@@ -170,18 +205,27 @@ private:
 
     // Token keeps the caller's value category: an lvalue handler is copied, not moved from.
     template <bool ReportsBytes, class Token, class Attempt>
-    auto start(Token& token, Attempt attempt) {
+    auto start(Token& token, operation kind, Attempt attempt) {
         using signature = std::conditional_t<ReportsBytes, void(error_code, std::size_t), void(error_code)>;
-        return net::async_compose<Token, signature>(io_op<ReportsBytes, Attempt>{*this, std::move(attempt)}, token, socket_);
+        return net::async_compose<Token, signature>(io_op<ReportsBytes, Attempt>{*this, kind, std::move(attempt)}, token,
+                                                    socket_);
     }
 
     tcp_socket socket_;
     SSL* ssl_ = nullptr;
-    // Set after SSL_ERROR_SSL or SSL_ERROR_SYSCALL: OpenSSL forbids SSL_shutdown after those.
+    std::chrono::milliseconds shutdown_timeout_{3000};
+    // The operation whose last SSL call left a record half-sent (it returned WANT_WRITE).  OpenSSL
+    // accepts only a retry of that call until the record is out: SSL_read answering a KeyUpdate,
+    // or SSL_write while SSL_read's answer is parked, would fail the connection ("bad length",
+    // "bad write retry").
+    operation parked_ = operation::none;
+    // Set after any fatal result: OpenSSL forbids SSL_shutdown after SSL_ERROR_SSL or
+    // SSL_ERROR_SYSCALL, and a connection in a state this socket cannot resume has nothing to close.
     bool failed_ = false;
 };
 
-// Closing a beast::websocket::stream<tls_socket>: close_notify, then the TCP teardown (found by ADL).
+// Closing a beast::websocket::stream<tls_socket>: close_notify, then the TCP teardown (found by
+// ADL), both within the socket's shutdown_timeout().
 void teardown(beast::role_type role, tls_socket& stream, error_code& ec);
 
 namespace detail {

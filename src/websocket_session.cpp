@@ -53,10 +53,10 @@ public:
         });
     }
 
-    void finish() override {
-        auto close = [self = this->shared_from_this()] {
-            self->request_close(self->ctx_->shutting_down.load() ? websocket::close_code::going_away
-                                                                 : websocket::close_code::normal);
+    void finish(close_reason why) override {
+        auto close = [self = this->shared_from_this(), why] {
+            if (why == close_reason::restart) return self->request_close(websocket::close_code::service_restart);
+            self->request_close(self->ctx_->shutting_down.load() ? self->shutdown_close_code() : websocket::close_code::normal);
         };
         if (ws_.get_executor().running_in_this_thread()) return close();
         net::post(ws_.get_executor(), std::move(close));
@@ -64,10 +64,14 @@ public:
 
     void begin_shutdown() override {
         net::post(ws_.get_executor(),
-                  [self = this->shared_from_this()] { self->request_close(websocket::close_code::going_away); });
+                  [self = this->shared_from_this()] { self->request_close(self->shutdown_close_code()); });
     }
 
 private:
+    websocket::close_code shutdown_close_code() const {
+        return ctx_->restart_on_shutdown ? websocket::close_code::service_restart : websocket::close_code::going_away;
+    }
+
     void on_accept(error_code ec) {
         if (ec) return log_io_error(ec, "websocket accept", 0);
         accepted_ = true;
@@ -78,7 +82,7 @@ private:
         if (close_after_drain_ || ctx_->shutting_down.load()) {  // the server began stopping meanwhile
             detached_ = true;
             ctx_->counters.websocket_clients.fetch_sub(1, std::memory_order_relaxed);
-            return do_close(websocket::close_code::going_away);
+            return do_close(shutdown_close_code());
         }
         channel_id_ = ctx_->service->open_channel(std::move(handover_.ticket), this->shared_from_this());
     }

@@ -24,6 +24,7 @@ namespace voice_broker {
 
 enum class log_format { text, json };
 enum class realtime_mode { token, relay };
+enum class store_kind { memory, redis };
 
 // Transport limits: one struct, every value explicit.
 struct server_limits {
@@ -64,9 +65,21 @@ struct cost_guard_settings {
     double monthly_budget_usd = 0;  // 0: off
     std::string budget_timezone = "UTC";
     time_zone budget_zone = time_zone::utc();  // loaded from budget_timezone at start-up
-    std::string data_dir = "data";             // absolute after loading
+    // The budget's record lives in store.data_dir (memory mode) or the store (redis mode).
     std::chrono::seconds quota_pause{300};
     price_table prices = price_table::defaults();  // + the config file's PRICES section
+};
+
+// Where the shared state lives (one instance in memory, or several sharing Redis).
+struct store_settings {
+    store_kind kind = store_kind::memory;
+    std::string redis_url = "redis://127.0.0.1:6379/0";  // may hold a password: never logged whole
+    std::string key_prefix = "vb";                       // keys are "{vb}:..." (one hash slot)
+    std::string instance_id;                             // default: hostname-pid
+    std::string sentinels;                               // host:port,...; set: ask Sentinel for the master
+    std::string sentinel_master = "mymaster";
+    std::string sentinel_password;                       // secret
+    std::string data_dir = "data";                       // memory mode: what survives a restart
 };
 
 struct config {
@@ -86,6 +99,7 @@ struct config {
     double cost_per_minute_usd = 0.06;
     std::string admin_token;  // secret; empty: admin API disabled
     openai_settings openai;
+    store_settings store;
     cost_guard_settings cost;
     std::string config_file;  // where the file layer came from, if any
 

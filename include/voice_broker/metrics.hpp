@@ -50,6 +50,11 @@ public:
     std::array<std::atomic<std::uint64_t>, 600> upstream_errors_by_status{};
     std::atomic<std::uint64_t> upstream_timeouts{0};
     histogram mint_latency_seconds;
+    // The shared store (redis mode; the memory store is always up)
+    std::string instance_id;  // set once at start, before any render
+    std::atomic<std::int64_t> store_up{1};
+    std::atomic<std::uint64_t> store_errors{0};
+    std::atomic<std::int64_t> instances_alive{1};
     // The cost guard (docs/COST.md).  Money in picodollars, rendered as dollars.
     enum class cost_kind { real, estimated };
     // [input][text, audio, cached_text, cached_audio], [output][text, audio]

@@ -1,65 +1,73 @@
-// session_api: the /api/session?action=... endpoints.  handle_session_api() reads the request,
-// changes the broker and the other state in its context (no I/O of its own), and returns the
-// answer, or the upstream work the service must do to make it (minting a key, relaying an SDP
-// offer).  It runs on the session service's strand; whatever it changes in the broker shows up
-// as broker events, which the service dispatches afterwards.
+// session_api: the /api/session?action=... endpoints, as decisions and answers with no I/O.
+//
+// parse_session_api() reads a request and decides: an answer right away (a wrong method, a
+// missing ticket, a malformed body, OpenAI not configured...) or one api_call for the session
+// service, which runs it against the store (and the upstream) and then builds the answer with
+// the answer_* functions below.  So every rule about requests is here, every rule about shared
+// state is in the store, and the service only carries calls from one to the other.
 #pragma once
 
-#include "voice_broker/auth_throttle.hpp"
 #include "voice_broker/config.hpp"
 #include "voice_broker/http_message.hpp"
 #include "voice_broker/session_broker.hpp"
+#include "voice_broker/session_store.hpp"
 #include "voice_broker/usage_tracker.hpp"
 
-#include <functional>
 #include <optional>
 #include <string>
-#include <unordered_map>
-#include <vector>
+#include <variant>
 
 namespace voice_broker {
 
-struct upstream_work {
-    enum class kind { mint_token, relay_offer };
-    kind what;
-    std::uint64_t entry_id = 0;    // the session it is for
-    std::chrono::seconds ttl{60};  // mint: already clamped to the time left and 10..7200
-    std::string sdp_offer;         // relay
-};
+class auth_throttle;
 
-struct api_outcome {
-    http_response response;                // final, unless `upstream` is set
-    std::optional<upstream_work> upstream{};  // the service completes the answer
-};
-
-// Every upstream call a session opened (up to a few: one per key or relayed offer, plus page
-// reloads), so that all of them are hung up when the session ends.
-using call_registry = std::unordered_map<std::uint64_t, std::vector<std::string>>;  // entry id -> call ids
-inline constexpr std::size_t max_calls_per_session = 8;
-
-struct session_api_context {
-    session_broker& broker;
-    usage_tracker& usage;
-    auth_throttle& admin_throttle;
-    const config& settings;
-    const wall_clock_mapping& wall_clock;
-    steady_time now;
-    steady_time started_at;  // server start, for uptimeSeconds
-    call_registry& call_ids;
-    std::function<std::string()> new_ticket;
-    bool shutting_down = false;
+// What a request asks for, once the request itself checked out.
+struct api_call {
+    enum class kind { join, status, heartbeat, leave, stats, force_end_all, token, record_call, connect };
+    kind what = kind::status;
+    std::optional<std::string> ticket;  // every kind but stats and force_end_all (optional for join)
+    std::string call_id;                // record_call
+    std::string sdp_offer;              // connect
 };
 
 inline constexpr int max_tokens_per_session = 3;
+inline constexpr std::size_t max_calls_per_session = 8;
 
-api_outcome handle_session_api(const http_request& req, session_api_context& ctx);
+std::variant<http_response, api_call> parse_session_api(const http_request& req, const config& settings);
 
-// 503 not_configured: the answer wherever an upstream call is needed and OPENAI_API_KEY is unset.
-http_response openai_not_configured();
+// forceEndAll's admin check: nullopt when the x-admin-token is right; otherwise the refusal
+// (disabled, throttled, or wrong: a wrong token is counted against the address).
+std::optional<http_response> check_admin_token(const http_request& req, const config& settings, auth_throttle& throttle,
+                                               steady_time now);
 
 // GET or HEAD with action=stats.  The stats answer reads nothing else from the request (no
 // header, no other parameter), so every such request gets the same answer at a given moment:
 // that is what lets the router serve it from the service's published copy.
 bool is_stats_request(const http_request& req);
+
+// ---- answers ---------------------------------------------------------------------------------
+
+http_response answer_status(const entry_status& s, const session_limits& limits, const wall_clock_mapping& wall_clock);
+http_response answer_join(const join_outcome& outcome, const session_limits& limits, const wall_clock_mapping& wall_clock,
+                          bool secure);
+http_response answer_leave(const entry_status& after, bool secure);
+http_response answer_stats(const store_stats& stats, const usage_today& today, steady_time now, steady_time started_at,
+                           const wall_clock_mapping& wall_clock);
+http_response answer_force_end_all(std::size_t ended);
+// The refusal of a token or connect whose reservation failed; nullopt when it was reserved.
+std::optional<http_response> refuse_reservation(const token_reservation& r);
+// Why this status may not record a call (not active; relay mode tracks its own), or nullopt.
+std::optional<http_response> refuse_call_recording(const entry_status& s, const config& settings);
+http_response answer_call_recording(call_recording r);
+// The key's lifetime: at most the ttl setting and the time left, within the API's 10..7200 s.
+std::chrono::seconds token_ttl(const entry_status& holder, const openai_settings& settings);
+
+http_response unknown_ticket();
+// 503 not_configured: the answer wherever an upstream call is needed and OPENAI_API_KEY is unset.
+http_response openai_not_configured();
+// 503 store_unavailable with Retry-After: the shared store cannot be reached right now.
+http_response store_unavailable();
+// 503 shutting_down: no joins while the server stops.
+http_response shutting_down();
 
 }  // namespace voice_broker

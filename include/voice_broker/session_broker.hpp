@@ -63,7 +63,7 @@ struct broker_event {
     bool was_active = false;     // ended: the entry held a slot (a call may need hanging up)
     steady_time started_at{};    // ended + was_active: for usage accounting
     steady_time waited_since{};  // admitted: when the visitor joined (wait-time metrics)
-    entry_status status;         // admitted only
+    entry_status status{};       // admitted only
 };
 
 // What opening a live channel found.
@@ -95,6 +95,7 @@ public:
     join_outcome join(const std::string& fresh_ticket, const std::string* existing, steady_time now);
 
     std::optional<entry_status> status(std::string_view ticket, steady_time now) const;
+    std::optional<entry_status> status(std::uint64_t entry_id, steady_time now) const;
 
     // The ticket of a live or recently ended entry (empty once forgotten).  The shell keys
     // everything by entry id; this is for the few places that must name the visitor.

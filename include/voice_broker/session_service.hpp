@@ -21,35 +21,53 @@
 
 namespace boost::asio {
 class io_context;
-}
+class any_io_executor;
+}  // namespace boost::asio
 
 namespace voice_broker {
 
 class metrics;
 class realtime_upstream;
+class session_store;
 
 // One visitor's live channel (a WebSocket).  push() and finish() may be called from any thread.
 class live_channel {
 public:
+    // How a channel closes: `done` (the session is over, or the server stops for good) or
+    // `restart` (this instance restarts and the visitor's place lives on elsewhere: 1012, the
+    // page reconnects at once).
+    enum class close_reason { done, restart };
+
     virtual ~live_channel() = default;
     // `replaceable`: a status update that a newer one may replace if not yet sent.
     virtual void push(std::shared_ptr<const std::string> message, bool replaceable) = 0;
-    // Close normally once what was pushed has been sent.
-    virtual void finish() = 0;
+    // Close once what was pushed has been sent.
+    virtual void finish(close_reason why) = 0;
 };
 
 // The service's name for one open live channel.
 using channel_id = std::uint64_t;
 
+// What a service is built with besides the settings; the defaults are production's.
+struct service_options {
+    // The service's notion of "now", so that tests can move time by hand (timers still wait on
+    // the steady clock).
+    std::function<steady_time()> clock;
+    // How steady instants are shown as wall-clock times (default: anchored at start).
+    std::optional<wall_clock_mapping> wall_clock;
+    // A new visitor's ticket (make_ticket).
+    std::function<std::string()> new_ticket;
+    // The shared state (default: a memory_store).  Called once, with the service's strand.
+    std::function<std::unique_ptr<session_store>(const boost::asio::any_io_executor& strand,
+                                                 std::function<steady_time()> clock)>
+        make_store;
+};
+
 class session_service : public std::enable_shared_from_this<session_service> {
 public:
     static std::shared_ptr<session_service> create(boost::asio::io_context& ioc, const config& settings,
-                                                   metrics& counters, std::shared_ptr<realtime_upstream> upstream);
-    // The same with the service's notion of "now" read from `clock`, so that tests can move time
-    // by hand.  Its timer still waits on the steady clock.
-    static std::shared_ptr<session_service> create(boost::asio::io_context& ioc, const config& settings,
                                                    metrics& counters, std::shared_ptr<realtime_upstream> upstream,
-                                                   std::function<steady_time()> clock);
+                                                   service_options options = {});
     virtual ~session_service() = default;
 
     // /api/session?action=...; answered through `respond`, on the service's strand.
@@ -74,9 +92,10 @@ public:
     // SIGHUP: new limits for new sessions; nobody is dropped.
     virtual void reload(const config& settings) = 0;
 
-    // Ends every session with reason "shutdown" (pushing it and hanging up calls), refuses new
-    // joins, then calls `done`.
-    virtual void shutdown(std::function<void()> done) = 0;
+    // Refuses new joins, then calls `done`.  `end_sessions`: ends every session with reason
+    // "shutdown" (pushing it and hanging up calls), as a single instance must; otherwise every
+    // live channel is closed for a restart and the sessions live on in the shared store.
+    virtual void shutdown(bool end_sessions, std::function<void()> done) = 0;
 };
 
 }  // namespace voice_broker

@@ -27,6 +27,11 @@ public:
     // admitted visitor may hold a slot; `places`: how far down the queue wait() will be asked.
     slot_schedule(std::vector<duration> frees, duration session, std::size_t places);
 
+    // The schedule of `slots` slots held by visitors with `holders_left` still to go (>= 0, any
+    // order; more holders than slots after a reload lowered the limit: those that finish first
+    // free their slot without admitting anyone).
+    static slot_schedule for_holders(std::vector<duration> holders_left, std::size_t slots, duration session, std::size_t places);
+
     // The wait of place `place` (1-based, at most `places`); zero when there are no slots at all.
     duration wait(std::size_t place) const;
 

@@ -14,6 +14,11 @@ struct usage_today {
     double estimated_cost_usd = 0;
 };
 
+// The same figures from counts kept elsewhere (a shared store): `talked` of the completed sessions
+// plus `running` of those still going.
+usage_today usage_from(std::uint64_t started, std::uint64_t completed, std::chrono::milliseconds talked,
+                       std::chrono::milliseconds running, double cost_per_minute_usd);
+
 class usage_tracker {
 public:
     explicit usage_tracker(double cost_per_minute_usd) : cost_per_minute_(cost_per_minute_usd) {}

@@ -13,16 +13,24 @@
 #include <boost/beast/websocket/ssl.hpp>
 #include <gtest/gtest.h>
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
+
 #include <malloc.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #if defined(__SANITIZE_ADDRESS__)
 extern "C" std::size_t __sanitizer_get_current_allocated_bytes();  // <sanitizer/allocator_interface.h> is not installed
 #endif
 
+#include <cerrno>
+#include <cstring>
 #include <future>
 #include <iostream>
+#include <optional>
 
 using namespace voice_broker;
 using namespace std::chrono_literals;
@@ -551,6 +559,263 @@ TEST_F(tls_socket_test, moved_from_socket_is_safe_to_use_and_destroy) {
     EXPECT_EQ(server.first, net::error::bad_descriptor);
     EXPECT_EQ(server.second, "four");
     EXPECT_EQ(echoed, "four");
+}
+
+// ---- hardening (issue 15) ------------------------------------------------------------------------
+
+// One side tells the other that something happened; waiting after the fact returns at once.
+class event {
+public:
+    explicit event(net::io_context& io) : timer_(io, net::steady_timer::time_point::max()) {}
+    void fire() {
+        fired_ = true;
+        timer_.cancel();
+    }
+    task<void> wait() {
+        if (!fired_) co_await timer_.async_wait(no_throw);
+    }
+
+private:
+    bool fired_ = false;
+    net::steady_timer timer_;
+};
+
+// The client asks for a TLS 1.2 renegotiation after the first exchange, then sends "after".
+// Returns the client's renegotiation error.
+task<error_code> client_renegotiates(client_stream& c) {
+    co_await client_hears_ready(c);
+    SSL_renegotiate(c.native_handle());
+    auto [ec] = co_await c.async_handshake(ssl::stream_base::client, no_throw);
+    if (!ec) co_await net::async_write(c, net::buffer("after", 5), no_throw);
+    c.next_layer().close();
+    co_return ec;
+}
+
+// What the server reads after "ready": (error, text).
+task<std::pair<error_code, std::string>> server_reads_after_ready(tls_socket& s) {
+    co_await server_says_ready(s);
+    std::string in(16, '\0');
+    auto [ec, n] = co_await s.async_read_some(net::buffer(in), no_throw);
+    co_return std::pair{ec, in.substr(0, n)};
+}
+
+// An operator's openssl.cnf can turn renegotiation back on for every context
+// (Options = -NoRenegotiation, ClientRenegotiation): each connection refuses it on its own, as
+// nginx does with SSL_set_options(SSL_OP_NO_RENEGOTIATION).
+TEST_F(tls_socket_test, refuses_client_renegotiation_even_when_the_context_allows_it) {
+    SSL_CTX_clear_options(server_ctx_->native_handle(), SSL_OP_NO_RENEGOTIATION);
+    SSL_CTX_set_options(server_ctx_->native_handle(), SSL_OP_ALLOW_CLIENT_RENEGOTIATION);
+    pin_client_version(TLS1_2_VERSION);
+    auto [server, renegotiation_error] = run(
+        [](tls_socket s) -> task<std::pair<error_code, std::string>> { co_return co_await server_reads_after_ready(s); },
+        [&](tcp_socket socket) -> task<error_code> {
+            client_stream c(std::move(socket), client_ctx_);
+            co_return co_await client_renegotiates(c);
+        });
+    EXPECT_TRUE(renegotiation_error) << "the client's renegotiation must be refused";
+    EXPECT_NE(server.second, "after") << "the connection went on after a renegotiation";
+}
+
+// If a renegotiation gets past the options anyway (a TLS <= 1.2 handshake starting after the
+// first one finished), the info callback sees it and the connection ends, as in nginx's
+// ngx_ssl_info_callback / ngx_ssl_handle_recv.
+TEST_F(tls_socket_test, drops_the_connection_when_a_renegotiation_starts_anyway) {
+    SSL_CTX_set_options(server_ctx_->native_handle(), SSL_OP_ALLOW_CLIENT_RENEGOTIATION);
+    pin_client_version(TLS1_2_VERSION);
+    auto [server, renegotiation_error] = run(
+        [](tls_socket s) -> task<std::pair<error_code, std::string>> {
+            // The first line of defence gone: the options allow it on this connection.
+            SSL_clear_options(s.native_handle(), SSL_OP_NO_RENEGOTIATION);
+            SSL_set_options(s.native_handle(), SSL_OP_ALLOW_CLIENT_RENEGOTIATION);
+            co_return co_await server_reads_after_ready(s);
+        },
+        [&](tcp_socket socket) -> task<error_code> {
+            client_stream c(std::move(socket), client_ctx_);
+            co_return co_await client_renegotiates(c);
+        });
+    EXPECT_EQ(server.first, error_code(ERR_PACK(ERR_LIB_SSL, 0, SSL_R_NO_RENEGOTIATION), net::error::get_ssl_category()))
+        << server.first.message() << ", read: '" << server.second << "'";
+    EXPECT_TRUE(renegotiation_error);
+}
+
+// Fills the kernel's buffers between the two ends with bytes the client never reads.  Raw bytes,
+// not TLS records: only their volume matters, and OpenSSL is then left with nothing pending.
+// Bytes keep moving into the client's receive buffer until its window closes, so it fills
+// again until a round after a 200 ms pause takes not one more byte.
+void fill_send_path(tcp_socket& socket) {
+    const std::string filler(65536, 'x');
+    const int fd = socket.native_handle();
+    for (std::size_t added = 1; added != 0;) {
+        added = 0;
+        for (const std::size_t chunk : {std::size_t{65536}, std::size_t{1024}, std::size_t{1}}) {
+            for (ssize_t n; (n = ::send(fd, filler.data(), chunk, MSG_DONTWAIT | MSG_NOSIGNAL)) > 0;) added += static_cast<std::size_t>(n);
+            ASSERT_TRUE(errno == EAGAIN || errno == EWOULDBLOCK) << std::strerror(errno);
+        }
+        pollfd writable{fd, POLLOUT, 0};
+        ::poll(&writable, 1, 200);
+    }
+}
+
+// A handshaken server socket whose client reads nothing and never closes.  The blocking calls
+// under test then run on another thread; if one has not returned after `patience`, the client
+// is closed so that the test ends anyway (and fails).
+class stuck_client_test : public tls_socket_test {
+protected:
+    void connect_and_fill() {
+        client_receive_buffer_ = 4096;
+        run(
+            [&](tls_socket s) -> task<int> {
+                s.next_layer().set_option(net::socket_base::send_buffer_size(4096));
+                co_await server_says_ready(s);
+                server_.emplace(std::move(s));
+                co_return 0;
+            },
+            [&](tcp_socket socket) -> task<int> {
+                client_.emplace(std::move(socket), client_ctx_);
+                co_await client_hears_ready(*client_);
+                co_return 0;
+            });
+        fill_send_path(server_->next_layer());
+    }
+
+    template <class Call>
+    std::pair<error_code, std::chrono::steady_clock::duration> time_blocking(Call call, std::chrono::seconds patience = 10s) {
+        const auto started = std::chrono::steady_clock::now();
+        auto done = std::async(std::launch::async, [&] {
+            error_code ec;
+            call(*server_, ec);
+            return ec;
+        });
+        const bool returned = done.wait_for(patience) == std::future_status::ready;
+        if (!returned) client_->next_layer().close();  // the reset wakes a call that has no deadline
+        const error_code ec = done.get();
+        EXPECT_TRUE(returned) << "the call blocked for more than " << patience.count() << " s";
+        return {ec, std::chrono::steady_clock::now() - started};
+    }
+
+    std::optional<tls_socket> server_;
+    std::optional<client_stream> client_;
+};
+
+TEST_F(stuck_client_test, synchronous_shutdown_gives_up_after_its_deadline) {
+    connect_and_fill();
+    const auto [ec, took] = time_blocking([](tls_socket& s, error_code& ec) { s.shutdown(ec); });
+    EXPECT_EQ(ec, net::error::timed_out) << ec.message();
+    EXPECT_GE(took, 2s);  // the default deadline is 3 s, as nginx's
+    EXPECT_LT(took, 5s);
+}
+
+TEST_F(stuck_client_test, synchronous_teardown_gives_up_after_its_deadline) {
+    connect_and_fill();
+    const auto [ec, took] = time_blocking([](tls_socket& s, error_code& ec) { teardown(beast::role_type::server, s, ec); });
+    EXPECT_EQ(ec, net::error::timed_out) << ec.message();
+    EXPECT_LT(took, 5s) << "close_notify and the wait for the client's FIN share one deadline";
+    EXPECT_FALSE(server_->next_layer().is_open());
+}
+
+// OpenSSL's error queue belongs to the thread, and other connections on it may leave entries
+// behind: the error a failed construction reports must be its own.
+TEST_F(tls_socket_test, a_failed_construction_reports_its_own_error_not_a_stale_one) {
+    ssl::context moved_from(ssl::context::tls_server);
+    const ssl::context keeper(std::move(moved_from));  // moved_from's native handle is null: SSL_new fails
+    tcp_socket socket(io_, tcp::v4());
+    ERR_raise(ERR_LIB_PEM, PEM_R_NO_START_LINE);  // what some earlier call on this thread left
+    try {
+        tls_socket s(std::move(socket), moved_from);
+        ADD_FAILURE() << "SSL_new(nullptr) succeeded";
+    } catch (const boost::system::system_error& e) {
+        EXPECT_EQ(ERR_GET_LIB(static_cast<unsigned long>(e.code().value())), ERR_LIB_SSL) << e.code().message();
+        EXPECT_EQ(ERR_GET_REASON(static_cast<unsigned long>(e.code().value())), SSL_R_NULL_SSL_CTX) << e.code().message();
+    }
+    ERR_clear_error();
+}
+
+// A handshake that OpenSSL suspends for something this socket cannot resume (here a ClientHello
+// callback that asks for a retry) is a failure like any other: SSL_shutdown must not run on it.
+TEST_F(tls_socket_test, an_unexpected_ssl_result_fails_the_connection) {
+    SSL_CTX_set_client_hello_cb(server_ctx_->native_handle(), [](SSL*, int*, void*) { return SSL_CLIENT_HELLO_RETRY; }, nullptr);
+    auto [server, unused] = run(
+        [](tls_socket s) -> task<std::pair<error_code, error_code>> {
+            auto [handshake_error] = co_await s.async_handshake(no_throw);
+            auto [shutdown_error] = co_await s.async_shutdown(no_throw);
+            co_return std::pair{handshake_error, shutdown_error};
+        },
+        [&](tcp_socket socket) -> task<int> {
+            client_stream c(std::move(socket), client_ctx_);
+            co_await c.async_handshake(ssl::stream_base::client, no_throw);  // ends when the server closes
+            co_return 0;
+        });
+    EXPECT_EQ(server.first, ssl::error::unexpected_result) << server.first.message();
+    EXPECT_FALSE(server.second) << "SSL_shutdown ran after a failure: " << server.second.message();
+}
+
+// TLS 1.3: the client sends KeyUpdates that request one back while a server write is parked
+// mid-record (the client is not reading).  OpenSSL defers its answer to the first one; at the
+// second it tries to send it from inside SSL_read, with part of the parked record unsent, and
+// fails the connection ("bad length").  The read must wait for the write, and everything must
+// arrive intact.
+TEST_F(tls_socket_test, a_key_update_request_during_a_parked_write_keeps_the_connection) {
+    client_receive_buffer_ = 8192;
+    pin_client_version(TLS1_3_VERSION);
+    const std::string big = pattern(1 << 20);
+    event client_sent(io_), server_reading(io_);
+    struct server_result {
+        error_code read_error, write_error, after_error;
+        std::string read;
+        std::size_t written = 0;
+    };
+    auto [server, client] = run(
+        [&](tls_socket s) -> task<server_result> {
+            s.next_layer().set_option(net::socket_base::send_buffer_size(8192));
+            co_await s.async_handshake(use_awaitable);
+            server_result out;
+            std::string in(16, '\0');
+            net::steady_timer both_done(s.get_executor(), net::steady_timer::time_point::max());
+            int done = 0;
+            // 1 MB cannot fit in the kernel's buffers: the write parks until the client reads.
+            net::async_write(s, net::buffer(big), [&](error_code ec, std::size_t n) {
+                out.write_error = ec;
+                out.written = n;
+                if (++done == 2) both_done.cancel();
+            });
+            co_await client_sent.wait();
+            co_await s.next_layer().async_wait(tcp::socket::wait_read, use_awaitable);  // the KeyUpdate is here
+            // The read's first attempt runs inside this call, with the write parked.
+            s.async_read_some(net::buffer(in), [&](error_code ec, std::size_t n) {
+                out.read_error = ec;
+                out.read = in.substr(0, n);
+                if (++done == 2) both_done.cancel();
+            });
+            server_reading.fire();
+            co_await both_done.async_wait(no_throw);
+            // Under the new keys both ways.
+            auto [ec, n] = co_await net::async_write(s, net::buffer("after", 5), no_throw);
+            out.after_error = ec;
+            co_return out;
+        },
+        [&](tcp_socket socket) -> task<std::pair<bool, std::string>> {
+            client_stream c(std::move(socket), client_ctx_);
+            co_await client_handshake(c);
+            for (int i = 0; i < 2; ++i) {
+                EXPECT_EQ(SSL_key_update(c.native_handle(), SSL_KEY_UPDATE_REQUESTED), 1);
+                co_await c.async_handshake(ssl::stream_base::client, use_awaitable);  // sends the KeyUpdate
+            }
+            co_await net::async_write(c, net::buffer("ping", 4), use_awaitable);
+            client_sent.fire();
+            co_await server_reading.wait();
+            std::string back(big.size(), '\0');
+            auto [ec, n] = co_await net::async_read(c, net::buffer(back), no_throw);
+            std::string after(5, '\0');
+            if (!ec) std::tie(ec, n) = co_await net::async_read(c, net::buffer(after), no_throw);
+            co_return std::pair{back == big, ec ? ec.message() : after};
+        });
+    EXPECT_FALSE(server.read_error) << server.read_error.message();
+    EXPECT_EQ(server.read, "ping");
+    EXPECT_FALSE(server.write_error) << server.write_error.message();
+    EXPECT_EQ(server.written, big.size());
+    EXPECT_FALSE(server.after_error) << server.after_error.message();
+    EXPECT_TRUE(client.first) << "the 1 MB the client read differs from what was sent";
+    EXPECT_EQ(client.second, "after");
 }
 
 // Heap in use by the whole process.  Under AddressSanitizer malloc is ASan's, which glibc's

@@ -65,7 +65,7 @@ TEST_F(cost_config, defaults) {
     EXPECT_EQ(c.cost.monthly_budget_usd, 0);
     EXPECT_EQ(c.cost.budget_timezone, "UTC");
     EXPECT_EQ(c.cost.budget_zone.name(), "UTC");
-    EXPECT_EQ(std::filesystem::path(c.cost.data_dir), (dir.path() / "data").lexically_normal());
+    EXPECT_EQ(std::filesystem::path(c.store.data_dir), (dir.path() / "data").lexically_normal());
     EXPECT_EQ(c.cost.quota_pause, 300s);
     EXPECT_EQ(c.cost.prices, price_table::defaults());
 }
@@ -91,7 +91,7 @@ TEST_F(cost_config, values_from_every_layer) {
     EXPECT_EQ(c.openai.max_output_tokens, 512);
     EXPECT_EQ(c.cost.daily_budget_usd, 20);
     EXPECT_EQ(c.cost.monthly_budget_usd, 400.5);
-    EXPECT_EQ(c.cost.data_dir, "/var/lib/voice-broker");
+    EXPECT_EQ(c.store.data_dir, "/var/lib/voice-broker");
     EXPECT_EQ(c.cost.quota_pause, 0s);
     if (env.count("BUDGET_TIMEZONE")) {
         EXPECT_EQ(c.cost.budget_zone.name(), "Europe/Berlin");
@@ -131,7 +131,7 @@ INSTANTIATE_TEST_SUITE_P(
                       bad{"MONTHLY_BUDGET_USD", "2000000", "to 1000000"},
                       bad{"BUDGET_TIMEZONE", "Mars/Olympus", "not a time zone"},
                       bad{"BUDGET_TIMEZONE", "../../etc/passwd", "IANA"}, bad{"BUDGET_TIMEZONE", "", "UTC"},
-                      bad{"DATA_DIR", "", "must not be empty"}, bad{"QUOTA_PAUSE_SECONDS", "-5", "whole number"}),
+                      bad{"QUOTA_PAUSE_SECONDS", "-5", "whole number"}),
     [](const auto& info) { return std::string(info.param.key) + "_" + std::to_string(info.index); });
 
 TEST_F(cost_config, the_price_section_of_the_config_file_overrides_the_built_in_prices) {

@@ -45,13 +45,15 @@ protected:
 
     void SetUp() override {
         settings.session.max_concurrent_users = 1;
-        service = session_service::create(ioc, settings, stats, nullptr, [this] { return now; });
+        service_options options;
+        options.clock = [this] { return now; };
+        service = session_service::create(ioc, settings, stats, nullptr, std::move(options));
         routes.emplace(routing_settings{}, service, stats, nullptr);
     }
 
     void TearDown() override {
         bool done = false;
-        service->shutdown([&done] { done = true; });
+        service->shutdown(true, [&done] { done = true; });
         run_until([&done] { return done; });
         run_pending();  // the cancelled timer's handler holds the service
         routes.reset();

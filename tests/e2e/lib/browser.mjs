@@ -75,12 +75,17 @@ function recordPageHistory() {
       const state = pill.dataset.state;
       if (history.states.at(-1) !== state) history.states.push(state);
     };
-    note();
-    new MutationObserver(note).observe(pill, { attributes: true, attributeFilter: ['data-state'] });
-    new MutationObserver(() => {
-      const text = banner.textContent.trim();
-      if (text && history.warnings.at(-1) !== text) history.warnings.push(text);
-    }).observe(banner, { childList: true, subtree: true, characterData: true });
+    // The operator's console has no state pill and no warning banner.
+    if (pill) {
+      note();
+      new MutationObserver(note).observe(pill, { attributes: true, attributeFilter: ['data-state'] });
+    }
+    if (banner) {
+      new MutationObserver(() => {
+        const text = banner.textContent.trim();
+        if (text && history.warnings.at(-1) !== text) history.warnings.push(text);
+      }).observe(banner, { childList: true, subtree: true, characterData: true });
+    }
     if (status) {
       new MutationObserver(() => {
         const activity = status.dataset.activity;
@@ -142,6 +147,7 @@ export async function launchVisitor(name, { micDenied = false, viewport = DESKTO
   page.on('request', request => {
     const url = new URL(request.url());
     if (url.pathname === '/api/session') seen.requests.push(`${request.method()} ${url.searchParams.get('action')}`);
+    else if (url.pathname.startsWith('/api/admin/')) seen.requests.push(`${request.method()} ${url.pathname}`);
   });
   page.on('websocket', socket => {
     seen.sockets++;

@@ -16,13 +16,15 @@ export const LONG_SESSION = { SESSION_DURATION_SECONDS: '60', WARNING_SECONDS: '
 
 // options.fake: start the fake OpenAI and give the broker its key and URL (default true).
 // options.broker: the broker's settings for this scenario.
-export async function runScenario({ fake: withFake = true, broker: settings = {} }, body) {
+// options.start: what starts the server (default the real binary; the admin tests pass the admin
+// API's test double, lib/admin-double.mjs, when ADMIN_API_DOUBLE=1).
+export async function runScenario({ fake: withFake = true, broker: settings = {}, start = startBroker }, body) {
   const fake = withFake ? await startFakeOpenAI({ realKey: OPENAI_KEY }) : null;
   const visitors = [];
   let broker = null;
   let failed = null;
   try {
-    broker = await startBroker({
+    broker = await start({
       ADMIN_TOKEN,
       ...(fake ? { OPENAI_API_KEY: OPENAI_KEY, OPENAI_BASE_URL: fake.url } : {}),
       ...settings,
@@ -38,6 +40,14 @@ export async function runScenario({ fake: withFake = true, broker: settings = {}
         await visitor.page.goto(url);
         await visitor.page.getByTestId('start-button').waitFor();
         return visitor;
+      },
+      // A browser on the operator's console (/admin/), signed out: the token field is shown.
+      async operator(name = 'operator', options = {}) {
+        const operator = await launchVisitor(name, options);
+        visitors.push(operator);
+        await operator.page.goto(`${broker.url}/admin/`);
+        await operator.page.getByTestId('admin-signin').waitFor();
+        return operator;
       },
     };
     await body(world);

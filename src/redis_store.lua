@@ -1,0 +1,438 @@
+-- redis_store.lua: every state change of the Redis session store, as one atomic script.
+--
+-- The rules are session_broker's (src/session_broker.cpp): N slots, one FIFO queue by join
+-- order, warnings, expiry, abandonment, the admission grace.  Time is Redis's own TIME, so the
+-- instances' clocks never decide order or deadlines.  Every key shares one hash tag (the
+-- prefix, "{vb}:" by default), so the layout also works on Redis Cluster.
+--
+-- Called as: EVALSHA sha 1 <prefix> <op> <limits...> <op args...>
+--   limits (ARGV[2..10]): max_users queue_max session_ms heartbeat_ms grace_ms warnings(csv s)
+--                         channel_lease_ms retention_ms max_ended
+--   op args start at ARGV[11]; the caller's instance id is ARGV[11] for every op.
+-- Returns a JSON object (cjson).  What happened is PUBLISHed on <prefix>events as one batch:
+--   {"s":seq,"t":now,"by":instance,"nd":next_deadline,"qc":0|1,"ev":[...]}
+-- with events {"k":"adm"|"warn"|"end"|"q+"|"call", ...}; seq grows by one per batch, so a
+-- subscriber can tell that it missed one and resync.
+--
+-- Keys (P = prefix):
+--   P seq, P fence, P ev        counters: entry ids (join order), lease fencing numbers, batches
+--   P e:<id>                    hash: one entry (fields below)
+--   P t:<ticket>                the entry id of a ticket
+--   P q                         zset: the queue, score = id (FIFO by join order)
+--   P a                         zset: slot holders, score = expiry
+--   P d                         zset: every live entry's next deadline
+--   P c:<id>                    list: the upstream calls of a session
+--   P h                         zset: hang-ups to do, score = until when the instance that
+--                               claimed one has it (an expired claim is taken by a survivor)
+--   P ended                     zset: ended entries, oldest first (their keys expire anyway)
+--   P day:<yyyy-mm-dd>          hash: today's sessions started/completed and talked ms (UTC)
+--   P i                         zset: instances, score = last seen
+--   P clock                     test only: milliseconds added to TIME
+-- Entry fields: t ticket, st q|a|e, j joined, ls last seen, cu channel alive until, s started,
+--   x expires, ad admission deadline, c confirmed 0|1, wl warning offsets (s, csv, largest
+--   first), w next warning, r reason, en ended, tk keys minted, l lease (fencing number), ip.
+
+local P = KEYS[1]
+local OP = ARGV[1]
+local L = {
+  users = tonumber(ARGV[2]), queue = tonumber(ARGV[3]), session = tonumber(ARGV[4]),
+  hb = tonumber(ARGV[5]), grace = tonumber(ARGV[6]), warnings = ARGV[7],
+  lease = tonumber(ARGV[8]), retention = tonumber(ARGV[9]), max_ended = tonumber(ARGV[10]),
+}
+local BY = ARGV[11]
+local A0 = 11 -- op arguments: ARGV[A0 + 1], ...
+local CLAIM_MS = 30000 -- an instance that claimed a hang-up has this long to report it done
+
+local function now_ms()
+  local t = redis.call('TIME')
+  local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local offset = redis.call('GET', P .. 'clock')
+  if offset then ms = ms + tonumber(offset) end
+  return ms
+end
+local NOW = now_ms()
+
+local EVENTS, HANG = {}, {}
+local QUEUE_CHANGED = false
+
+local function num(x) return tonumber(x) or 0 end
+local function ekey(id) return P .. 'e:' .. id end
+
+local function load(id)
+  local v = redis.call('HGETALL', ekey(id))
+  if #v == 0 then return nil end
+  local e = { id = tonumber(id) }
+  for i = 1, #v, 2 do e[v[i]] = v[i + 1] end
+  return e
+end
+
+local function by_ticket(ticket)
+  if not ticket or ticket == '' then return nil end
+  local id = redis.call('GET', P .. 't:' .. ticket)
+  if not id then return nil end
+  return load(id)
+end
+
+local function warning_list(e)
+  local out = {}
+  for w in string.gmatch(e.wl or '', '[^,]+') do out[#out + 1] = tonumber(w) end
+  return out
+end
+
+-- When the entry's visitor was last known to be there: a heartbeat, or an open channel.
+local function seen(e) return math.max(num(e.ls), num(e.cu)) end
+
+local function deadline_of(e)
+  if e.st == 'e' then return nil end
+  local at = seen(e) + L.hb
+  if e.st == 'a' then
+    at = math.min(at, num(e.x))
+    local w = warning_list(e)
+    local i = num(e.w) + 1
+    if i <= #w then at = math.min(at, num(e.x) - w[i] * 1000) end
+    if e.c ~= '1' then at = math.min(at, num(e.ad)) end
+  end
+  return at
+end
+
+local function reindex(e)
+  local at = deadline_of(e)
+  if at then redis.call('ZADD', P .. 'd', at, e.id) else redis.call('ZREM', P .. 'd', e.id) end
+end
+
+local function emit(ev) EVENTS[#EVENTS + 1] = ev end
+
+local function day_key(ms)
+  local days = math.floor(ms / 86400000)
+  -- civil date from days since 1970-01-01 (Howard Hinnant's algorithm)
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local y = yoe + era * 400
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local d = doy - math.floor((153 * mp + 2) / 5) + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  if m <= 2 then y = y + 1 end
+  return P .. string.format('day:%04d-%02d-%02d', y, m, d)
+end
+
+local function trim_ended()
+  local extra = redis.call('ZCARD', P .. 'ended') - L.max_ended
+  if extra <= 0 then return end
+  for _, id in ipairs(redis.call('ZRANGE', P .. 'ended', 0, extra - 1)) do
+    local t = redis.call('HGET', ekey(id), 't')
+    if t then redis.call('DEL', P .. 't:' .. t) end
+    redis.call('DEL', ekey(id))
+  end
+  redis.call('ZREMRANGEBYRANK', P .. 'ended', 0, extra - 1)
+end
+
+local admit_waiting -- forward: ending a session admits the next
+
+local function end_entry(e, why)
+  local was_active = e.st == 'a'
+  if was_active then redis.call('ZREM', P .. 'a', e.id) else redis.call('ZREM', P .. 'q', e.id) end
+  redis.call('ZREM', P .. 'd', e.id)
+  e.st, e.r, e.en = 'e', why, NOW
+  redis.call('HSET', ekey(e.id), 'st', 'e', 'r', why, 'en', NOW)
+  redis.call('PEXPIRE', ekey(e.id), L.retention)
+  redis.call('PEXPIRE', P .. 't:' .. e.t, L.retention)
+  redis.call('ZADD', P .. 'ended', NOW, e.id)
+  trim_ended()
+  -- The session's calls become hang-ups, claimed by the instance running this script.
+  local calls = redis.call('LRANGE', P .. 'c:' .. e.id, 0, -1)
+  redis.call('DEL', P .. 'c:' .. e.id)
+  for _, call in ipairs(calls) do
+    redis.call('ZADD', P .. 'h', NOW + CLAIM_MS, call)
+    HANG[#HANG + 1] = call
+  end
+  if was_active then
+    local day = day_key(NOW)
+    redis.call('HINCRBY', day, 'completed', 1)
+    redis.call('HINCRBY', day, 'talked_ms', NOW - num(e.s))
+    redis.call('PEXPIRE', day, 3 * 86400000)
+  end
+  emit({ k = 'end', id = e.id, r = why, wa = was_active and 1 or 0, st = num(e.s) })
+  QUEUE_CHANGED = true
+  admit_waiting()
+end
+
+local function admit(e)
+  redis.call('ZREM', P .. 'q', e.id)
+  local offsets = {}
+  for w in string.gmatch(L.warnings, '[^,]+') do
+    local s = tonumber(w)
+    if s > 0 and s * 1000 < L.session then offsets[#offsets + 1] = s end
+  end
+  table.sort(offsets, function(a, b) return a > b end)
+  local unique = {}
+  for _, s in ipairs(offsets) do if unique[#unique] ~= s then unique[#unique + 1] = s end end
+  e.st, e.s, e.x, e.w = 'a', NOW, NOW + L.session, 0
+  e.wl = table.concat(unique, ',')
+  if num(e.cu) > NOW then e.c = '1' end -- the channel that will carry the news is open
+  if e.c ~= '1' then e.c = '0' end
+  e.ad = NOW + L.grace
+  e.l = redis.call('INCR', P .. 'fence')
+  redis.call('HSET', ekey(e.id), 'st', 'a', 's', e.s, 'x', e.x, 'w', 0, 'wl', e.wl, 'c', e.c, 'ad', e.ad, 'l', e.l)
+  redis.call('ZADD', P .. 'a', e.x, e.id)
+  reindex(e)
+  local day = day_key(NOW)
+  redis.call('HINCRBY', day, 'started', 1)
+  redis.call('PEXPIRE', day, 3 * 86400000)
+  emit({ k = 'adm', id = e.id, s = e.s, x = e.x, c = tonumber(e.c), j = num(e.j), l = e.l })
+end
+
+admit_waiting = function()
+  local admitted = false
+  while redis.call('ZCARD', P .. 'a') < L.users do
+    local head = redis.call('ZRANGE', P .. 'q', 0, 0)[1]
+    if not head then break end
+    local e = load(head)
+    if not e then
+      redis.call('ZREM', P .. 'q', head)
+    elseif NOW >= seen(e) + L.hb then
+      -- Gone already (its deadline falls at this same instant): never admit a dead visitor.
+      return end_entry(e, 'abandoned') -- admits the next one in turn
+    else
+      admit(e)
+      admitted = true
+    end
+  end
+  if admitted then QUEUE_CHANGED = true end
+end
+
+-- A sign of life: the visitor is here, which also confirms a fresh admission.
+local function touch(e, with_channel)
+  e.ls = NOW
+  redis.call('HSET', ekey(e.id), 'ls', NOW)
+  if with_channel then
+    e.cu = NOW + L.lease
+    redis.call('HSET', ekey(e.id), 'cu', e.cu)
+  end
+  if e.st == 'a' and e.c ~= '1' then
+    e.c = '1'
+    redis.call('HSET', ekey(e.id), 'c', '1')
+  end
+  reindex(e)
+end
+
+-- Every deadline at or before NOW of this entry: its end, or its warnings.
+local function process(e)
+  if e.st == 'a' then
+    if NOW >= num(e.x) then return end_entry(e, 'expired') end
+    if e.c ~= '1' and NOW >= num(e.ad) then return end_entry(e, 'abandoned') end
+  end
+  if NOW >= seen(e) + L.hb then return end_entry(e, 'abandoned') end
+  if e.st == 'a' then
+    local w = warning_list(e)
+    local i = num(e.w)
+    while i < #w and num(e.x) - w[i + 1] * 1000 <= NOW do
+      emit({ k = 'warn', id = e.id, left = w[i + 1] })
+      i = i + 1
+    end
+    if i ~= num(e.w) then
+      e.w = i
+      redis.call('HSET', ekey(e.id), 'w', i)
+    end
+  end
+  reindex(e)
+end
+
+-- Processes every due deadline (at most `cap` entries; `more` says whether some are left).
+local function advance(cap)
+  local done = 0
+  while done < cap do
+    local due = redis.call('ZRANGEBYSCORE', P .. 'd', '-inf', NOW, 'LIMIT', 0, 1)[1]
+    if not due then return false end
+    local e = load(due)
+    if e and e.st ~= 'e' then process(e) else redis.call('ZREM', P .. 'd', due) end
+    done = done + 1
+  end
+  return #redis.call('ZRANGEBYSCORE', P .. 'd', '-inf', NOW, 'LIMIT', 0, 1) > 0
+end
+
+-- Hang-ups whose claim ran out (the instance that had them died): this caller takes them.
+local function claim_orphaned_hang_ups()
+  for _, call in ipairs(redis.call('ZRANGEBYSCORE', P .. 'h', '-inf', NOW, 'LIMIT', 0, 50)) do
+    redis.call('ZADD', P .. 'h', NOW + CLAIM_MS, call)
+    HANG[#HANG + 1] = call
+  end
+end
+
+local function status_of(e)
+  local s = { id = e.id, t = e.t, st = e.st, ql = redis.call('ZCARD', P .. 'q') }
+  if e.st == 'q' then
+    s.pos = redis.call('ZRANK', P .. 'q', e.id) + 1
+    s.exp = redis.call('ZRANGE', P .. 'a', 0, -1, 'WITHSCORES')
+  elseif e.st == 'a' then
+    s.s, s.x, s.c = num(e.s), num(e.x), tonumber(e.c)
+  else
+    s.r = e.r
+  end
+  return s
+end
+
+local function next_deadline()
+  local first = redis.call('ZRANGE', P .. 'd', 0, 0, 'WITHSCORES')
+  if #first == 0 then return -1 end
+  return tonumber(first[2])
+end
+
+-- ---- operations ---------------------------------------------------------------------------------
+
+local function arg(i) return ARGV[A0 + i] end
+local out = {}
+
+if OP == 'join' then
+  local fresh, existing, ip = arg(1), arg(2), arg(3)
+  local e = by_ticket(existing)
+  if e and e.st ~= 'e' then
+    touch(e, false) -- asking again is a sign of life
+    out.what, out.status = 'existing', status_of(e)
+  else
+    local slot_free = redis.call('ZCARD', P .. 'a') < L.users and redis.call('ZCARD', P .. 'q') == 0
+    if not slot_free and redis.call('ZCARD', P .. 'q') >= L.queue then
+      out.what = 'full'
+    else
+      local id = redis.call('INCR', P .. 'seq')
+      redis.call('HSET', ekey(id), 't', fresh, 'st', 'q', 'j', NOW, 'ls', NOW, 'cu', 0, 'tk', 0, 'c', 0, 'ip', ip)
+      redis.call('SET', P .. 't:' .. fresh, id)
+      e = load(id)
+      if slot_free then
+        e.c = '1' -- the visitor is here: this very request proves it
+        redis.call('HSET', ekey(id), 'c', '1')
+        admit(e)
+      else
+        redis.call('ZADD', P .. 'q', id, id)
+        reindex(e)
+        emit({ k = 'q+', id = id, j = NOW }) -- appending moves nobody: no queue_changed
+      end
+      out.what, out.status = 'joined', status_of(e)
+    end
+  end
+elseif OP == 'status' then
+  local e = by_ticket(arg(1))
+  if e then out.status = status_of(e) end
+elseif OP == 'heartbeat' then
+  local e = by_ticket(arg(1))
+  if e and e.st ~= 'e' then touch(e, false) end
+  if e then out.status = status_of(e) end
+elseif OP == 'leave' then
+  local e = by_ticket(arg(1))
+  if e and e.st ~= 'e' then end_entry(e, 'left') end
+  if e then out.status = status_of(e) end
+elseif OP == 'force_end_all' then
+  local holders = redis.call('ZRANGE', P .. 'a', 0, -1)
+  local ended = 0
+  for _, id in ipairs(holders) do
+    local e = load(id)
+    if e and e.st == 'a' then
+      end_entry(e, 'forced')
+      ended = ended + 1
+    end
+  end
+  out.ended = ended
+elseif OP == 'reserve_token' then
+  local e, max = by_ticket(arg(1)), tonumber(arg(2))
+  if not e then
+    out.what = 'unknown'
+  elseif e.st ~= 'a' or NOW >= num(e.x) then
+    out.what = 'not_active'
+  elseif num(e.tk) >= max then
+    out.what = 'limit'
+  else
+    redis.call('HINCRBY', ekey(e.id), 'tk', 1)
+    touch(e, false) -- minting proves presence
+    out.what, out.status = 'reserved', status_of(e)
+  end
+elseif OP == 'record_call' then
+  local e, call, max = load(arg(1)), arg(2), tonumber(arg(3))
+  if not e or e.st ~= 'a' or NOW >= num(e.x) then
+    out.what = 'not_active'
+  else
+    local calls = redis.call('LRANGE', P .. 'c:' .. e.id, 0, -1)
+    local known = false
+    for _, c in ipairs(calls) do if c == call then known = true end end
+    if known then
+      out.what = 'recorded'
+    elseif #calls >= max then
+      out.what = 'limit'
+    else
+      redis.call('RPUSH', P .. 'c:' .. e.id, call)
+      emit({ k = 'call', id = e.id, call = call, x = num(e.x) })
+      out.what = 'recorded'
+    end
+  end
+elseif OP == 'channel_open' then
+  local e = by_ticket(arg(1))
+  if not e then
+    out.what = 'unknown'
+  else
+    if e.st ~= 'e' then touch(e, true) end
+    out.what = e.st == 'e' and 'ended' or 'opened'
+    out.status = status_of(e)
+  end
+elseif OP == 'channel_close' then
+  local e = load(arg(1))
+  if e and e.st ~= 'e' then
+    -- The heartbeat timeout runs from now; another instance's channel renews it on its touch.
+    e.ls, e.cu = NOW, NOW
+    redis.call('HSET', ekey(e.id), 'ls', NOW, 'cu', NOW)
+    reindex(e)
+  end
+elseif OP == 'touch' then
+  -- This instance's open channels: each is a sign of life until the lease runs out.
+  local i = 1
+  while arg(i) do
+    local e = load(arg(i))
+    if e and e.st ~= 'e' then touch(e, true) end
+    i = i + 1
+  end
+  redis.call('ZADD', P .. 'i', NOW, BY)
+elseif OP == 'channel_heartbeat' then
+  local e = load(arg(1))
+  if e and e.st ~= 'e' then touch(e, false) end
+elseif OP == 'advance' then
+  out.more = advance(200)
+  claim_orphaned_hang_ups()
+  redis.call('ZADD', P .. 'i', NOW, BY)
+elseif OP == 'hangup_done' then
+  redis.call('ZREM', P .. 'h', arg(1))
+elseif OP == 'statuses' then
+  out.statuses = {}
+  local i = 1
+  while arg(i) do
+    local e = load(arg(i))
+    if e then out.statuses[#out.statuses + 1] = status_of(e) end
+    i = i + 1
+  end
+elseif OP == 'stats' then
+  out.active = redis.call('ZRANGE', P .. 'a', 0, -1, 'WITHSCORES')
+  out.starts = {}
+  for i = 1, #out.active, 2 do out.starts[#out.starts + 1] = num(redis.call('HGET', ekey(out.active[i]), 's')) end
+  out.queued = redis.call('ZCARD', P .. 'q')
+  local day = redis.call('HMGET', day_key(NOW), 'started', 'completed', 'talked_ms')
+  out.today = { num(day[1]), num(day[2]), num(day[3]) }
+  out.instances = redis.call('ZRANGEBYSCORE', P .. 'i', NOW - 15000, '+inf')
+elseif OP == 'snapshot' then
+  out.seq = tonumber(redis.call('GET', P .. 'ev') or '0')
+  out.queue = redis.call('ZRANGE', P .. 'q', 0, -1)
+  out.active = redis.call('ZRANGE', P .. 'a', 0, -1, 'WITHSCORES')
+  out.starts = {}
+  for i = 1, #out.active, 2 do out.starts[#out.starts + 1] = num(redis.call('HGET', ekey(out.active[i]), 's')) end
+else
+  return redis.error_reply('unknown operation ' .. tostring(OP))
+end
+
+if #EVENTS > 0 then
+  local batch = { s = redis.call('INCR', P .. 'ev'), t = NOW, by = BY, nd = next_deadline(),
+                  qc = QUEUE_CHANGED and 1 or 0, ev = EVENTS }
+  redis.call('PUBLISH', P .. 'events', cjson.encode(batch))
+  out.seq = batch.s
+end
+out.now = NOW
+out.nd = next_deadline()
+if #HANG > 0 then out.hang = HANG end
+return cjson.encode(out)
