@@ -53,7 +53,7 @@ struct layered_value {
 // The config file: setting names at the top level, or grouped in sections as the earlier
 // product did (SESSION_LIMITS, USER_LIMITS, SERVER, OPENAI).
 std::optional<config_error> read_config_file(const std::filesystem::path& path,
-                                             std::map<std::string, layered_value>& layers) {
+                                             std::map<std::string, layered_value>& layers, nlohmann::json& prices) {
     const auto text = read_file(path);
     if (!text) return config_error{"cannot read config file " + path.string()};
     nlohmann::json doc = nlohmann::json::parse(*text, nullptr, false, true);
@@ -69,6 +69,10 @@ std::optional<config_error> read_config_file(const std::filesystem::path& path,
     };
     for (const auto& [key, value] : doc.items()) {
         if (!key.empty() && key.front() == '$') continue;  // "$comment" and the like
+        if (key == "PRICES") {  // per model, not settings: applied over the built-in price table
+            prices = value;
+            continue;
+        }
         if (value.is_object()) {
             for (const auto& [inner, inner_value] : value.items()) {
                 if (!inner.empty() && inner.front() == '$') continue;
@@ -153,8 +157,12 @@ std::optional<config_error> read_config_layer(const load_request& request, const
     } else if (std::error_code ec; !std::filesystem::exists(p, ec)) {
         return std::nullopt;
     }
-    if (auto err = read_config_file(p, layers)) return err;
+    nlohmann::json prices;
+    if (auto err = read_config_file(p, layers, prices)) return err;
     settings.config_file = p.string();
+    if (!prices.is_null()) {
+        if (auto why = settings.cost.prices.merge(prices)) return config_error{"invalid " + *why + " in config file " + p.string()};
+    }
     return std::nullopt;
 }
 
@@ -198,12 +206,28 @@ std::optional<config_error> check_files(const std::filesystem::path& cwd, config
         if (p.is_relative()) p = cwd / p;
         *dir = p.lexically_normal().string();
     }
+    auto zone = time_zone::load(c.cost.budget_timezone, time_zone::default_zoneinfo_dir());
+    if (auto* why = std::get_if<std::string>(&zone)) {
+        return config_error{"invalid BUDGET_TIMEZONE=" + c.cost.budget_timezone + ": " + *why};
+    }
+    c.cost.budget_zone = std::get<time_zone>(std::move(zone));
     return std::nullopt;
 }
 
 void add_notes(const config& c, std::vector<std::string>& notes) {
     if (!c.admin_token.empty() && c.admin_token.size() < 16) {
         notes.push_back("ADMIN_TOKEN is shorter than 16 characters; use a long random value");
+    }
+    const double session_usd = c.cost_per_minute_usd * static_cast<double>(c.session.session_duration.count()) / 60.0;
+    for (const auto& [name, budget] : {std::pair{"DAILY_BUDGET_USD", c.cost.daily_budget_usd},
+                                       std::pair{"MONTHLY_BUDGET_USD", c.cost.monthly_budget_usd}}) {
+        if (budget > 0 && budget < session_usd) {
+            notes.push_back(std::string(name) + " is less than one full session at COST_PER_MINUTE_USD ($" +
+                            std::to_string(session_usd) + "): nobody will be admitted");
+        }
+    }
+    if (c.cost.wrap_up.count() > 0 && c.cost.wrap_up >= c.session.session_duration) {
+        notes.push_back("WRAP_UP_SECONDS is not shorter than a session: the wrap-up comes as soon as the call is watched");
     }
     if (c.openai.api_key.empty()) {
         notes.push_back("OPENAI_API_KEY is not set: the page and the queue work, but no call can start "

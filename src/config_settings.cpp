@@ -79,6 +79,20 @@ std::optional<std::string> set_warning_list(const std::string& v, int unit_secon
     return std::nullopt;
 }
 
+std::optional<std::string> set_budget(const std::string& v, double& target) {
+    const auto n = parse_number(v);
+    if (!n || *n < 0 || *n > 1'000'000) return "must be a number of dollars from 0 (no limit) to 1000000";
+    target = *n;
+    return std::nullopt;
+}
+
+constexpr const char* default_wrap_up_en =
+    "The session is about to end. Finish your current thought in one or two short sentences, thank the visitor, "
+    "and say goodbye in the language of the conversation. Do not start a new topic or ask a question.";
+constexpr const char* default_wrap_up_ru =
+    "Время разговора почти истекло. Коротко, в одном-двух предложениях, закончите мысль, поблагодарите "
+    "собеседника и попрощайтесь. Не начинайте новую тему и не задавайте вопросов.";
+
 }  // namespace
 
 const std::vector<setting>& settings_table() {
@@ -304,7 +318,7 @@ const std::vector<setting>& settings_table() {
              c.store.sentinel_password = v;
              return std::nullopt;
          }},
-        {"DATA_DIR", "data", "Folder for what survives a restart in memory mode (waiting visitors, calls to hang up)",
+        {"DATA_DIR", "data", "Folder for what survives a restart in memory mode (waiting visitors, calls to hang up, the budget's spend)",
          [](config& c, const std::string& v) -> std::optional<std::string> {
              if (v.empty()) return "must not be empty";
              c.store.data_dir = v;
@@ -317,6 +331,56 @@ const std::vector<setting>& settings_table() {
              else return "must be token or relay";
              return std::nullopt;
          }},
+        {"OPENAI_MAX_OUTPUT_TOKENS", "", "Most output tokens of one response, 1..4096 (empty: the API's default, inf)",
+         [](config& c, const std::string& v) -> std::optional<std::string> {
+             if (v.empty() || v == "inf") {
+                 c.openai.max_output_tokens.reset();
+                 return std::nullopt;
+             }
+             int n = 0;
+             if (auto err = set_int(v, 1, 4096, n)) return "must be empty (no limit) or " + err->substr(8);
+             c.openai.max_output_tokens = n;
+             return std::nullopt;
+         }},
+        // ---- the cost guard (docs/COST.md) ----
+        {"SIDEBAND", "on", "on: watch every call over OpenAI's server-side WebSocket (real cost, wrap-up, silence); off: estimate only",
+         [](config& c, const std::string& v) -> std::optional<std::string> {
+             if (set_bool(v, c.cost.sideband) || v.empty()) return "must be on or off";
+             return std::nullopt;
+         }},
+        {"WRAP_UP_SECONDS", "30", "Seconds before the end at which the assistant is told to wrap up (0: never)",
+         [](config& c, const std::string& v) { return set_seconds(v, 0, 3600, c.cost.wrap_up); }},
+        {"WRAP_UP_INSTRUCTIONS", default_wrap_up_en, "What the assistant is told at WRAP_UP_SECONDS (English visitors)",
+         [](config& c, const std::string& v) -> std::optional<std::string> {
+             if (v.empty()) return "must not be empty (set WRAP_UP_SECONDS=0 to turn the wrap-up off)";
+             if (v.size() > 2000) return "must be at most 2000 characters";
+             c.cost.wrap_up_instructions_en = v;
+             return std::nullopt;
+         }},
+        {"WRAP_UP_INSTRUCTIONS_RU", default_wrap_up_ru, "The same for visitors whose page language is Russian",
+         [](config& c, const std::string& v) -> std::optional<std::string> {
+             if (v.empty()) return "must not be empty (set WRAP_UP_SECONDS=0 to turn the wrap-up off)";
+             if (v.size() > 4000) return "must be at most 4000 bytes";
+             c.cost.wrap_up_instructions_ru = v;
+             return std::nullopt;
+         }},
+        {"SILENCE_TIMEOUT_SECONDS", "0", "End a session as idle when neither side spoke this long (0: never)",
+         [](config& c, const std::string& v) { return set_seconds(v, 0, 24 * 3600, c.cost.silence_timeout); }},
+        {"CALL_LOST_GRACE_SECONDS", "15", "After a call ends upstream, how long a page may open a new one before the session ends",
+         [](config& c, const std::string& v) { return set_seconds(v, 0, 3600, c.cost.call_lost_grace); }},
+        {"DAILY_BUDGET_USD", "0", "Most dollars to spend per day in BUDGET_TIMEZONE; then join answers budget_exhausted (0: no limit)",
+         [](config& c, const std::string& v) { return set_budget(v, c.cost.daily_budget_usd); }},
+        {"MONTHLY_BUDGET_USD", "0", "Most dollars to spend per calendar month in BUDGET_TIMEZONE (0: no limit)",
+         [](config& c, const std::string& v) { return set_budget(v, c.cost.monthly_budget_usd); }},
+        {"BUDGET_TIMEZONE", "UTC", "IANA time zone whose midnight and first of the month reset the budgets (Europe/Berlin)",
+         [](config& c, const std::string& v) -> std::optional<std::string> {
+             if (v.empty()) return "must not be empty (UTC, or a zone like Europe/Berlin)";
+             c.cost.budget_timezone = v;  // loaded (and checked) with the files
+             return std::nullopt;
+         }},
+        {"QUOTA_PAUSE_SECONDS", "300",
+         "After OpenAI answers insufficient_quota (out of credit), admit nobody for this long (0: do not pause)",
+         [](config& c, const std::string& v) { return set_seconds(v, 0, 24 * 3600, c.cost.quota_pause); }},
     };
     return table;
 }

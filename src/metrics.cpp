@@ -25,6 +25,20 @@ std::string number(double v) {
     std::snprintf(buf, sizeof buf, "%.6g", v);
     return buf;
 }
+// Exact dollars from picodollars: "0.0047936", "12.5", "0".
+std::string dollars(std::int64_t picodollars) {
+    std::string out = format_usd(usd_amount{picodollars}, 12);
+    out.erase(out.find('$'), 1);
+    while (out.back() == '0') out.pop_back();
+    if (out.back() == '.') out.pop_back();
+    return out;
+}
+std::string ratio(std::int64_t part, std::int64_t whole) {
+    if (whole <= 0) return "0";
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.6g", static_cast<double>(part) / static_cast<double>(whole));
+    return buf;
+}
 void family(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
     out += "# HELP ";
     out += name;
@@ -59,6 +73,31 @@ metrics::metrics()
 
 void metrics::count_request(unsigned status) {
     if (status < requests_by_status.size()) requests_by_status[status].fetch_add(1, std::memory_order_relaxed);
+}
+
+void metrics::count_tokens(const token_usage& u) {
+    input_tokens[0].fetch_add(u.text_input, std::memory_order_relaxed);
+    input_tokens[1].fetch_add(u.audio_input, std::memory_order_relaxed);
+    input_tokens[2].fetch_add(u.cached_text_input, std::memory_order_relaxed);
+    input_tokens[3].fetch_add(u.cached_audio_input, std::memory_order_relaxed);
+    output_tokens[0].fetch_add(u.text_output, std::memory_order_relaxed);
+    output_tokens[1].fetch_add(u.audio_output, std::memory_order_relaxed);
+}
+
+void metrics::add_cost(cost_kind kind, usd_amount amount) {
+    if (amount.picodollars <= 0) return;
+    cost_picodollars[static_cast<std::size_t>(kind)].fetch_add(static_cast<std::uint64_t>(amount.picodollars),
+                                                               std::memory_order_relaxed);
+}
+
+void metrics::set_today_cost(cost_kind kind, usd_amount amount) {
+    today_cost_picodollars[static_cast<std::size_t>(kind)].store(amount.picodollars, std::memory_order_relaxed);
+}
+
+void metrics::set_budget(int period, usd_amount budget, usd_amount spent) {
+    const auto i = static_cast<std::size_t>(period == 0 ? 0 : 1);
+    budget_picodollars[i].store(budget.picodollars, std::memory_order_relaxed);
+    budget_spent_picodollars[i].store(spent.picodollars, std::memory_order_relaxed);
 }
 
 std::string metrics::render() const {
@@ -105,6 +144,57 @@ std::string metrics::render() const {
     scalar(out, "voice_broker_store_errors_total", "counter", "Store operations that failed or got no answer.", store_errors);
     scalar(out, "voice_broker_instances_alive", "gauge", "Instances that touched the shared store in the last seconds.",
            instances_alive);
+
+    // The cost guard.
+    family(out, "voice_broker_tokens_total", "counter", "Realtime tokens billed, from the sidebands' usage, by direction and kind.");
+    static constexpr const char* input_kinds[] = {"text", "audio", "cached_text", "cached_audio"};
+    for (std::size_t i = 0; i < input_tokens.size(); ++i) {
+        line(out, std::string("voice_broker_tokens_total{direction=\"input\",kind=\"") + input_kinds[i] + "\"} " +
+                      std::to_string(input_tokens[i].load()));
+    }
+    static constexpr const char* output_kinds[] = {"text", "audio"};
+    for (std::size_t i = 0; i < output_tokens.size(); ++i) {
+        line(out, std::string("voice_broker_tokens_total{direction=\"output\",kind=\"") + output_kinds[i] + "\"} " +
+                      std::to_string(output_tokens[i].load()));
+    }
+    static constexpr const char* cost_kinds[] = {"real", "estimated"};
+    family(out, "voice_broker_cost_usd_total", "counter",
+           "Dollars spent: real from OpenAI's usage, estimated at COST_PER_MINUTE_USD where no usage was seen.");
+    for (std::size_t i = 0; i < 2; ++i) {
+        line(out, std::string("voice_broker_cost_usd_total{kind=\"") + cost_kinds[i] + "\"} " +
+                      dollars(static_cast<std::int64_t>(cost_picodollars[i].load())));
+    }
+    family(out, "voice_broker_today_cost_usd", "gauge", "Dollars spent today in BUDGET_TIMEZONE.");
+    for (std::size_t i = 0; i < 2; ++i) {
+        line(out, std::string("voice_broker_today_cost_usd{kind=\"") + cost_kinds[i] + "\"} " +
+                      dollars(today_cost_picodollars[i].load()));
+    }
+    static constexpr const char* periods[] = {"day", "month"};
+    family(out, "voice_broker_budget_usd", "gauge", "DAILY_BUDGET_USD and MONTHLY_BUDGET_USD (0: off).");
+    for (std::size_t i = 0; i < 2; ++i) {
+        line(out, std::string("voice_broker_budget_usd{period=\"") + periods[i] + "\"} " + dollars(budget_picodollars[i].load()));
+    }
+    family(out, "voice_broker_budget_spent_usd", "gauge", "Dollars spent in the current budget day and month.");
+    for (std::size_t i = 0; i < 2; ++i) {
+        line(out, std::string("voice_broker_budget_spent_usd{period=\"") + periods[i] + "\"} " +
+                      dollars(budget_spent_picodollars[i].load()));
+    }
+    family(out, "voice_broker_budget_spent_ratio", "gauge", "Spent / budget for the day and month (0 when that budget is off).");
+    for (std::size_t i = 0; i < 2; ++i) {
+        line(out, std::string("voice_broker_budget_spent_ratio{period=\"") + periods[i] + "\"} " +
+                      ratio(budget_spent_picodollars[i].load(), budget_picodollars[i].load()));
+    }
+    scalar(out, "voice_broker_budget_exhausted", "gauge", "1 while the budget admits nobody (join answers budget_exhausted).",
+           budget_exhausted);
+    scalar(out, "voice_broker_upstream_quota_paused", "gauge",
+           "1 while admissions pause because OpenAI answered insufficient_quota.", upstream_quota_paused);
+    scalar(out, "voice_broker_sideband_connections", "gauge", "Open sideband WebSockets (one per watched call).",
+           sideband_connections);
+    scalar(out, "voice_broker_sideband_failures_total", "counter",
+           "Sidebands given up (the call goes on unwatched, priced by the estimate).", sideband_failures);
+    scalar(out, "voice_broker_session_updates_reverted_total", "counter",
+           "Page changes to the server's session settings that were put back.", session_updates_reverted);
+    scalar(out, "voice_broker_wrap_ups_sent_total", "counter", "Wrap-up messages sent before a session's end.", wrap_ups_sent);
     return out;
 }
 

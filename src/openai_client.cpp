@@ -3,6 +3,7 @@
 #include "openai_replies.hpp"
 #include "voice_broker/ascii.hpp"
 #include "voice_broker/metrics.hpp"
+#include "voice_broker/realtime_call_id.hpp"
 
 #include <curl/curl.h>
 #include <nlohmann/json.hpp>
@@ -29,6 +30,10 @@ struct job {
     std::string sdp;           // multipart parts
     std::string session_json;
     int attempt = 0;
+    // False for POST /v1/realtime/calls: once sent it is never repeated (a second attempt could
+    // open a second billed call), and it never rides a reused connection, on which libcurl
+    // itself would resend a request that met a connection closed under it.
+    bool may_repeat = true;
     clock_type::time_point deadline;
     clock_type::time_point not_before;
     std::function<void(upstream_reply)> done;
@@ -61,6 +66,8 @@ std::size_t on_header(char* data, std::size_t size, std::size_t n, void* user) {
     else if (name == "location") j->reply.location = value;
     else if (name == "x-request-id") j->reply.request_id = value;
     else if (name == "retry-after") j->reply.retry_after = value;
+    else if (name == "retry-after-ms") j->reply.retry_after_ms = value;
+    else if (name == "x-should-retry") j->reply.should_retry = value;
     return size * n;
 }
 
@@ -92,6 +99,10 @@ public:
     }
 
     void mint_token(std::chrono::seconds ttl, std::function<void(http_response)> done) override {
+        mint(ttl, [done = std::move(done)](mint_result r) { done(std::move(r.response)); });
+    }
+
+    void mint(std::chrono::seconds ttl, std::function<void(mint_result)> done) override {
         nlohmann::json body = {{"expires_after", {{"anchor", "created_at"}, {"seconds", ttl.count()}}},
                                {"session", session_config()}};
         auto j = std::make_unique<job>();
@@ -114,11 +125,17 @@ public:
         j->url = settings_.base_url + "/v1/realtime/calls";
         j->sdp = std::move(sdp_offer);
         j->session_json = session.dump();
+        j->may_repeat = false;
         j->done = [this, done = std::move(done)](upstream_reply r) { done(relay_answer(r, settings_, metrics_)); };
         submit(std::move(j));
     }
 
     void hang_up(std::string call_id) override {
+        if (!is_valid_call_id(call_id)) {  // it would go into the URL
+            metrics_.hangups_failed.fetch_add(1, std::memory_order_relaxed);
+            spdlog::error("openai: refusing to hang up a call id that is not valid ({} characters)", call_id.size());
+            return;
+        }
         auto j = std::make_unique<job>();
         j->method_path = "POST /v1/realtime/calls/" + call_id + "/hangup";
         j->url = settings_.base_url + "/v1/realtime/calls/" + call_id + "/hangup";
@@ -143,7 +160,10 @@ private:
         if (!settings_.transcription_model.empty()) {
             audio["input"] = {{"transcription", {{"model", settings_.transcription_model}}}};
         }
-        return {{"type", "realtime"}, {"model", settings_.model}, {"instructions", settings_.instructions}, {"audio", audio}};
+        nlohmann::json session = {
+            {"type", "realtime"}, {"model", settings_.model}, {"instructions", settings_.instructions}, {"audio", audio}};
+        if (settings_.max_output_tokens) session["max_output_tokens"] = *settings_.max_output_tokens;
+        return session;
     }
 
     void submit(std::unique_ptr<job> j) {
@@ -178,6 +198,7 @@ private:
         curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, std::min<long>(5000, std::max<long>(1, static_cast<long>(left.count()))));
         curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+        if (!j.may_repeat) curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
         curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
         curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -220,29 +241,16 @@ private:
         j.easy = nullptr;
     }
 
-    std::chrono::milliseconds backoff(const job& j) {
-        // Exponential with jitter: 250 ms, 500 ms, ... times 0.5..1.0; Retry-After wins when longer.
-        const double base = 250.0 * static_cast<double>(1 << j.attempt);
-        std::uniform_real_distribution<double> jitter(0.5, 1.0);
-        auto wait = std::chrono::milliseconds{static_cast<long long>(base * jitter(rng_))};
-        if (!j.reply.retry_after.empty()) {
-            char* end = nullptr;
-            const double secs = std::strtod(j.reply.retry_after.c_str(), &end);
-            if (end != j.reply.retry_after.c_str() && secs >= 0 && secs < 3600) {
-                wait = std::max(wait, std::chrono::milliseconds{static_cast<long long>(secs * 1000)});
-            }
-        }
-        return wait;
-    }
-
     void finished(job* j, CURLcode rc) {
         curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &j->reply.status);
         j->reply.transport = rc;
         release(*j);
-        constexpr int max_retries = 2;
-        if (retryable(j->reply) && j->attempt < max_retries) {
-            const auto at = clock_type::now() + backoff(*j);
-            if (at < j->deadline) {
+        constexpr int max_retries = 2;  // as OpenAI's SDKs
+        std::uniform_real_distribution<double> jitter(0.0, 1.0);
+        const auto decision = decide_retry(j->reply, j->may_repeat, j->attempt, jitter(rng_), std::chrono::system_clock::now());
+        if (decision.retry && j->attempt < max_retries) {
+            const auto at = clock_type::now() + decision.wait;
+            if (at < j->deadline) {  // a wait beyond OPENAI_TIMEOUT_SECONDS is not waited for
                 spdlog::warn("openai: {} answered {}; retry {} of {}", j->method_path,
                              j->reply.transport != CURLE_OK ? curl_easy_strerror(j->reply.transport)
                                                             : std::to_string(j->reply.status),
@@ -270,12 +278,8 @@ private:
                 }
             }
             const auto now = clock_type::now();
-            auto wait = std::chrono::milliseconds{1000};
             for (auto& j : active_) {
-                if (j->easy) continue;
-                if (j->not_before <= now) start(*j);
-                else wait = std::min(wait, std::chrono::duration_cast<std::chrono::milliseconds>(j->not_before - now) +
-                                               std::chrono::milliseconds{1});
+                if (!j->easy && j->not_before <= now) start(*j);
             }
             int running = 0;
             curl_multi_perform(multi_, &running);
@@ -285,6 +289,16 @@ private:
                 job* j = nullptr;
                 curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &j);
                 finished(j, msg->data.result);
+            }
+            // After finished(): a retry it just scheduled must wake the poll when it is due, not
+            // a second later.
+            const auto after = clock_type::now();
+            auto wait = std::chrono::milliseconds{1000};
+            for (auto& j : active_) {
+                if (j->easy) continue;
+                wait = std::min(wait, j->not_before <= after ? std::chrono::milliseconds{0}
+                                                             : std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                                   j->not_before - after) + std::chrono::milliseconds{1});
             }
             curl_multi_poll(multi_, nullptr, 0, static_cast<int>(wait.count()), nullptr);
         }

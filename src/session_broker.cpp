@@ -22,6 +22,8 @@ std::string_view to_string(end_reason r) {
     case end_reason::abandoned: return "abandoned";
     case end_reason::shutdown: return "shutdown";
     case end_reason::removed: return "removed";
+    case end_reason::idle: return "idle";
+    case end_reason::call_ended: return "call_ended";
     }
     return "left";
 }

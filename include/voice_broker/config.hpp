@@ -8,7 +8,9 @@
 
 #include "voice_broker/fair_use.hpp"
 #include "voice_broker/ip_network.hpp"
+#include "voice_broker/price_table.hpp"
 #include "voice_broker/session_limits.hpp"
+#include "voice_broker/time_zone.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -49,6 +51,24 @@ struct openai_settings {
     std::chrono::seconds timeout{15};
     std::string ca_bundle;
     realtime_mode mode = realtime_mode::token;
+    std::optional<int> max_output_tokens;  // unset: "inf" (the API's default)
+};
+
+// The cost guard (docs/COST.md): the sideband, wrap-up, silence, lost calls, budgets.
+struct cost_guard_settings {
+    bool sideband = true;
+    std::chrono::seconds wrap_up{30};  // before the end; 0: no wrap-up
+    std::string wrap_up_instructions_en;
+    std::string wrap_up_instructions_ru;
+    std::chrono::seconds silence_timeout{0};  // 0: off
+    std::chrono::seconds call_lost_grace{15};
+    double daily_budget_usd = 0;    // 0: off
+    double monthly_budget_usd = 0;  // 0: off
+    std::string budget_timezone = "UTC";
+    time_zone budget_zone = time_zone::utc();  // loaded from budget_timezone at start-up
+    // The budget's record lives in store.data_dir (memory mode) or the store (redis mode).
+    std::chrono::seconds quota_pause{300};
+    price_table prices = price_table::defaults();  // + the config file's PRICES section
 };
 
 // Where the shared state lives (one instance in memory, or several sharing Redis).
@@ -83,6 +103,7 @@ struct config {
     std::chrono::seconds admin_login_lifetime{900};
     openai_settings openai;
     store_settings store;
+    cost_guard_settings cost;
     std::string config_file;  // where the file layer came from, if any
 
     bool tls_enabled() const { return tls_self_signed || !tls_cert_file.empty(); }

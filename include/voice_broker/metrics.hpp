@@ -3,6 +3,8 @@
 #pragma once
 
 #include "voice_broker/end_reason.hpp"
+#include "voice_broker/token_usage.hpp"
+#include "voice_broker/usd_amount.hpp"
 
 #include <array>
 #include <atomic>
@@ -53,8 +55,29 @@ public:
     std::atomic<std::int64_t> store_up{1};
     std::atomic<std::uint64_t> store_errors{0};
     std::atomic<std::int64_t> instances_alive{1};
+    // The cost guard (docs/COST.md).  Money in picodollars, rendered as dollars.
+    enum class cost_kind { real, estimated };
+    // [input][text, audio, cached_text, cached_audio], [output][text, audio]
+    std::array<std::atomic<std::uint64_t>, 4> input_tokens{};
+    std::array<std::atomic<std::uint64_t>, 2> output_tokens{};
+    std::array<std::atomic<std::uint64_t>, 2> cost_picodollars{};        // counter, by cost_kind
+    std::array<std::atomic<std::int64_t>, 2> today_cost_picodollars{};   // gauge, by cost_kind
+    std::array<std::atomic<std::int64_t>, 2> budget_picodollars{};       // gauge, [day, month]; 0: off
+    std::array<std::atomic<std::int64_t>, 2> budget_spent_picodollars{}; // gauge, [day, month]
+    std::atomic<std::int64_t> budget_exhausted{0};        // 1 while no admission fits the budget
+    std::atomic<std::int64_t> upstream_quota_paused{0};   // 1 while admissions pause for insufficient_quota
+    std::atomic<std::int64_t> sideband_connections{0};
+    std::atomic<std::uint64_t> sideband_failures{0};
+    std::atomic<std::uint64_t> session_updates_reverted{0};
+    std::atomic<std::uint64_t> wrap_ups_sent{0};
 
     void count_request(unsigned status);
+    // Adds one response's (or transcription's) tokens.  Image tokens have no series of their own.
+    void count_tokens(const token_usage& usage);
+    void add_cost(cost_kind kind, usd_amount amount);
+    void set_today_cost(cost_kind kind, usd_amount amount);
+    // day: index 0, month: index 1.  A zero budget means off.
+    void set_budget(int period, usd_amount budget, usd_amount spent);
     std::string render() const;
 };
 
