@@ -98,8 +98,8 @@ TEST(cost_metrics, budget_gauges_and_the_ratio) {
     m.sideband_failures += 2;
     m.session_updates_reverted += 4;
     m.wrap_ups_sent += 5;
-    m.ends_by_reason[5] += 1;
-    m.ends_by_reason[6] += 2;
+    m.ends_by_reason[static_cast<std::size_t>(end_reason::idle)] += 1;
+    m.ends_by_reason[static_cast<std::size_t>(end_reason::call_ended)] += 2;
     const auto text = m.render();
     EXPECT_TRUE(has_line(text, R"(voice_broker_budget_usd{period="day"} 20)"));
     EXPECT_TRUE(has_line(text, R"(voice_broker_budget_spent_usd{period="day"} 16.5)"));
