@@ -5,12 +5,16 @@
 // The server is spawned through `taskset -c CPU` (that exec is counted too), polled every
 // millisecond over a fresh connection, then stopped with SIGTERM.  Prints {"coldStartMs":n}.
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
 
 const args = Object.fromEntries(
   process.argv.slice(2).reduce((pairs, a, i, all) => (a.startsWith('--') ? [...pairs, [a.slice(2), all[i + 1]]] : pairs), []),
 );
-const env = { ...process.env, STATIC_DIR: args.static, HOST: '127.0.0.1', PORT: args.port, THREADS: '1', LOG_LEVEL: 'warn' };
+const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vb-coldstart-')); // nothing restored from a previous start
+const env = { ...process.env, STATIC_DIR: args.static, HOST: '127.0.0.1', PORT: args.port, THREADS: '1', LOG_LEVEL: 'warn', DATA_DIR: dataDir };
 const healthy = () =>
   new Promise((resolve) => {
     const req = http.get({ host: '127.0.0.1', port: args.port, path: '/api/health', agent: false }, (res) => {
@@ -31,4 +35,5 @@ while (!(await healthy())) {
 const coldStartMs = Number(process.hrtime.bigint() - started) / 1e6;
 child.kill('SIGTERM');
 await exited;
+fs.rmSync(dataDir, { recursive: true, force: true });
 console.log(JSON.stringify({ coldStartMs: +coldStartMs.toFixed(2) }));

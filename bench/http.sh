@@ -24,7 +24,7 @@ vb() { # vb NAME PORT [VAR=VALUE...]: voice-broker, one I/O thread, no access lo
   local name="$1" port="$2"
   shift 2
   start_bg "$name" env STATIC_DIR="$WEB" HOST=127.0.0.1 PORT="$port" THREADS=1 LOG_LEVEL=warn \
-    MAX_CONNECTIONS_PER_ADDRESS=0 JOIN_RATE_PER_ADDRESS=0 MAX_TICKETS_PER_ADDRESS=0 "$@" "$BIN"
+    MAX_CONNECTIONS_PER_ADDRESS=0 JOIN_RATE_PER_ADDRESS=0 MAX_TICKETS_PER_ADDRESS=0 DATA_DIR="$(fresh_data_dir)" "$@" "$BIN"
 }
 
 P_VB_PLAIN="$(free_port)"

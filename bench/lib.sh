@@ -54,6 +54,11 @@ wait_http() {
 }
 
 # free_port: a port nobody listens on (the kernel picks it).
+# fresh_data_dir: an empty DATA_DIR for one voice-broker start.  A server stopped with SIGTERM
+# writes its waiting visitors there and the next start in the same folder would restore them
+# (a queue left over from the previous figure: its first visitor would hold the slot).
+fresh_data_dir() { mktemp -d "${OUT:-/tmp}/data.XXXXXX"; }
+
 free_port() {
   node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
 }

@@ -31,7 +31,7 @@ if [[ "$what" == *-tls* ]]; then
   envs+=(TLS_CERT_FILE="$TLS_DIR/cert.pem" TLS_KEY_FILE="$TLS_DIR/key.pem")
   scheme=https
 fi
-start_bg voice-broker env "${envs[@]}" "$BIN"
+start_bg voice-broker env DATA_DIR="$(fresh_data_dir)" "${envs[@]}" "$BIN"
 pid=$BG_PID
 wait_http "$scheme://127.0.0.1:$port/api/health"
 events=syscalls:sys_enter_sendmsg,syscalls:sys_enter_recvmsg,syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom,syscalls:sys_enter_epoll_ctl,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_timerfd_settime,syscalls:sys_enter_getpid,syscalls:sys_enter_accept,syscalls:sys_enter_accept4

@@ -27,7 +27,7 @@ start_side() {
   voice-broker | voice-broker-tls)
     local tls=()
     [[ "$side" == *-tls ]] && tls=(TLS_CERT_FILE="$CERT" TLS_KEY_FILE="$KEY")
-    start_bg "$side" env STATIC_DIR="$ROOT/static" HOST=127.0.0.1 PORT="$port" THREADS=1 LOG_LEVEL=warn \
+    start_bg "$side" env DATA_DIR="$(fresh_data_dir)" STATIC_DIR="$ROOT/static" HOST=127.0.0.1 PORT="$port" THREADS=1 LOG_LEVEL=warn \
       MAX_QUEUE_LENGTH=100000 MAX_CONNECTIONS=30000 HEARTBEAT_TIMEOUT_SECONDS=600 ADMISSION_GRACE_SECONDS=600 \
       MAX_TICKETS_PER_ADDRESS=0 JOIN_RATE_PER_ADDRESS=0 MAX_CONNECTIONS_PER_ADDRESS=0 \
       "${tls[@]}" "$BIN"

@@ -24,7 +24,7 @@ FAKE_PORT="$(sed -n 's/.*"listening":\([0-9]*\).*/\1/p' "$OUT/logs/fake-openai.l
 [[ -n "$FAKE_PORT" ]] || die "the fake OpenAI did not start: $(cat "$OUT/logs/fake-openai.log")"
 
 VB_PORT="$(free_port)"
-start_bg vb-token env STATIC_DIR="$ROOT/static" HOST=127.0.0.1 PORT="$VB_PORT" THREADS=1 LOG_LEVEL=warn \
+start_bg vb-token env DATA_DIR="$(fresh_data_dir)" STATIC_DIR="$ROOT/static" HOST=127.0.0.1 PORT="$VB_PORT" THREADS=1 LOG_LEVEL=warn \
   MAX_CONCURRENT_USERS=60 MAX_QUEUE_LENGTH=1000 MAX_TICKETS_PER_ADDRESS=0 JOIN_RATE_PER_ADDRESS=0 OPENAI_API_KEY="$FAKE_KEY" OPENAI_BASE_URL="http://127.0.0.1:$FAKE_PORT" "$BIN"
 VB_PID=$BG_PID
 wait_http "http://127.0.0.1:$VB_PORT/api/health"

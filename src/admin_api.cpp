@@ -133,7 +133,9 @@ json upstream_json(const admin_context& ctx, const wall_clock_mapping& wall_cloc
     if (ctx.upstream.latency_p50_ms) {
         latency = {{"p50", std::lround(*ctx.upstream.latency_p50_ms)}, {"p90", std::lround(ctx.upstream.latency_p90_ms.value_or(0))}};
     }
-    return {{"lastError", last}, {"latencyMs", latency}, {"quotaPausedUntil", nullptr}};
+    json paused_until;
+    if (ctx.quota_paused_until) paused_until = format_iso8601(*ctx.quota_paused_until);
+    return {{"lastError", last}, {"latencyMs", latency}, {"quotaPausedUntil", paused_until}};
 }
 
 }  // namespace
@@ -174,7 +176,7 @@ json admin_state_document(const store_admin_view& view, const admin_context& ctx
                                 {"callConnected", a.call_connected},
                                 {"clientAddress", mask_address(a.client_address)},
                                 {"instance", a.instance},
-                                {"costUsd", nullptr}});
+                                {"costUsd", ctx.session_costs_usd.count(e.entry_id) ? json(ctx.session_costs_usd.at(e.entry_id)) : json()}});
         } else {
             queue.push_back({{"id", id},
                              {"position", e.position},
@@ -195,8 +197,8 @@ json admin_state_document(const store_admin_view& view, const admin_context& ctx
               {"sessionsCompleted", ctx.today.sessions_completed},
               {"minutesUsed", ctx.today.minutes_used},
               {"estimatedCostUsd", ctx.today.estimated_cost_usd},
-              {"realCostUsd", nullptr},
-              {"budget", nullptr}}},
+              {"realCostUsd", ctx.real_cost_usd},
+              {"budget", ctx.budget}}},
             {"upstream", upstream_json(ctx, wall_clock)},
             {"instances", instances_json(view, ctx, active_here)}};
 }

@@ -114,7 +114,7 @@ void admin_console::run(const http_request& req, const admin_call& call, const a
     case admin_call::kind::state: return answer_state(std::move(*r));
     case admin_call::kind::end_session:
         audit("end_session", "id=" + std::to_string(call.entry_id), req, who);
-        return store_.end_session(call.entry_id, [r](store_error e, bool ended) {
+        return store_.end_session(call.entry_id, end_reason::forced, [r](store_error e, bool ended) {
             if (e != store_error::none) return (*r)(store_unavailable());
             (*r)(ended ? json_response(200, {{"ended", true}})
                        : api_error(404, "unknown_session", "No active session has this id."));
@@ -194,6 +194,7 @@ void admin_console::build_state(std::function<void(store_error, std::string)> do
         }
         auto ctx = context();
         ctx.today = hooks_.today(view.today, running);
+        if (hooks_.add_cost) hooks_.add_cost(ctx);
         done(store_error::none, admin_state_document(view, ctx, now, wall_clock_).dump());
     });
 }

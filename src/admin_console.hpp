@@ -32,6 +32,8 @@ public:
         std::function<usage_today(const std::optional<shared_usage>&, std::chrono::milliseconds running)> today;
         // Something the operator changed that the visitors' pushes must show (pause, limits).
         std::function<void()> rules_changed;
+        // The cost guard's part of the state (admin_context's cost fields).
+        std::function<void(admin_context&)> add_cost;
     };
 
     admin_console(const boost::asio::any_io_executor& strand, session_store& store, std::shared_ptr<admin_auth> auth,

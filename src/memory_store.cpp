@@ -170,8 +170,8 @@ public:
         callback(store_error::none, std::move(out));
     }
 
-    void end_session(std::uint64_t entry_id, done<bool> callback) override {
-        const bool ended = broker_.end_session(entry_id, now());
+    void end_session(std::uint64_t entry_id, end_reason why, done<bool> callback) override {
+        const bool ended = broker_.end_session(entry_id, why, now());
         after_change();
         callback(store_error::none, ended);
     }
@@ -197,6 +197,13 @@ public:
         broker_.reload(with_operator(config_limits_), now());
         after_change();
         callback(store_error::none, broker_.limits());
+    }
+
+    void set_admission_gate(session_broker::admission_gate gate) override { broker_.set_admission_gate(std::move(gate)); }
+
+    void recheck_admissions() override {
+        broker_.recheck_admissions(now());
+        after_change();
     }
 
     void hang_up_done(const std::string&) override {}  // nothing is kept once asked for

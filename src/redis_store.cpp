@@ -274,7 +274,9 @@ public:
 
     // The operator's controls in redis mode.
     void admin_view(done<store_admin_view> callback) override { callback(store_error::unavailable, {}); }
-    void end_session(std::uint64_t, done<bool> callback) override { callback(store_error::unavailable, false); }
+    void end_session(std::uint64_t, end_reason, done<bool> callback) override { callback(store_error::unavailable, false); }
+    void set_admission_gate(session_broker::admission_gate) override {}
+    void recheck_admissions() override {}
     void remove_queued(std::uint64_t, done<bool> callback) override { callback(store_error::unavailable, false); }
     void set_paused(bool, done<bool> callback) override { callback(store_error::unavailable, false); }
     void change_limits(limits_change, done<session_limits> callback) override { callback(store_error::unavailable, limits_); }
@@ -728,7 +730,9 @@ public:
     void channel_heartbeat(std::uint64_t id) override { impl_->channel_heartbeat(id); }
     void hang_up_done(const std::string& call) override { impl_->hang_up_done(call); }
     void admin_view(done<store_admin_view> c) override { impl_->admin_view(std::move(c)); }
-    void end_session(std::uint64_t id, done<bool> c) override { impl_->end_session(id, std::move(c)); }
+    void end_session(std::uint64_t id, end_reason why, done<bool> c) override { impl_->end_session(id, why, std::move(c)); }
+    void set_admission_gate(session_broker::admission_gate) override {}
+    void recheck_admissions() override {}
     void remove_queued(std::uint64_t id, done<bool> c) override { impl_->remove_queued(id, std::move(c)); }
     void set_paused(bool p, done<bool> c) override { impl_->set_paused(p, std::move(c)); }
     void change_limits(limits_change l, done<session_limits> c) override { impl_->change_limits(std::move(l), std::move(c)); }

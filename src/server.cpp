@@ -11,6 +11,8 @@
 #include "voice_broker/metrics.hpp"
 #include "redis_store.hpp"
 #include "voice_broker/openai_client.hpp"
+#include "voice_broker/proxy_settings.hpp"
+#include "voice_broker/sideband_client.hpp"
 #include "voice_broker/router.hpp"
 #include "voice_broker/session_service.hpp"
 #include "voice_broker/static_files.hpp"
@@ -157,6 +159,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     service_options service_options_for(const config& c) {
         service_options out;
         out.admin = admin;
+        out.sideband = make_sideband(c);
         if (c.store.kind == store_kind::redis) {
             out.make_store = [this, store = c.store, limits = c.session](const net::any_io_executor& strand,
                                                                         std::function<steady_time()> clock) {
@@ -164,6 +167,21 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
             };
         }
         return out;
+    }
+
+    // The calls' sidebands live on context [0], which one thread runs (as tls_socket needs).
+    std::shared_ptr<sideband_client> make_sideband(const config& c) {
+        if (!c.cost.sideband || c.openai.api_key.empty()) return nullptr;
+        auto proxies = proxy_settings::from_environment([](const std::string& name) -> std::optional<std::string> {
+            if (const char* v = std::getenv(name.c_str())) return std::string(v);
+            return std::nullopt;
+        });
+        auto made = sideband_client::create(ioc, make_sideband_settings(c, std::move(proxies)));
+        if (auto* error = std::get_if<std::string>(&made)) {
+            spdlog::error("cost: no sidebands ({}); calls are priced by the per-minute estimate", *error);
+            return nullptr;
+        }
+        return std::get<std::shared_ptr<sideband_client>>(made);
     }
 
     void listen() {

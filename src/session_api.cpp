@@ -1,6 +1,8 @@
 #include "voice_broker/session_api.hpp"
 
 #include "voice_broker/api_response.hpp"
+#include "voice_broker/ascii.hpp"
+#include "voice_broker/realtime_call_id.hpp"
 #include "voice_broker/admin_auth.hpp"
 #include "voice_broker/status_renderer.hpp"
 #include "voice_broker/visitor_ticket.hpp"
@@ -26,12 +28,6 @@ http_response not_active_for_call() {
 
 std::string address_for_log(const http_request& req) { return req.client_address.empty() ? "-" : req.client_address; }
 
-bool valid_call_id(const std::string& id) {
-    return !id.empty() && id.size() <= 128 && std::all_of(id.begin(), id.end(), [](char c) {
-        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == '-';
-    });
-}
-
 // The checks of action=call that need only the request.
 std::variant<http_response, api_call> parse_record_call(const http_request& req, api_call call) {
     const auto body = nlohmann::json::parse(req.body, nullptr, false);
@@ -39,7 +35,7 @@ std::variant<http_response, api_call> parse_record_call(const http_request& req,
         return api_error(400, "bad_request", "Send JSON {\"callId\":\"rtc_...\"}.");
     }
     call.call_id = body["callId"].get<std::string>();
-    if (!valid_call_id(call.call_id)) {
+    if (!is_valid_call_id(call.call_id)) {
         return api_error(400, "bad_call_id", "callId must be the id from the Location header, like rtc_abc123.");
     }
     return call;
@@ -106,6 +102,7 @@ std::variant<http_response, api_call> parse_session_api(const http_request& req,
     api_call call;
     call.what = rule->what;
     call.ticket = find_ticket(req, ticket_sources::api);
+    call.russian = iequals_ascii(req.header("x-visitor-language"), "ru");
     if (rule->needs_ticket && !call.ticket) return no_ticket();
     switch (call.what) {
     case api_call::kind::record_call: return parse_record_call(req, std::move(call));
@@ -143,16 +140,43 @@ bool is_stats_request(const http_request& req) {
 
 // ---- answers ---------------------------------------------------------------------------------
 
-http_response answer_status(const entry_status& s, const session_limits& limits, const wall_clock_mapping& wall_clock) {
+http_response answer_status(const entry_status& s, const session_limits& limits, const wall_clock_mapping& wall_clock,
+                            const admission_hold* hold) {
     http_response res;
     res.set_header("Content-Type", "application/json");
     res.set_header("Cache-Control", "no-store");
-    res.body = status_renderer(limits, wall_clock).answer(s);
+    res.body = status_renderer(limits, wall_clock, hold).answer(s);
+    return res;
+}
+
+http_response refuse_join(const admission_hold& hold, std::chrono::sys_seconds now) {
+    const auto wait = std::max<std::int64_t>(1, (hold.resumes_at - now).count());
+    http_response res;
+    if (hold.why == admission_hold::reason::upstream_quota) {
+        res = api_error(503, "upstream_quota",
+                        "The OpenAI account is out of credit; new sessions are paused. Try again in a few minutes.");
+    } else {
+        // "00:00" of the reset day, in the budget's zone: the local time part of resetsAtLocal.
+        const auto local = hold.resumes_at_local.size() >= 16 ? hold.resumes_at_local.substr(11, 5) : std::string("00:00");
+        const std::string message =
+            hold.monthly ? "This month's budget for voice sessions is spent. New sessions start again on " +
+                               hold.resumes_at_local.substr(0, 10) + " at " + local + " (" + hold.time_zone + ")."
+                         : "Today's budget for voice sessions is spent. New sessions start again at " + local + " (" +
+                               hold.time_zone + ").";
+        res = api_error(503, "budget_exhausted", message);
+        auto doc = nlohmann::json::parse(res.body);
+        doc["error"]["resetsAt"] = format_iso8601(hold.resumes_at);
+        doc["error"]["resetsAtLocal"] = hold.resumes_at_local;
+        doc["error"]["timeZone"] = hold.time_zone;
+        doc["error"]["period"] = hold.monthly ? "month" : "day";
+        res.body = doc.dump();
+    }
+    res.set_header("Retry-After", std::to_string(wait));
     return res;
 }
 
 http_response answer_join(const join_outcome& outcome, const session_limits& limits, const wall_clock_mapping& wall_clock,
-                          bool secure) {
+                          bool secure, const admission_hold* hold) {
     if (outcome.what == join_outcome::kind::queue_full) {
         // The head of a full queue waits at most about one session for a slot to free.
         const auto retry = std::max<std::int64_t>(5, std::min<std::int64_t>(60, limits.session_duration.count()));
@@ -161,7 +185,7 @@ http_response answer_join(const join_outcome& outcome, const session_limits& lim
         res.set_header("Retry-After", std::to_string(retry));
         return res;
     }
-    auto res = answer_status(outcome.status, limits, wall_clock);
+    auto res = answer_status(outcome.status, limits, wall_clock, hold);
     res.set_header("Set-Cookie", ticket_cookie_header(outcome.status.ticket, secure, false));
     return res;
 }
@@ -173,7 +197,7 @@ http_response answer_leave(const entry_status& after, bool secure) {
 }
 
 http_response answer_stats(const store_stats& stats, const usage_today& today, steady_time now, steady_time started_at,
-                           const wall_clock_mapping& wall_clock) {
+                           const wall_clock_mapping& wall_clock, const nlohmann::json& cost) {
     auto sessions = nlohmann::json::array();
     for (const auto& s : stats.sessions) {
         sessions.push_back({{"startedAt", format_iso8601(wall_clock.to_wall(s.started_at))},
@@ -193,6 +217,7 @@ http_response answer_stats(const store_stats& stats, const usage_today& today, s
                                  {"estimatedCostUsd", today.estimated_cost_usd}}},
                                {"uptimeSeconds", std::chrono::duration_cast<std::chrono::seconds>(now - started_at).count()}};
     if (stats.paused) doc["paused"] = true;  // only while paused: the document is otherwise as it was
+    if (!cost.is_null()) doc["cost"] = cost;
     return json_response(200, doc);
 }
 
@@ -242,6 +267,12 @@ http_response unknown_ticket() { return api_error(404, "unknown_ticket", "This t
 http_response openai_not_configured() {
     return api_error(503, "not_configured",
                      "OpenAI is not configured on this server: the operator must set OPENAI_API_KEY in .env.local.");
+}
+
+http_response upstream_quota_paused(std::int64_t retry_after_seconds) {
+    auto res = api_error(503, "upstream_quota", "The OpenAI account is out of credit; new sessions are paused. Try again in a few minutes.");
+    res.set_header("Retry-After", std::to_string(retry_after_seconds));
+    return res;
 }
 
 http_response store_unavailable() {

@@ -77,7 +77,8 @@ join_outcome session_broker::join(const std::string& fresh_ticket, const std::st
             return {join_outcome::kind::existing, make_status(*e, now)};
         }
     }
-    const bool slot_free = !closed_ && !paused_ && active_.size() < limits_.max_concurrent_users && queue_.empty();
+    const bool slot_free =
+        !closed_ && !paused_ && active_.size() < limits_.max_concurrent_users && queue_.empty() && gate_allows(now);
     if (!slot_free && (closed_ || queue_.size() >= limits_.max_queue_length)) {
         return {join_outcome::kind::queue_full, {}};
     }
@@ -176,10 +177,10 @@ void session_broker::reload(session_limits limits, steady_time now) {
     advance(now);
 }
 
-bool session_broker::end_session(std::uint64_t entry_id, steady_time now) {
+bool session_broker::end_session(std::uint64_t entry_id, end_reason why, steady_time now) {
     auto* e = find_live(entry_id);
     if (!e || e->state != entry_state::active) return false;
-    end(*e, end_reason::forced, now);
+    end(*e, why, now);
     return true;
 }
 
@@ -246,6 +247,19 @@ void session_broker::admit(entry& e, steady_time now) {
     emit(std::move(ev));
 }
 
+void session_broker::recheck_admissions(steady_time now) {
+    advance(now);  // due deadlines first: never admit a visitor who is already gone
+    admit_waiting(now);
+}
+
+bool session_broker::gate_allows(steady_time now) const {
+    if (!gate_) return true;
+    std::vector<steady_time> running_until;
+    running_until.reserve(active_.size());
+    for (auto id : active_) running_until.push_back(entries_.at(id).expires_at);
+    return gate_(now, running_until);
+}
+
 void session_broker::admit_waiting(steady_time now) {
     bool admitted = false;
     while (!closed_ && !paused_ && active_.size() < limits_.max_concurrent_users && !queue_.empty()) {
@@ -255,6 +269,7 @@ void session_broker::admit_waiting(steady_time now) {
             end(head, end_reason::abandoned, now);  // admits the next one in turn
             return;
         }
+        if (!gate_allows(now)) break;
         admit(head, now);
         admitted = true;
     }

@@ -1,8 +1,10 @@
 #include "voice_broker/session_service.hpp"
 
 #include "admin_console.hpp"
+#include "cost_guard.hpp"
 #include "memory_store.hpp"
 #include "published_stats.hpp"
+#include "visitor_channels.hpp"
 #include "voice_broker/admin_auth.hpp"
 #include "voice_broker/metrics.hpp"
 #include "voice_broker/realtime_upstream.hpp"
@@ -29,28 +31,6 @@ namespace net = boost::asio;
 
 namespace {
 
-std::shared_ptr<const std::string> shared_text(std::string text) { return std::make_shared<const std::string>(std::move(text)); }
-
-std::shared_ptr<const std::string> ended_message(end_reason why) {
-    return shared_text(nlohmann::json{{"type", "ended"}, {"reason", to_string(why)}}.dump());
-}
-
-std::shared_ptr<const std::string> too_many_channels_message(std::size_t limit) {
-    return shared_text(nlohmann::json{{"type", "error"},
-                                      {"error",
-                                       {{"code", "too_many_channels"},
-                                        {"message", "This ticket already has " + std::to_string(limit) +
-                                                        " live channels open; close a tab and reload."}}}}
-                           .dump());
-}
-
-std::shared_ptr<const std::string> unknown_ticket_message() {
-    return shared_text(nlohmann::json{{"type", "error"},
-                                      {"error",
-                                       {{"code", "unknown_ticket"}, {"message", "This ticket is unknown or has expired; join again."}}}}
-                           .dump());
-}
-
 class service_impl final : public session_service, private store_listener {
 public:
     service_impl(net::io_context& ioc, const config& settings, metrics& counters, std::shared_ptr<realtime_upstream> upstream,
@@ -66,6 +46,7 @@ public:
           tickets_per_address_(settings.fair_use.tickets_per_address),
           wall_clock_(options.wall_clock.value_or(wall_clock_mapping::now())),
           started_at_(clock_()),
+          channels_(settings.fair_use.channels_per_ticket),
           admin_(options.admin ? std::move(options.admin)
                                : std::make_shared<admin_auth>(settings.admin_token, settings.admin_login_lifetime)) {
         if (options.make_store) {
@@ -79,14 +60,32 @@ public:
                                        stats.today = shared;
                                        return today(stats, running);
                                    },
-                                   [this] { rules_changed(); }};
+                                   [this] { rules_changed(); },
+                                   [this](admin_context& ctx) { cost_->describe(ctx); }};
         console_ = std::make_unique<admin_console>(strand_, *store_, admin_, settings_, wall_clock_, metrics_, std::move(hooks));
+        cost_guard::hooks cost_hooks{
+            [this](std::uint64_t entry_id, end_reason why) {
+                store_->end_session(entry_id, why, [](store_error, bool) {});  // the ended event does the rest
+            },
+            [this] {
+                store_->recheck_admissions();
+                broadcast_queue();  // the waiting visitors see the hold begin or end
+                note_state();
+            },
+            [this] { return store_->limits().session_duration; }};
+        cost_ = std::make_unique<cost_guard>(strand_, settings_, metrics_, std::move(options.sideband), clock_, wall_clock_,
+                                             std::move(cost_hooks));
+        store_->set_admission_gate([this](steady_time t, const std::vector<steady_time>& running_until) {
+            return cost_->admits(t, running_until);
+        });
         store_->set_listener(this);
     }
 
     ~service_impl() override {
         store_->set_listener(nullptr);
+        store_->set_admission_gate(nullptr);
         console_.reset();
+        cost_.reset();
     }
 
     void handle_admin(http_request req, responder respond) override {
@@ -126,8 +125,7 @@ public:
             if (msg.is_discarded() || !msg.is_object()) return;
             const auto type = msg.find("type");  // value() would throw on {"type":1}
             if (type == msg.end() || !type->is_string() || *type != "heartbeat") return;
-            const auto entry = self.channel_entries_.find(id);
-            if (entry != self.channel_entries_.end()) self.store_->channel_heartbeat(entry->second);
+            if (const auto entry = self.channels_.entry_of(id)) self.store_->channel_heartbeat(*entry);
         });
     }
 
@@ -138,11 +136,14 @@ public:
     }
 
     void reload(const config& settings) override {
-        on_strand([session = settings.session, cost = settings.cost_per_minute_usd, admin = settings.admin_token](service_impl& self) {
+        on_strand([settings](service_impl& self) {
+            const auto& session = settings.session;
             self.settings_.session = session;
-            self.settings_.cost_per_minute_usd = cost;
-            self.settings_.admin_token = admin;
-            self.usage_.set_cost_per_minute(cost);
+            self.settings_.cost_per_minute_usd = settings.cost_per_minute_usd;
+            self.settings_.admin_token = settings.admin_token;
+            self.settings_.cost = settings.cost;
+            self.usage_.set_cost_per_minute(settings.cost_per_minute_usd);
+            self.cost_->reload(settings);
             ++self.stats_changes_;
             self.published_stats_.withdraw_if_changed(self.current_stats_inputs());
             self.store_->reload(session);
@@ -157,9 +158,10 @@ public:
         on_strand([end_sessions, done = std::move(done)](service_impl& self) {
             self.shutting_down_ = true;
             self.store_->shutdown(end_sessions);
+            self.cost_->shutdown();  // closes the sidebands before the I/O threads end
             // Whoever is still connected keeps a place (saved in DATA_DIR, or in the shared store):
             // their pages reconnect when the server is back (1012), and the console too.
-            self.close_every_channel(live_channel::close_reason::restart);
+            self.channels_.close_all(live_channel::close_reason::restart);
             self.console_->close_all(live_channel::close_reason::restart);
             done();
         });
@@ -168,12 +170,6 @@ public:
     std::optional<http_response> fresh_stats_answer() const override { return published_stats_.fresh(now()); }
 
 private:
-    struct open_channel_ref {
-        channel_id id;
-        std::shared_ptr<live_channel> channel;
-        std::size_t last_status = 0;  // hash of the last status pushed
-    };
-
     std::shared_ptr<service_impl> self() { return std::static_pointer_cast<service_impl>(shared_from_this()); }
     steady_time now() const { return clock_(); }
 
@@ -237,14 +233,27 @@ private:
 
     void join(const http_request& req, api_call call, responder respond) {
         if (shutting_down_) return respond(shutting_down());
+        if (auto hold = cost_->refuses_new_visitors()) return join_while_held(req, call, *hold, std::move(respond));
         if (auto refusal = check_fair_use(req.client_address, call.ticket.has_value())) return respond(std::move(*refusal));
         join_request request{new_ticket_(), std::move(call.ticket), req.client_address};
         store_->join(std::move(request), answering<join_outcome>(std::move(respond), [this, secure = req.secure,
                                                                                       address = req.client_address](
                                                                                          responder& r, join_outcome outcome) {
                          if (outcome.what == join_outcome::kind::joined) hold_ticket(outcome.status.entry_id, address);
-                         r(answer_join(outcome, store_->limits(), wall_clock_, secure));
+                         r(answer_join(outcome, store_->limits(), wall_clock_, secure, cost_->hold()));
                      }));
+    }
+
+    // No session could start (the budget is spent, or a quota pause): no new places, but a
+    // visitor who has one keeps it and gets its status.
+    void join_while_held(const http_request& req, const api_call& call, const admission_hold& hold, responder respond) {
+        auto refusal = refuse_join(hold, std::chrono::time_point_cast<std::chrono::seconds>(wall_clock_.to_wall(now())));
+        if (!call.ticket) return respond(std::move(refusal));
+        store_->status(*call.ticket, answering<std::optional<entry_status>>(std::move(respond), [this, refusal, secure = req.secure](
+                                                                                                   responder& r, std::optional<entry_status> s) {
+                           if (!s || s->state == entry_state::ended) return r(refusal);
+                           r(answer_join({join_outcome::kind::existing, *s}, store_->limits(), wall_clock_, secure, cost_->hold()));
+                       }));
     }
 
     // JOIN_RATE_PER_ADDRESS and MAX_TICKETS_PER_ADDRESS, before a new place is made.
@@ -272,7 +281,7 @@ private:
 
     void status(const api_call& call, responder respond) {
         auto answer = answering<std::optional<entry_status>>(std::move(respond), [this](responder& r, std::optional<entry_status> s) {
-            r(s ? answer_status(*s, store_->limits(), wall_clock_) : unknown_ticket());
+            r(s ? answer_status(*s, store_->limits(), wall_clock_, cost_->hold()) : unknown_ticket());
         });
         if (call.what == api_call::kind::status) store_->status(*call.ticket, std::move(answer));
         else store_->heartbeat(*call.ticket, std::move(answer));
@@ -290,7 +299,7 @@ private:
             const auto t = now();
             std::chrono::milliseconds running{0};
             for (const auto& s : stats.sessions) running += std::chrono::duration_cast<std::chrono::milliseconds>(t - s.started_at);
-            auto answer = answer_stats(stats, today(stats, running), t, started_at_, wall_clock_);
+            auto answer = answer_stats(stats, today(stats, running), t, started_at_, wall_clock_, cost_->stats());
             publish_stats(answer, t);
             r(std::move(answer));
         }));
@@ -311,25 +320,30 @@ private:
         }));
     }
 
+    // ---- the upstream: keys, relayed offers, calls ------------------------------------------------
     void reserve_upstream_use(api_call call, responder respond) {
         if (!upstream_) return respond(openai_not_configured());
+        if (const auto left = cost_->quota_pause_left()) return respond(upstream_quota_paused(*left));
         const auto ticket = *call.ticket;  // before `call` moves into the callback
         store_->reserve_token(ticket, max_tokens_per_session,
                               answering<token_reservation>(std::move(respond), [this, call = std::move(call)](
                                                                                    responder& r, token_reservation reservation) mutable {
                                   if (auto refusal = refuse_reservation(reservation)) return r(std::move(*refusal));
                                   if (call.what == api_call::kind::token) return mint(reservation.status, std::move(r));
-                                  relay(reservation.status.entry_id, std::move(call.sdp_offer), std::move(r));
+                                  relay(reservation.status, std::move(call), std::move(r));
                               }));
     }
 
     void record_call(api_call call, responder respond) {
         // The page reports the call it opened with its key; relay mode records its own calls.
-        store_->status(*call.ticket, answering<std::optional<entry_status>>(std::move(respond), [this, call_id = call.call_id](
+        const auto ticket = *call.ticket;  // before `call` moves into the callback
+        store_->status(ticket, answering<std::optional<entry_status>>(std::move(respond), [this, call = std::move(call)](
                                                                                                     responder& r, std::optional<entry_status> s) {
                            if (!s) return r(unknown_ticket());
                            if (auto refusal = refuse_call_recording(*s, settings_)) return r(std::move(*refusal));
-                           store_->record_call(s->entry_id, call_id, answering<call_recording>(std::move(r), [](responder& rr, call_recording c) {
+                           store_->record_call(s->entry_id, call.call_id, answering<call_recording>(std::move(r), [this, call, holder = *s](
+                                                                                                        responder& rr, call_recording c) {
+                                                   if (c == call_recording::recorded) cost_->watch_call(holder.entry_id, holder.expires_at, call.call_id, call.russian);
                                                    rr(answer_call_recording(c));
                                                }));
                        }));
@@ -337,41 +351,50 @@ private:
 
     void mint(const entry_status& holder, responder respond) {
         auto shared = std::make_shared<responder>(std::move(respond));
-        upstream_->mint_token(token_ttl(holder, settings_.openai), [self = self(), shared, started = now()](http_response res) {
-            net::post(self->strand_, [self, res = std::move(res), shared, started]() mutable {
-                if (res.status == 200) self->metrics_.tokens_minted.fetch_add(1, std::memory_order_relaxed);
-                self->note_upstream(res, started);
-                (*shared)(std::move(res));
+        upstream_->mint(token_ttl(holder, settings_.openai), [self = self(), shared, started = now()](realtime_upstream::mint_result minted) {
+            net::post(self->strand_, [self, minted = std::move(minted), shared, started]() mutable {
+                if (minted.response.status == 200) self->metrics_.tokens_minted.fetch_add(1, std::memory_order_relaxed);
+                self->note_upstream(minted.response, started, minted.quota_exhausted);
+                (*shared)(std::move(minted.response));
             });
         });
     }
 
-    // For the console's health view: the upstream's last error and its latency.
-    void note_upstream(const http_response& res, steady_time started) {
+    void relay(const entry_status& holder, api_call call, responder respond) {
+        auto shared = std::make_shared<responder>(std::move(respond));
+        upstream_->relay_offer(std::move(call.sdp_offer), [self = self(), holder, russian = call.russian, shared,
+                                                           started = now()](realtime_upstream::call_result result) {
+            net::post(self->strand_, [self, holder, russian, result = std::move(result), shared, started]() mutable {
+                self->note_upstream(result.response, started, result.quota_exhausted);
+                // A call that exists upstream is billed: one the answer could not carry is ended now.
+                if (result.orphan_call_id) self->hang_up(*result.orphan_call_id);
+                if (result.call_id) self->adopt_relayed_call(holder, *result.call_id, russian);
+                (*shared)(std::move(result.response));
+            });
+        });
+    }
+
+    // For the console's health view: the upstream's last error and its latency.  Out of credit
+    // pauses admissions, and the page's 503 says for how long.
+    void note_upstream(http_response& res, steady_time started, bool quota_exhausted) {
         std::string code;
         if (res.status >= 400) {
             const auto doc = nlohmann::json::parse(res.body_view(), nullptr, false);
             if (doc.is_object() && doc.contains("error") && doc["error"].is_object()) code = doc["error"].value("code", "");
         }
         console_->note_upstream(res.status, std::move(code), std::chrono::duration_cast<std::chrono::milliseconds>(now() - started));
+        if (!quota_exhausted) return;
+        cost_->quota_exhausted();
+        if (const auto left = cost_->quota_pause_left()) res.set_header("Retry-After", std::to_string(*left));
     }
 
-    void relay(std::uint64_t entry_id, std::string sdp_offer, responder respond) {
-        auto shared = std::make_shared<responder>(std::move(respond));
-        upstream_->relay_offer(std::move(sdp_offer), [self = self(), entry_id, shared, started = now()](realtime_upstream::call_result result) {
-            net::post(self->strand_, [self, entry_id, result = std::move(result), shared, started]() mutable {
-                self->note_upstream(result.response, started);
-                if (result.call_id) self->adopt_relayed_call(entry_id, *result.call_id);
-                (*shared)(std::move(result.response));
-            });
-        });
-    }
-
-    // A call the server opened for this session: kept for the hang-up, or, when the session ended
-    // while the call was being opened (or the store cannot keep it), ended at once.
-    void adopt_relayed_call(std::uint64_t entry_id, const std::string& call_id) {
-        store_->record_call(entry_id, call_id, [this, call_id](store_error error, call_recording recorded) {
-            if (error == store_error::none && recorded == call_recording::recorded) return;
+    // A call the server opened for this session: kept for the hang-up and watched, or, when the
+    // session ended while the call was being opened (or the store cannot keep it), ended at once.
+    void adopt_relayed_call(const entry_status& holder, const std::string& call_id, bool russian) {
+        store_->record_call(holder.entry_id, call_id, [this, holder, call_id, russian](store_error error, call_recording recorded) {
+            if (error == store_error::none && recorded == call_recording::recorded) {
+                return cost_->watch_call(holder.entry_id, holder.expires_at, call_id, russian);
+            }
             hang_up(call_id);
         });
     }
@@ -394,41 +417,21 @@ private:
             channel->push(unknown_ticket_message(), false);
             return channel->finish(live_channel::close_reason::done);
         case channel_opening::kind::ended:
-            channel->push(ended_message(opening.status.reason), false);
+            channel->push(ended_message(opening.status.reason, settings_.cost.silence_timeout), false);
             return channel->finish(live_channel::close_reason::done);
         case channel_opening::kind::opened: break;
         }
-        const auto limit = settings_.fair_use.channels_per_ticket;
-        if (const auto open = channels_.find(opening.status.entry_id); limit != 0 && open != channels_.end() && open->second.size() >= limit) {
-            store_->channel_closed(opening.status.entry_id);  // the store counted it: give it back
-            channel->push(too_many_channels_message(limit), false);
-            return channel->finish(live_channel::close_reason::done);
+        if (!channels_.add(id, opening.status.entry_id, channel)) {
+            return store_->channel_closed(opening.status.entry_id);  // the store counted it: give it back
         }
-        const auto entry_id = opening.status.entry_id;
-        channel_entries_.emplace(id, entry_id);
-        channels_[entry_id].push_back({id, channel, 0});
         push_status(opening.status);
     }
 
     void on_close_channel(channel_id id) {
-        const auto entry = channel_entries_.find(id);
-        if (entry == channel_entries_.end()) return;
-        const auto entry_id = entry->second;
-        channel_entries_.erase(entry);
-        if (auto it = channels_.find(entry_id); it != channels_.end()) {
-            std::erase_if(it->second, [id](const open_channel_ref& c) { return c.id == id; });
-            if (it->second.empty()) channels_.erase(it);
-        }
-        store_->channel_closed(entry_id);
+        const auto entry_id = channels_.remove(id);
+        if (!entry_id) return;
+        store_->channel_closed(*entry_id);
         note_state();
-    }
-
-    void close_every_channel(live_channel::close_reason why) {
-        for (auto& [entry_id, list] : channels_) {
-            for (auto& c : list) c.channel->finish(why);
-        }
-        channels_.clear();
-        channel_entries_.clear();
     }
 
     // ---- what the store tells ----------------------------------------------------------------
@@ -461,9 +464,7 @@ private:
     void on_resync() override {
         ++stats_changes_;
         published_stats_.withdraw_if_changed(current_stats_inputs());
-        std::vector<std::uint64_t> ids;
-        ids.reserve(channels_.size());
-        for (const auto& [entry_id, list] : channels_) ids.push_back(entry_id);
+        auto ids = channels_.entries();
         if (ids.empty()) return;
         store_->statuses(std::move(ids), [this](store_error error, std::vector<entry_status> found) {
             if (error != store_error::none) return;  // the store resyncs again once it can
@@ -472,9 +473,8 @@ private:
                     push_status(s);
                     continue;
                 }
-                broker_event ended{broker_event::kind::ended, s.entry_id};
-                ended.reason = s.reason;
-                close_ended(ended);
+                release_ticket(s.entry_id);
+                channels_.end(s.entry_id, ended_message(s.reason, settings_.cost.silence_timeout));
             }
         });
     }
@@ -493,75 +493,41 @@ private:
 
     void on_warning(const broker_event& ev, bool caused_here) {
         if (caused_here) metrics_.warnings_sent.fetch_add(1, std::memory_order_relaxed);
-        const auto secs = ev.seconds_left.count();
-        push(ev.entry_id,
-             shared_text(nlohmann::json{{"type", "warning"}, {"minutesLeft", (secs + 59) / 60}, {"remainingSeconds", secs}}.dump()),
-             false);
+        channels_.push(ev.entry_id, warning_message(ev.seconds_left));
     }
 
     void on_ended(const broker_event& ev, steady_time t, bool caused_here) {
-        if (caused_here) count_end(ev, t);
-        close_ended(ev);
-    }
-
-    void count_end(const broker_event& ev, steady_time t) {
-        metrics_.ends_by_reason[static_cast<std::size_t>(ev.reason)].fetch_add(1, std::memory_order_relaxed);
-        if (ev.was_active) {
-            const auto talked = std::chrono::duration_cast<std::chrono::milliseconds>(t - ev.started_at);
-            usage_.session_ended(wall_clock_.to_wall(t), talked);
-            spdlog::info("session: ended ({}) after {} s", to_string(ev.reason), talked.count() / 1000);
-        }
-    }
-
-    void close_ended(const broker_event& ev) {
-        release_ticket(ev.entry_id);
-        push(ev.entry_id, ended_message(ev.reason), false);
-        if (auto it = channels_.find(ev.entry_id); it != channels_.end()) {
-            for (auto& c : it->second) {
-                channel_entries_.erase(c.id);
-                c.channel->finish(live_channel::close_reason::done);
+        std::optional<std::chrono::milliseconds> talked;
+        if (ev.was_active) talked = std::chrono::duration_cast<std::chrono::milliseconds>(t - ev.started_at);
+        const auto cost = cost_->session_ended(ev.entry_id, talked, caused_here);
+        if (caused_here) {
+            metrics_.ends_by_reason[static_cast<std::size_t>(ev.reason)].fetch_add(1, std::memory_order_relaxed);
+            if (talked) {
+                usage_.session_ended(wall_clock_.to_wall(t), *talked);
+                spdlog::info("session: ended ({}) after {} s; real cost {} (estimate {})", to_string(ev.reason),
+                             talked->count() / 1000, format_usd(cost.real), format_usd(cost.estimate));
             }
-            channels_.erase(it);
         }
+        release_ticket(ev.entry_id);
+        channels_.end(ev.entry_id, ended_message(ev.reason, settings_.cost.silence_timeout));
     }
 
     // One pass over the queue; a visitor's channels are found by entry id (no string hashing) and
     // the document is rendered once per visitor into one string (no JSON objects).
     void broadcast_queue() {
         if (channels_.empty()) return;
-        const status_renderer renderer(store_->limits(), wall_clock_);
-        store_->for_each_queued_status([&](const entry_status& s) {
-            const auto it = channels_.find(s.entry_id);
-            if (it == channels_.end()) return;
-            push_if_changed(it->second, shared_text(renderer.push(s)));
-        });
+        const status_renderer renderer(store_->limits(), wall_clock_, cost_->hold());
+        store_->for_each_queued_status([&](const entry_status& s) { channels_.push_status(s, renderer); });
     }
 
     void push_status(const entry_status& s) {
-        auto it = channels_.find(s.entry_id);
-        if (it == channels_.end()) return;
-        push_if_changed(it->second, shared_text(status_renderer(store_->limits(), wall_clock_).push(s)));
-    }
-
-    // A status a channel already shows is not sent again (a join and a leave behind a waiting
-    // visitor end where they started).
-    static void push_if_changed(std::vector<open_channel_ref>& channels, const std::shared_ptr<const std::string>& msg) {
-        const auto digest = std::hash<std::string>{}(*msg);
-        for (auto& c : channels) {
-            if (c.last_status == digest) continue;
-            c.last_status = digest;
-            c.channel->push(msg, true);
-        }
-    }
-
-    void push(std::uint64_t entry_id, const std::shared_ptr<const std::string>& msg, bool replaceable) {
-        auto it = channels_.find(entry_id);
-        if (it == channels_.end()) return;
-        for (auto& c : it->second) c.channel->push(msg, replaceable);
+        channels_.push_status(s, status_renderer(store_->limits(), wall_clock_, cost_->hold()));
     }
 
     // ---- the published stats copy --------------------------------------------------------------
-    stats_inputs current_stats_inputs() const { return {store_->active_count(), store_->queue_length(), stats_changes_}; }
+    stats_inputs current_stats_inputs() const {
+        return {store_->active_count(), store_->queue_length(), stats_changes_ + cost_->changes()};
+    }
 
     void publish_stats(http_response& answer, steady_time built_at) {
         const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(built_at - started_at_);
@@ -581,14 +547,14 @@ private:
     usage_tracker usage_;
     std::shared_ptr<admin_auth> admin_;
     std::unique_ptr<admin_console> console_;
+    std::unique_ptr<cost_guard> cost_;
     keyed_rate joins_per_address_;
     keyed_quota tickets_per_address_;
     std::unordered_map<std::uint64_t, std::string> ticket_addresses_;  // places joined here -> address
     wall_clock_mapping wall_clock_;
     steady_time started_at_;
     std::atomic<channel_id> next_channel_id_{1};
-    std::unordered_map<std::uint64_t, std::vector<open_channel_ref>> channels_;  // by entry id
-    std::unordered_map<channel_id, std::uint64_t> channel_entries_;              // channel -> entry id
+    visitor_channels channels_;
     bool shutting_down_ = false;
     published_stats published_stats_;
     std::uint64_t stats_changes_ = 0;

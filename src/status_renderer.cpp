@@ -54,17 +54,24 @@ std::string render_limits(const session_limits& limits) {
 
 }  // namespace
 
-status_renderer::status_renderer(const session_limits& limits, const wall_clock_mapping& wall_clock)
-    : limits_(render_limits(limits)), wall_clock_(wall_clock) {}
+status_renderer::status_renderer(const session_limits& limits, const wall_clock_mapping& wall_clock,
+                                 const admission_hold* hold)
+    : limits_(render_limits(limits)), hold_(hold ? render_admission_hold(*hold) : std::string()), wall_clock_(wall_clock) {}
 
 std::string status_renderer::render(const entry_status& s, bool as_push) const {
     std::string out;
     // Room for the fixed keys, the limits, the ticket and two ISO 8601 times: one allocation.
-    out.reserve(limits_.size() + s.ticket.size() + 256);
+    out.reserve(limits_.size() + hold_.size() + s.ticket.size() + 256);
     // Keys in the order nlohmann writes them (std::map: sorted by bytes).
     switch (s.state) {
     case entry_state::queued:
-        out += "{\"etaSeconds\":";
+        if (!hold_.empty()) {
+            out += "{\"admissionPaused\":";
+            out += hold_;
+            out += ",\"etaSeconds\":";
+        } else {
+            out += "{\"etaSeconds\":";
+        }
         append_number(out, s.eta_seconds);
         out += ",\"limits\":";
         out += limits_;

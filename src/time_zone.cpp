@@ -398,4 +398,18 @@ std::string time_zone::format_offset(std::chrono::seconds offset) {
     return buf;
 }
 
+std::string time_zone::format_local(sys_seconds t) const {
+    const auto offset = offset_at(t);
+    const auto local = t + offset;
+    const auto day = std::chrono::floor<std::chrono::days>(local);
+    const std::chrono::year_month_day ymd{day};
+    const std::chrono::hh_mm_ss<std::chrono::seconds> time{local - day};
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02lld:%02lld:%02lld", static_cast<int>(ymd.year()),
+                  static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                  static_cast<long long>(time.hours().count()), static_cast<long long>(time.minutes().count()),
+                  static_cast<long long>(time.seconds().count()));
+    return buf + format_offset(offset);
+}
+
 }  // namespace voice_broker

@@ -10,9 +10,10 @@
 #include "voice_broker/time.hpp"
 #include "voice_broker/usage_tracker.hpp"
 
-#include <nlohmann/json_fwd.hpp>
+#include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <variant>
@@ -44,6 +45,12 @@ struct admin_context {
         std::optional<double> latency_p50_ms, latency_p90_ms;
     } upstream;
     std::size_t connections = 0;
+    // The cost guard's: today's real cost (null: no sideband), the budget (null: none set), the
+    // real cost so far of the sessions it watches, and the end of a quota pause.
+    nlohmann::json real_cost_usd;
+    nlohmann::json budget;
+    std::map<std::uint64_t, double> session_costs_usd;
+    std::optional<std::chrono::system_clock::time_point> quota_paused_until;
 };
 
 // The state document: GET /api/admin/state and the console's pushes.

@@ -7,11 +7,14 @@
 // state is in the store, and the service only carries calls from one to the other.
 #pragma once
 
+#include "voice_broker/admission_hold.hpp"
 #include "voice_broker/config.hpp"
 #include "voice_broker/http_message.hpp"
 #include "voice_broker/session_broker.hpp"
 #include "voice_broker/session_store.hpp"
 #include "voice_broker/usage_tracker.hpp"
+
+#include <nlohmann/json_fwd.hpp>
 
 #include <optional>
 #include <string>
@@ -28,6 +31,7 @@ struct api_call {
     std::optional<std::string> ticket;  // every kind but stats and force_end_all (optional for join)
     std::string call_id;                // record_call
     std::string sdp_offer;              // connect
+    bool russian = false;               // X-Visitor-Language: ru (the wrap-up's language)
 };
 
 inline constexpr int max_tokens_per_session = 3;
@@ -47,12 +51,18 @@ bool is_stats_request(const http_request& req);
 
 // ---- answers ---------------------------------------------------------------------------------
 
-http_response answer_status(const entry_status& s, const session_limits& limits, const wall_clock_mapping& wall_clock);
+// `hold`: the cost guard holds admissions (waiting visitors are told why and until when).
+http_response answer_status(const entry_status& s, const session_limits& limits, const wall_clock_mapping& wall_clock,
+                            const admission_hold* hold = nullptr);
 http_response answer_join(const join_outcome& outcome, const session_limits& limits, const wall_clock_mapping& wall_clock,
-                          bool secure);
+                          bool secure, const admission_hold* hold = nullptr);
+// A new visitor while the cost guard holds admissions: 503 budget_exhausted (until the budget's
+// reset) or upstream_quota (until the quota pause ends), with Retry-After.  The queue is kept.
+http_response refuse_join(const admission_hold& hold, std::chrono::sys_seconds now);
 http_response answer_leave(const entry_status& after, bool secure);
+// `cost`: the cost guard's section (null: none).
 http_response answer_stats(const store_stats& stats, const usage_today& today, steady_time now, steady_time started_at,
-                           const wall_clock_mapping& wall_clock);
+                           const wall_clock_mapping& wall_clock, const nlohmann::json& cost);
 http_response answer_force_end_all(std::size_t ended);
 // The refusal of a token or connect whose reservation failed; nullopt when it was reserved.
 std::optional<http_response> refuse_reservation(const token_reservation& r);
@@ -65,6 +75,8 @@ std::chrono::seconds token_ttl(const entry_status& holder, const openai_settings
 http_response unknown_ticket();
 // 503 not_configured: the answer wherever an upstream call is needed and OPENAI_API_KEY is unset.
 http_response openai_not_configured();
+// 503 upstream_quota with Retry-After: a quota pause (insufficient_quota) is on.
+http_response upstream_quota_paused(std::int64_t retry_after_seconds);
 // 503 store_unavailable with Retry-After: the shared store cannot be reached right now.
 http_response store_unavailable();
 // 503 shutting_down: no joins while the server stops.

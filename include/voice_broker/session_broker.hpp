@@ -140,14 +140,21 @@ public:
     // finish instead of cutting them off.
     void reload(session_limits limits, steady_time now);
 
-    // The operator's controls.  End one session (reason "forced"; false unless it holds a slot),
-    // take one waiting visitor out of the queue (reason "removed"; false unless it waits), pause
-    // admissions (the queue is kept and still takes joins) and resume them (free slots are
-    // filled at once).
-    bool end_session(std::uint64_t entry_id, steady_time now);
+    // The operator's controls.  End one session (reason "forced", or the cost guard's "idle" and
+    // "call_ended"; false unless it holds a slot), take one waiting visitor out of the queue
+    // (reason "removed"; false unless it waits), pause admissions (the queue is kept and still
+    // takes joins) and resume them (free slots are filled at once).
+    bool end_session(std::uint64_t entry_id, end_reason why, steady_time now);
     bool remove_queued(std::uint64_t entry_id, steady_time now);
     void set_paused(bool paused, steady_time now);
     bool paused() const { return paused_; }
+
+    // Asked before every admission, with the deadlines of the sessions already running (the
+    // spend budget: will one more session fit?).  False keeps the queue where it is until
+    // recheck_admissions() after the gate may have opened.
+    using admission_gate = std::function<bool(steady_time now, const std::vector<steady_time>& running_until)>;
+    void set_admission_gate(admission_gate gate) { gate_ = std::move(gate); }
+    void recheck_admissions(steady_time now);
 
     // Every live entry: the holders, oldest first, then the queue in order.
     std::vector<live_entry> live_entries() const;
@@ -211,6 +218,7 @@ private:
     entry& create(const std::string& ticket, steady_time now);
     void admit(entry& e, steady_time now);
     void admit_waiting(steady_time now);
+    bool gate_allows(steady_time now) const;
     void end(entry& e, end_reason why, steady_time now);
     void process(entry& e, steady_time now);
     void reindex(entry& e);
@@ -222,6 +230,7 @@ private:
     session_limits limits_;
     bool closed_ = false;
     bool paused_ = false;
+    admission_gate gate_;
     std::uint64_t next_id_ = 1;
     // Looks tickets up by string_view without building a std::string per lookup.
     struct ticket_hash {

@@ -30,6 +30,7 @@ class admin_auth;
 class metrics;
 class realtime_upstream;
 class session_store;
+class sideband_client;
 
 // One visitor's live channel (a WebSocket).  push() and finish() may be called from any thread.
 class live_channel {
@@ -64,6 +65,9 @@ struct service_options {
     std::function<std::unique_ptr<session_store>(const boost::asio::any_io_executor& strand,
                                                  std::function<steady_time()> clock)>
         make_store;
+    // The calls' sidebands (the cost guard; docs/COST.md).  Null: calls are priced by the
+    // per-minute estimate alone.  Its handlers are delivered on the service's strand.
+    std::shared_ptr<sideband_client> sideband;
 };
 
 class session_service : public std::enable_shared_from_this<session_service> {

@@ -134,10 +134,17 @@ public:
     // The operator's controls (see session_broker): each answers whether it did anything.  The
     // pause and the limits persist across restarts (DATA_DIR, or the shared store).
     virtual void admin_view(done<store_admin_view> callback) = 0;
-    virtual void end_session(std::uint64_t entry_id, done<bool> callback) = 0;
+    // `why`: forced (the operator), idle or call_ended (the cost guard).
+    virtual void end_session(std::uint64_t entry_id, end_reason why, done<bool> callback) = 0;
     virtual void remove_queued(std::uint64_t entry_id, done<bool> callback) = 0;
     virtual void set_paused(bool paused, done<bool> callback) = 0;
     virtual void change_limits(limits_change change, done<session_limits> callback) = 0;
+
+    // The spend budget's rule (session_broker::admission_gate), asked before every admission.
+    // recheck_admissions(): the gate may have opened (a new day, a raised budget, the end of a
+    // quota pause); admit whoever can be now.
+    virtual void set_admission_gate(session_broker::admission_gate gate) = 0;
+    virtual void recheck_admissions() = 0;
 
     // A hang-up on_hang_ups() asked for went out (or the call was already gone).
     virtual void hang_up_done(const std::string& call_id) = 0;

@@ -6,6 +6,7 @@
 // rendered once per renderer.  Keys come in sorted order, as a JSON object dump would give them.
 #pragma once
 
+#include "voice_broker/admission_hold.hpp"
 #include "voice_broker/session_broker.hpp"
 #include "voice_broker/session_limits.hpp"
 #include "voice_broker/time.hpp"
@@ -16,7 +17,9 @@ namespace voice_broker {
 
 class status_renderer {
 public:
-    status_renderer(const session_limits& limits, const wall_clock_mapping& wall_clock);
+    // `hold`: admissions are held by the cost guard; waiting visitors are told why and until when.
+    status_renderer(const session_limits& limits, const wall_clock_mapping& wall_clock,
+                    const admission_hold* hold = nullptr);
 
     // The body of an HTTP answer.
     std::string answer(const entry_status& s) const { return render(s, false); }
@@ -27,6 +30,7 @@ private:
     std::string render(const entry_status& s, bool as_push) const;
 
     std::string limits_;  // the "limits" member, already rendered
+    std::string hold_;    // the "admissionPaused" member's value, already rendered; empty: none
     wall_clock_mapping wall_clock_;
 };
 

@@ -25,6 +25,10 @@ public:
     std::chrono::system_clock::time_point to_wall(steady_time t) const {
         return wall_anchor_ + std::chrono::duration_cast<std::chrono::system_clock::duration>(t - steady_anchor_);
     }
+    // The inverse: when the steady clock reaches a wall-clock instant (a budget's reset).
+    steady_time to_steady(std::chrono::system_clock::time_point t) const {
+        return steady_anchor_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(t - wall_anchor_);
+    }
 
 private:
     steady_time steady_anchor_;

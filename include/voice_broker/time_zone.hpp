@@ -46,6 +46,8 @@ public:
 
     // "+01:00" for an offset.
     static std::string format_offset(std::chrono::seconds offset);
+    // "2026-12-02T00:00:00+01:00": instant t as a clock on the wall in this zone shows it.
+    std::string format_local(sys_seconds t) const;
 
 private:
     struct local_type {

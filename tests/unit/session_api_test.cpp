@@ -354,8 +354,20 @@ TEST_F(session_api_test, stats_has_the_documented_shape_and_never_a_ticket) {
     EXPECT_DOUBLE_EQ(today["estimatedCostUsd"].get<double>(), 0.09);
     std::vector<std::string> keys;
     for (const auto& [k, v] : body.items()) keys.push_back(k);
-    EXPECT_EQ(keys, (std::vector<std::string>{"activeSessions", "maxConcurrentUsers", "maxQueueLength", "queueLength",
+    EXPECT_EQ(keys, (std::vector<std::string>{"activeSessions", "cost", "maxConcurrentUsers", "maxQueueLength", "queueLength",
                                               "sessionDurationMinutes", "sessions", "today", "uptimeSeconds"}));
+    // The cost guard's section: real and estimated spend per period against the budget.
+    const auto& cost = body["cost"];
+    EXPECT_TRUE(cost["timeZone"].is_string());
+    EXPECT_EQ(cost["budgetExhausted"], false);
+    EXPECT_TRUE(cost["quotaPausedUntil"].is_null());
+    for (const char* period : {"day", "month"}) {
+        std::vector<std::string> period_keys;
+        for (const auto& [k, v] : cost[period].items()) period_keys.push_back(k);
+        EXPECT_EQ(period_keys, (std::vector<std::string>{"budgetUsd", "estimatedUsd", "period", "realUsd", "resetsAt",
+                                                         "resetsAtLocal", "spentRatio", "tokens"}))
+            << period;
+    }
 
     ASSERT_EQ(issued_tickets.size(), 3u);
     for (const auto& t : issued_tickets) EXPECT_EQ(res.body.find(t), std::string::npos) << "stats reveals " << t;
