@@ -59,10 +59,12 @@ struct holder {
     std::int64_t expires = 0;
 };
 
-// A lease this instance knows of, for ending it on time while Redis is away.
+// A lease this instance knows of, for ending it on time while Redis is away (or after Redis lost
+// it: an orphan, which nobody but the instances that knew it can end any more).
 struct known_lease {
     std::int64_t expires = 0;  // Redis milliseconds
     std::vector<std::string> calls;
+    bool orphan = false;
 };
 
 class redis_store_impl final : public session_store, public std::enable_shared_from_this<redis_store_impl> {
@@ -78,7 +80,8 @@ public:
           instance_(options_.settings.instance_id),
           script_(redis_store_script()),
           deadline_timer_(strand),
-          tick_timer_(strand) {}
+          tick_timer_(strand),
+          lease_timer_(strand) {}
 
     void start() {
         redis_client_options client;
@@ -125,6 +128,7 @@ public:
         closing_ = true;
         deadline_timer_.cancel();
         tick_timer_.cancel();
+        lease_timer_.cancel();
         if (sub_) sub_->close();
         if (conn_) conn_->close();
         if (locator_) locator_->close();
@@ -134,16 +138,28 @@ public:
 
     // ---- operations ---------------------------------------------------------------------------
 
-    void join(join_request request, done<join_outcome> callback) override {
-        run("join", {request.fresh_ticket, request.existing_ticket.value_or(""), request.client_address},
-            [this, callback = std::move(callback)](store_error error, const json& r) {
+    // A join carries the Redis time after which it must not run any more: the moment this
+    // instance stops waiting for it (its command deadline).  One that sat in a paused Redis's
+    // socket buffer would otherwise give a place, or a slot, to a visitor who was told 503.
+    void join(join_request request, done<join_outcome> callback) override { join_once(std::move(request), std::move(callback), false); }
+
+    void join_once(join_request request, done<join_outcome> callback, bool retried) {
+        const auto answer_by = redis_now() + ms(options_.command_timeout);
+        std::vector<std::string> args{request.fresh_ticket, request.existing_ticket.value_or(""), request.client_address,
+                                      std::to_string(answer_by)};
+        run("join", std::move(args),
+            [this, request = std::move(request), callback = std::move(callback), retried](store_error error, const json& r) mutable {
                 join_outcome out{join_outcome::kind::queue_full, {}};
-                if (error == store_error::none) {
-                    const auto what = r.value("what", "");
-                    if (what != "full") {
-                        out.what = what == "existing" ? join_outcome::kind::existing : join_outcome::kind::joined;
-                        out.status = status_from(r["status"], r["now"].get<std::int64_t>());
-                    }
+                const auto what = error == store_error::none ? r.value("what", "") : std::string();
+                if (what == "late") {
+                    // It answered in time, so this instance's idea of Redis's clock was behind (a
+                    // new master with another clock): once more, with the clock just learned.
+                    if (!retried) return join_once(std::move(request), std::move(callback), true);
+                    error = store_error::unavailable;
+                }
+                if (error == store_error::none && what != "full") {
+                    out.what = what == "existing" ? join_outcome::kind::existing : join_outcome::kind::joined;
+                    out.status = status_from(r["status"], r["now"].get<std::int64_t>());
                 }
                 callback(error, std::move(out));
             });
@@ -302,6 +318,7 @@ public:
         closing_ = true;
         deadline_timer_.cancel();
         tick_timer_.cancel();
+        lease_timer_.cancel();
         if (conn_ && conn_->is_up()) conn_->command({"ZREM", prefix_ + "i", instance_}, 500ms, [](std::error_code, redis_reply) {});
     }
 
@@ -522,7 +539,11 @@ private:
         if (resyncing_) return;
         resyncing_ = true;
         synced_ = false;
-        run("snapshot", {}, [this](store_error error, const json& r) {
+        std::vector<std::string> known;
+        for (const auto& [id, lease] : leases_) {
+            if (!lease.orphan) known.push_back(std::to_string(id));
+        }
+        run("snapshot", std::move(known), [this](store_error error, const json& r) {
             resyncing_ = false;
             if (error != store_error::none) return;  // the next (re)connect or tick tries again
             queue_ = waiting_queue();
@@ -533,12 +554,35 @@ private:
             holders_.clear();
             const auto& active = as_array(r["active"]);
             const auto& starts = as_array(r["starts"]);
+            const auto& calls = as_array(r["calls"]);
+            // Leases: Redis's holders with their calls (a batch about them may have been missed),
+            // plus those Redis no longer has at all (lost with its data): those stay, as orphans
+            // that this instance ends at their deadline.  The others it knew ended meanwhile, and
+            // their hang-ups went to whoever ended them.
+            std::unordered_map<std::uint64_t, known_lease> leases;
+            for (const auto& gone : as_array(r["gone"])) {
+                const auto id = std::stoull(gone.get<std::string>());
+                if (auto it = leases_.find(id); it != leases_.end()) {
+                    it->second.orphan = true;
+                    leases.emplace(id, std::move(it->second));
+                }
+            }
+            for (auto& [id, lease] : leases_) {
+                if (lease.orphan) leases.emplace(id, std::move(lease));
+            }
             for (std::size_t i = 0; i + 1 < active.size(); i += 2) {
                 const auto id = std::stoull(active[i].get<std::string>());
                 holder h{i / 2 < starts.size() ? starts[i / 2].get<std::int64_t>() : 0, std::stoll(active[i + 1].get<std::string>())};
                 holders_[id] = h;
-                leases_[id].expires = h.expires;
+                auto& lease = leases[id];
+                lease.expires = h.expires;
+                lease.orphan = false;
+                if (i / 2 < calls.size()) {
+                    for (const auto& c : as_array(calls[i / 2])) lease.calls.push_back(c.get<std::string>());
+                }
             }
+            leases_ = std::move(leases);
+            arm_lease_timer();
             last_seq_ = r.value("seq", std::uint64_t{0});
             mirror_now_ms_ = r["now"].get<std::int64_t>();
             synced_ = true;
@@ -615,7 +659,8 @@ private:
 
     void on_tick() {
         metrics_.store_up.store(available() ? 1 : 0, std::memory_order_relaxed);
-        if (!available()) return end_known_leases_locally();
+        end_due_leases_locally();
+        if (!available()) return;
         const auto now = clock_();
         if (now - last_touch_ >= touch_period()) {
             last_touch_ = now;
@@ -626,18 +671,22 @@ private:
         if (!armed_deadline_ms_ || *armed_deadline_ms_ <= redis_now()) advance();
     }
 
-    // Cost safety while Redis is away: a lease this instance knows ends at its deadline here, and
-    // its calls are hung up (again, harmlessly, by whoever processes the expiry once Redis is back).
-    void end_known_leases_locally() {
+    // Cost safety: a lease this instance knows ends at its deadline here, and its calls are hung
+    // up, when Redis cannot do it: while Redis is away (again, harmlessly, by whoever processes the
+    // expiry once it is back), and for an orphan (Redis lost it) at any time.
+    bool ends_locally(const known_lease& lease) const { return lease.orphan || !available(); }
+
+    void end_due_leases_locally() {
         const auto now_ms = redis_now();
         std::vector<broker_event> events;
         std::vector<std::string> calls;
         for (auto it = leases_.begin(); it != leases_.end();) {
-            if (it->second.expires == 0 || it->second.expires > now_ms) {
+            if (it->second.expires == 0 || it->second.expires > now_ms || !ends_locally(it->second)) {
                 ++it;
                 continue;
             }
-            spdlog::warn("redis store: Redis is unreachable; ending session {} at its deadline from here", it->first);
+            spdlog::warn("redis store: {}; ending session {} at its deadline from here",
+                         it->second.orphan ? "Redis lost it" : "Redis is unreachable", it->first);
             for (auto& c : it->second.calls) calls.push_back(std::move(c));
             broker_event ev{broker_event::kind::ended, it->first};
             ev.reason = end_reason::expired;
@@ -646,9 +695,30 @@ private:
             holders_.erase(it->first);
             it = leases_.erase(it);
         }
+        arm_lease_timer();
         if (!listener_) return;
         if (!events.empty()) listener_->on_events(events, clock_(), false);
         if (!calls.empty()) listener_->on_hang_ups(std::move(calls));
+    }
+
+    // Wakes at the earliest deadline among the leases this instance would end itself.
+    void arm_lease_timer() {
+        if (closing_) return;
+        std::optional<std::int64_t> first;
+        for (const auto& [id, lease] : leases_) {
+            if (lease.expires != 0 && ends_locally(lease) && (!first || lease.expires < *first)) first = lease.expires;
+        }
+        if (!first) {
+            lease_timer_.cancel();
+            return;
+        }
+        lease_timer_.expires_at(to_steady(*first, 0));
+        std::weak_ptr<redis_store_impl> weak = shared_from_this();
+        lease_timer_.async_wait([weak](boost::system::error_code ec) {
+            auto self = weak.lock();
+            if (ec || !self) return;
+            self->end_due_leases_locally();
+        });
     }
 
     void on_link(redis_link_state state) {
@@ -656,6 +726,7 @@ private:
         if (state != redis_link_state::up) {
             if (was_up_) spdlog::warn("redis store: Redis unreachable ({}); joins answer 503 until it is back", conn_->last_error());
             was_up_ = false;
+            end_due_leases_locally();  // and arms the timer for the others
             return;
         }
         if (!was_up_) spdlog::info("redis store: connected as instance {}", instance_);
@@ -677,6 +748,7 @@ private:
     std::shared_ptr<redis_master_locator> locator_;
     net::steady_timer deadline_timer_;
     net::steady_timer tick_timer_;
+    net::steady_timer lease_timer_;
     store_listener* listener_ = nullptr;
 
     std::int64_t offset_ms_ = 0;  // Redis ms - local steady ms

@@ -16,6 +16,7 @@
 --
 -- Keys (P = prefix):
 --   P seq, P fence, P ev        counters: entry ids (join order), lease fencing numbers, batches
+--                               (seq and ev start at Redis's clock in ms: see next_number)
 --   P e:<id>                    hash: one entry (fields below)
 --   P t:<ticket>                the entry id of a ticket
 --   P q                         zset: the queue, score = id (FIFO by join order)
@@ -101,6 +102,16 @@ local function reindex(e)
 end
 
 local function emit(ev) EVENTS[#EVENTS + 1] = ev end
+
+-- The next number of a counter (entry ids, batch numbers).  A counter that does not exist (a
+-- new data set, or one Redis lost: restarted without AOF, flushed, failed over to an empty
+-- replica) starts at Redis's clock in ms, so that numbers are never handed out twice: an
+-- instance still holding a live channel for a lost entry must never take a new entry for it,
+-- and a subscriber must see the new batches as a gap (and resync), not as old news.
+local function next_number(key)
+  if redis.call('EXISTS', key) == 0 then redis.call('SET', key, NOW) end
+  return redis.call('INCR', key)
+end
 
 local function day_key(ms)
   local days = math.floor(ms / 86400000)
@@ -286,9 +297,14 @@ local function arg(i) return ARGV[A0 + i] end
 local out = {}
 
 if OP == 'join' then
-  local fresh, existing, ip = arg(1), arg(2), arg(3)
+  local fresh, existing, ip, answer_by = arg(1), arg(2), arg(3), tonumber(arg(4)) or 0
   local e = by_ticket(existing)
-  if e and e.st ~= 'e' then
+  if answer_by > 0 and NOW > answer_by then
+    -- The instance gave up on this join before it ran (Redis was paused or slow, and the
+    -- command sat in a socket buffer): the visitor was told 503, so nobody may be given a
+    -- place or a slot for it now.
+    out.what = 'late'
+  elseif e and e.st ~= 'e' then
     touch(e, false) -- asking again is a sign of life
     out.what, out.status = 'existing', status_of(e)
   else
@@ -296,7 +312,7 @@ if OP == 'join' then
     if not slot_free and redis.call('ZCARD', P .. 'q') >= L.queue then
       out.what = 'full'
     else
-      local id = redis.call('INCR', P .. 'seq')
+      local id = next_number(P .. 'seq')
       redis.call('HSET', ekey(id), 't', fresh, 'st', 'q', 'j', NOW, 'ls', NOW, 'cu', 0, 'tk', 0, 'c', 0, 'ip', ip)
       redis.call('SET', P .. 't:' .. fresh, id)
       e = load(id)
@@ -417,17 +433,27 @@ elseif OP == 'stats' then
   out.today = { num(day[1]), num(day[2]), num(day[3]) }
   out.instances = redis.call('ZRANGEBYSCORE', P .. 'i', NOW - 15000, '+inf')
 elseif OP == 'snapshot' then
+  -- The mirror's state, the holders' calls, and which of the leases the caller knows (its
+  -- arguments) no longer exist at all (Redis lost them: the caller still ends them on time).
   out.seq = tonumber(redis.call('GET', P .. 'ev') or '0')
   out.queue = redis.call('ZRANGE', P .. 'q', 0, -1)
   out.active = redis.call('ZRANGE', P .. 'a', 0, -1, 'WITHSCORES')
-  out.starts = {}
-  for i = 1, #out.active, 2 do out.starts[#out.starts + 1] = num(redis.call('HGET', ekey(out.active[i]), 's')) end
+  out.starts, out.calls, out.gone = {}, {}, {}
+  for i = 1, #out.active, 2 do
+    out.starts[#out.starts + 1] = num(redis.call('HGET', ekey(out.active[i]), 's'))
+    out.calls[#out.calls + 1] = redis.call('LRANGE', P .. 'c:' .. out.active[i], 0, -1)
+  end
+  local i = 1
+  while arg(i) do
+    if redis.call('EXISTS', ekey(arg(i))) == 0 then out.gone[#out.gone + 1] = arg(i) end
+    i = i + 1
+  end
 else
   return redis.error_reply('unknown operation ' .. tostring(OP))
 end
 
 if #EVENTS > 0 then
-  local batch = { s = redis.call('INCR', P .. 'ev'), t = NOW, by = BY, nd = next_deadline(),
+  local batch = { s = next_number(P .. 'ev'), t = NOW, by = BY, nd = next_deadline(),
                   qc = QUEUE_CHANGED and 1 or 0, ev = EVENTS }
   redis.call('PUBLISH', P .. 'events', cjson.encode(batch))
   out.seq = batch.s
