@@ -81,7 +81,9 @@ public:
           script_(redis_store_script()),
           deadline_timer_(strand),
           tick_timer_(strand),
-          lease_timer_(strand) {}
+          lease_timer_(strand),
+          gap_timer_(strand),
+          wait_replicas_(options_.settings.wait_replicas.value_or(options_.settings.sentinels.empty() ? 0 : 1)) {}
 
     void start() {
         redis_client_options client;
@@ -108,7 +110,7 @@ public:
         sub_ = redis_subscriber::create(strand_, client);
         std::weak_ptr<redis_store_impl> weak = shared_from_this();
         sub_->on_message([weak](const redis_message& m) {
-            if (auto self = weak.lock()) self->on_batch(m.payload);
+            if (auto self = weak.lock()) self->on_message(m.payload);
         });
         sub_->on_resync([weak] {
             if (auto self = weak.lock()) self->resync();
@@ -129,6 +131,7 @@ public:
         deadline_timer_.cancel();
         tick_timer_.cancel();
         lease_timer_.cancel();
+        gap_timer_.cancel();
         if (sub_) sub_->close();
         if (conn_) conn_->close();
         if (locator_) locator_->close();
@@ -311,7 +314,7 @@ public:
     std::size_t active_count() const override { return holders_.size(); }
     std::size_t queue_length() const override { return queue_.size(); }
     std::optional<steady_time> stats_fresh_until() const override { return std::nullopt; }
-    bool available() const override { return conn_ && conn_->is_up(); }
+    bool available() const override { return conn_ && conn_->is_up() && replicated_; }
 
     void shutdown(bool) override {
         // The sessions live on in Redis; the other instances take over this one's visitors.
@@ -319,6 +322,7 @@ public:
         deadline_timer_.cancel();
         tick_timer_.cancel();
         lease_timer_.cancel();
+        gap_timer_.cancel();
         if (conn_ && conn_->is_up()) conn_->command({"ZREM", prefix_ + "i", instance_}, 500ms, [](std::error_code, redis_reply) {});
     }
 
@@ -354,17 +358,39 @@ private:
                                      std::to_string(ms(channel_lease())),
                                      std::to_string(ended_retention.count()),
                                      std::to_string(max_ended),
-                                     instance_};
+                                     instance_,
+                                     std::to_string(durable(op) ? options_.batch_retention.count() : 0)};
         for (auto& a : args) out.push_back(std::move(a));
         return out;
     }
 
+    // The operations that may admit, end or record a call (the only ones that make batches).
+    // With durable admissions, each is followed by WAIT, and its batch is published by this
+    // instance once enough replicas hold it.
+    bool durable(const std::string& op) const {
+        return wait_replicas_ > 0 &&
+               (op == "join" || op == "leave" || op == "force_end_all" || op == "advance" || op == "record_call");
+    }
+
     // Runs one operation.  An unreachable Redis, an error, or an answer that did not come (its
     // outcome unknown: the scripts are idempotent by ticket and id, so the caller may ask again)
-    // all mean store_error::unavailable.
+    // all mean store_error::unavailable.  So does a durable write that too few replicas hold.
     void run(const std::string& op, std::vector<std::string> args, reply_fn done) {
         if (!conn_ || !conn_->is_up() || closing_) return done(store_error::unavailable, json());
         std::weak_ptr<redis_store_impl> weak = shared_from_this();
+        if (durable(op)) {
+            // Until a write has been seen to reach the replicas again, none is tried: each would
+            // be a change that a failover may undo.
+            if (!replicated_) return done(store_error::unavailable, json());
+            script_.run_replicated(*conn_, {prefix_}, argv(op, std::move(args)), wait_replicas_, options_.settings.wait_timeout,
+                                   options_.command_timeout + options_.settings.wait_timeout,
+                                   [weak, op, done = std::move(done)](std::error_code ec, redis_reply reply, std::int64_t acked) {
+                                       auto self = weak.lock();
+                                       if (!self) return;
+                                       self->on_replicated_reply(op, ec, reply, acked, done);
+                                   });
+            return;
+        }
         script_.run(*conn_, {prefix_}, argv(op, std::move(args)), options_.command_timeout,
                     [weak, op, done = std::move(done)](std::error_code ec, redis_reply reply) {
                         auto self = weak.lock();
@@ -373,23 +399,115 @@ private:
                     });
     }
 
-    void on_reply(const std::string& op, std::error_code ec, const redis_reply& reply, const reply_fn& done) {
+    // The script's JSON, or nullopt (counted and logged) when the call failed.
+    std::optional<json> parse_reply(const std::string& op, std::error_code ec, const redis_reply& reply) {
         if (ec || reply.is_error() || reply.type != redis_reply_type::string) {
             metrics_.store_errors.fetch_add(1, std::memory_order_relaxed);
             spdlog::warn("redis store: {} failed: {}", op, ec ? ec.message() : reply.describe());
-            return done(store_error::unavailable, json());
+            return std::nullopt;
         }
         auto r = json::parse(reply.text, nullptr, false);
         if (r.is_discarded() || !r.is_object() || !r.contains("now")) {
             metrics_.store_errors.fetch_add(1, std::memory_order_relaxed);
             spdlog::error("redis store: {} answered something that is not the script's JSON", op);
-            return done(store_error::unavailable, json());
+            return std::nullopt;
         }
-        note_redis_time(r["now"].get<std::int64_t>());
-        if (r.contains("nd")) arm_deadline(r["nd"].get<std::int64_t>());
-        if (r.contains("hang")) hand_over_hang_ups(r["hang"]);
-        done(store_error::none, r);
-        if (op == "advance" && r.value("more", false)) advance();
+        return r;
+    }
+
+    void on_reply(const std::string& op, std::error_code ec, const redis_reply& reply, const reply_fn& done) {
+        auto r = parse_reply(op, ec, reply);
+        if (!r) return done(store_error::unavailable, json());
+        note_redis_time((*r)["now"].get<std::int64_t>());
+        if (r->contains("nd")) arm_deadline((*r)["nd"].get<std::int64_t>());
+        if (r->contains("hang")) hand_over_hang_ups((*r)["hang"]);
+        if (r->contains("batch")) {
+            // Deferred: the replicas hold it now, so everyone may hear of it.  Either way this
+            // instance's listener hears of the change before the caller's answer goes out.
+            if (durable(op)) publish((*r)["batch"]);
+            on_batch(std::move((*r)["batch"]));
+        }
+        done(store_error::none, *r);
+        if (op == "advance" && r->value("more", false)) advance();
+    }
+
+    // A durable write's answer.  Fewer replicas than asked hold it (or WAIT's answer was lost):
+    // the write happened on this master but a failover could still undo it.  Nobody is told:
+    // the caller gets 503, the batch stays unpublished (but kept), the connection is made again,
+    // and once a write is seen to reach the replicas the batch is looked up and published if the
+    // master (perhaps a new one) has it.  Hang-ups it handed over are done all the same: the
+    // session's end was asked for or due.
+    void on_replicated_reply(const std::string& op, std::error_code ec, const redis_reply& reply, std::int64_t acked,
+                             const reply_fn& done) {
+        if (ec || reply.is_error() || acked >= wait_replicas_) return on_reply(op, ec, reply, done);
+        auto r = parse_reply(op, ec, reply);
+        if (!r) return done(store_error::unavailable, json());
+        note_redis_time((*r)["now"].get<std::int64_t>());
+        if (r->contains("hang")) hand_over_hang_ups((*r)["hang"]);
+        if (r->contains("batch")) uncertain_.push_back(std::move((*r)["batch"]));
+        metrics_.store_errors.fetch_add(1, std::memory_order_relaxed);
+        spdlog::warn("redis store: {} reached {} of {} replica(s) within {} ms; answering 503 until a write reaches them again",
+                     op, std::max<std::int64_t>(acked, 0), wait_replicas_, options_.settings.wait_timeout.count());
+        lose_replication();
+        done(store_error::unavailable, json());
+    }
+
+    void lose_replication() {
+        if (!replicated_) return;
+        replicated_ = false;
+        metrics_.store_up.store(0, std::memory_order_relaxed);
+        conn_->reconnect();
+        end_due_leases_locally();  // Redis cannot end them now; arms the timer for the others
+    }
+
+    void publish(const json& batch) {
+        conn_->command({"PUBLISH", prefix_ + "events", batch.dump()}, options_.command_timeout,
+                       [](std::error_code, redis_reply) {});  // lost: the others see a gap, and resync
+    }
+
+    // After a reconnect, or on every tick while durability is lost: a fresh write and a WAIT
+    // behind it.  When the replicas acknowledge it they hold everything this master had before
+    // it, so the uncertain batches this master still has are now safe to publish; those it
+    // lacks (a failover lost them) never happened.
+    void check_replication() {
+        if (checking_replication_ || closing_ || !conn_ || !conn_->is_up()) return;
+        checking_replication_ = true;
+        auto found = std::make_shared<std::vector<json>>();
+        for (const auto& batch : uncertain_) {
+            const auto seq = batch.value("s", std::uint64_t{0});
+            conn_->command({"GET", prefix_ + "b:" + std::to_string(seq)}, options_.command_timeout,
+                           [found, batch](std::error_code ec, redis_reply reply) {
+                               if (ec || reply.type != redis_reply_type::string) return;
+                               if (json::parse(reply.text, nullptr, false) == batch) found->push_back(batch);
+                           });
+        }
+        conn_->command({"SET", prefix_ + "probe:" + instance_, "1", "PX", "60000"}, options_.command_timeout,
+                       [](std::error_code, redis_reply) {});
+        std::weak_ptr<redis_store_impl> weak = shared_from_this();
+        const auto asked = uncertain_.size();
+        conn_->command({"WAIT", std::to_string(wait_replicas_), std::to_string(options_.settings.wait_timeout.count())},
+                       options_.command_timeout + options_.settings.wait_timeout,
+                       [weak, found, asked](std::error_code ec, redis_reply reply) {
+                           auto self = weak.lock();
+                           if (!self) return;
+                           self->checking_replication_ = false;
+                           if (ec || reply.type != redis_reply_type::integer || reply.integer < self->wait_replicas_) return;
+                           self->on_replication_back(*found, asked);
+                       });
+    }
+
+    void on_replication_back(const std::vector<json>& found, std::size_t asked) {
+        spdlog::info("redis store: writes reach {} replica(s) again; {} of {} uncertain batch(es) survived", wait_replicas_,
+                     found.size(), asked);
+        uncertain_.erase(uncertain_.begin(), uncertain_.begin() + static_cast<std::ptrdiff_t>(std::min(asked, uncertain_.size())));
+        replicated_ = true;
+        metrics_.store_up.store(available() ? 1 : 0, std::memory_order_relaxed);
+        for (const auto& batch : found) {
+            publish(batch);
+            on_batch(batch);
+        }
+        arm_lease_timer();
+        advance();
     }
 
     void run_for_status(const std::string& op, const std::string& ticket, done<std::optional<entry_status>> callback) {
@@ -459,20 +577,76 @@ private:
 
     // ---- the event stream and the mirror ----------------------------------------------------
 
-    void on_batch(const std::string& payload) {
+    void on_message(const std::string& payload) {
         auto batch = json::parse(payload, nullptr, false);
         if (batch.is_discarded() || !batch.is_object() || !batch.contains("s")) return;
-        const auto seq = batch["s"].get<std::uint64_t>();
-        if (!synced_) {
-            buffered_.push_back(std::move(batch));
+        on_batch(std::move(batch));
+    }
+
+    // A batch, from the subscription or from a script's own answer (whichever comes first; the
+    // other is then old news).  Batches may arrive out of order: from two connections, and, with
+    // durable admissions, published by each instance after its own WAIT.  A gap is waited for a
+    // moment; if it stays open, a batch was lost, and the mirror is read again.
+    void on_batch(json batch) {
+        const auto seq = batch.value("s", std::uint64_t{0});
+        if (synced_ && seq <= last_seq_) return;  // already in the mirror
+        learn_leases(batch);
+        buffered_.push_back(std::move(batch));
+        if (synced_) drain_buffered();
+    }
+
+    // Applies the buffered batches that follow the mirror without a gap; waits for a gap.
+    void drain_buffered() {
+        std::sort(buffered_.begin(), buffered_.end(), [](const json& a, const json& b) { return a["s"] < b["s"]; });
+        std::size_t i = 0;
+        for (; i < buffered_.size(); ++i) {
+            const auto seq = buffered_[i]["s"].get<std::uint64_t>();
+            if (seq <= last_seq_) continue;
+            if (seq != last_seq_ + 1) break;
+            apply(buffered_[i]);
+        }
+        buffered_.erase(buffered_.begin(), buffered_.begin() + static_cast<std::ptrdiff_t>(i));
+        if (buffered_.empty()) {
+            gap_timer_.cancel();
+            gap_since_.reset();
             return;
         }
-        if (seq <= last_seq_) return;  // already in the mirror
-        if (seq != last_seq_ + 1) {    // a batch was lost: read the whole state again
-            buffered_.push_back(std::move(batch));
-            return resync();
+        if (gap_since_) return;
+        gap_since_ = last_seq_;
+        gap_timer_.expires_after(gap_patience());
+        std::weak_ptr<redis_store_impl> weak = shared_from_this();
+        gap_timer_.async_wait([weak](boost::system::error_code ec) {
+            auto self = weak.lock();
+            if (ec || !self) return;
+            const bool stuck = self->gap_since_ && *self->gap_since_ == self->last_seq_;
+            self->gap_since_.reset();
+            if (stuck && !self->buffered_.empty()) {
+                spdlog::info("redis store: batch {} never came; reading the state again", self->last_seq_ + 1);
+                return self->resync();
+            }
+            if (!self->buffered_.empty()) self->drain_buffered();  // progress: wait for the next gap
+        });
+    }
+
+    std::chrono::milliseconds gap_patience() const {
+        return std::chrono::milliseconds{500} + (wait_replicas_ > 0 ? 2 * options_.settings.wait_timeout : std::chrono::milliseconds{0});
+    }
+
+    // Cost safety does not wait for the order of batches: a lease and its calls are known from
+    // the moment any batch names them (at worst one is ended here again, harmlessly).
+    void learn_leases(const json& batch) {
+        for (const auto& ev : as_array(batch["ev"])) {
+            const auto kind = ev.value("k", "");
+            const auto id = ev.value("id", std::uint64_t{0});
+            if (kind == "adm") {
+                leases_[id].expires = ev.value("x", std::int64_t{0});
+            } else if (kind == "call") {
+                auto& calls = leases_[id].calls;
+                const auto call = ev.value("call", "");
+                if (std::find(calls.begin(), calls.end(), call) == calls.end()) calls.push_back(call);
+                if (leases_[id].expires == 0) leases_[id].expires = ev.value("x", std::int64_t{0});
+            }
         }
-        apply(batch);
     }
 
     void apply(const json& batch) {
@@ -495,8 +669,6 @@ private:
                 events.push_back(std::move(w));
             } else if (kind == "end") {
                 events.push_back(ended(ev, id, t));
-            } else if (kind == "call") {
-                leases_[id].calls.push_back(ev.value("call", ""));
             }
         }
         if (batch.value("qc", 0) == 1 && !queue_.empty()) events.push_back({broker_event::kind::queue_changed, 0});
@@ -586,28 +758,12 @@ private:
             last_seq_ = r.value("seq", std::uint64_t{0});
             mirror_now_ms_ = r["now"].get<std::int64_t>();
             synced_ = true;
-            replay_buffered();
-            if (!synced_) return;  // a gap in what was buffered: another resync is under way
+            gap_since_.reset();
+            drain_buffered();
             if (listener_) listener_->on_resync();
             touch();
             advance();
         });
-    }
-
-    void replay_buffered() {
-        auto pending = std::move(buffered_);
-        buffered_.clear();
-        std::sort(pending.begin(), pending.end(), [](const json& a, const json& b) { return a["s"] < b["s"]; });
-        for (const auto& batch : pending) {
-            const auto seq = batch["s"].get<std::uint64_t>();
-            if (seq <= last_seq_) continue;
-            if (seq != last_seq_ + 1) {
-                resyncing_ = false;
-                buffered_.push_back(batch);
-                return resync();
-            }
-            apply(batch);
-        }
     }
 
     // ---- time: deadlines, touches, and leases while Redis is away --------------------------
@@ -660,6 +816,7 @@ private:
     void on_tick() {
         metrics_.store_up.store(available() ? 1 : 0, std::memory_order_relaxed);
         end_due_leases_locally();
+        if (!replicated_) check_replication();
         if (!available()) return;
         const auto now = clock_();
         if (now - last_touch_ >= touch_period()) {
@@ -722,7 +879,7 @@ private:
     }
 
     void on_link(redis_link_state state) {
-        metrics_.store_up.store(state == redis_link_state::up ? 1 : 0, std::memory_order_relaxed);
+        metrics_.store_up.store(state == redis_link_state::up && replicated_ ? 1 : 0, std::memory_order_relaxed);
         if (state != redis_link_state::up) {
             if (was_up_) spdlog::warn("redis store: Redis unreachable ({}); joins answer 503 until it is back", conn_->last_error());
             was_up_ = false;
@@ -731,6 +888,7 @@ private:
         }
         if (!was_up_) spdlog::info("redis store: connected as instance {}", instance_);
         was_up_ = true;
+        if (!replicated_) check_replication();
         touch();   // before anything expires for want of a sign of life
         advance();
     }
@@ -749,7 +907,13 @@ private:
     net::steady_timer deadline_timer_;
     net::steady_timer tick_timer_;
     net::steady_timer lease_timer_;
+    net::steady_timer gap_timer_;
     store_listener* listener_ = nullptr;
+    int wait_replicas_ = 0;           // durable admissions: replicas each such write waits for
+    bool replicated_ = true;          // false from an unacknowledged durable write until a WAIT succeeds
+    bool checking_replication_ = false;
+    std::vector<json> uncertain_;     // batches of writes whose replication is not known
+    std::optional<std::uint64_t> gap_since_;  // the mirror's seq when a gap began to be waited for
 
     std::int64_t offset_ms_ = 0;  // Redis ms - local steady ms
     // The mirror: queued ids and holders, as of batch last_seq_ (Redis time mirror_now_ms_).

@@ -5,14 +5,18 @@
 -- instances' clocks never decide order or deadlines.  Every key shares one hash tag (the
 -- prefix, "{vb}:" by default), so the layout also works on Redis Cluster.
 --
--- Called as: EVALSHA sha 1 <prefix> <op> <limits...> <op args...>
+-- Called as: EVALSHA sha 1 <prefix> <op> <limits...> <instance> <keep> <op args...>
 --   limits (ARGV[2..10]): max_users queue_max session_ms heartbeat_ms grace_ms warnings(csv s)
 --                         channel_lease_ms retention_ms max_ended
---   op args start at ARGV[11]; the caller's instance id is ARGV[11] for every op.
--- Returns a JSON object (cjson).  What happened is PUBLISHed on <prefix>events as one batch:
+--   ARGV[11]: the caller's instance id; ARGV[12]: 0, or how long (ms) to keep the batch for a
+--   caller that publishes it itself (below); op args start at ARGV[13].
+-- Returns a JSON object (cjson).  What happened is one batch:
 --   {"s":seq,"t":now,"by":instance,"nd":next_deadline,"qc":0|1,"ev":[...]}
 -- with events {"k":"adm"|"warn"|"end"|"q+"|"call", ...}; seq grows by one per batch, so a
--- subscriber can tell that it missed one and resync.
+-- subscriber can tell that it missed one and resync.  The batch is returned as "batch", and
+-- either PUBLISHed on <prefix>events at once, or (keep > 0: durable admissions) stored as
+-- <prefix>b:<seq> for `keep` ms and left to the caller to PUBLISH once enough replicas hold it
+-- (WAIT cannot run inside a script), so that nobody hears of a change a failover could undo.
 --
 -- Keys (P = prefix):
 --   P seq, P fence, P ev        counters: entry ids (join order), lease fencing numbers, batches
@@ -28,6 +32,8 @@
 --   P ended                     zset: ended entries, oldest first (their keys expire anyway)
 --   P day:<yyyy-mm-dd>          hash: today's sessions started/completed and talked ms (UTC)
 --   P i                         zset: instances, score = last seen
+--   P b:<seq>                   durable admissions: a batch its caller publishes after WAIT
+--   P probe:<instance>          durable admissions: the write a WAIT after a reconnect waits for
 --   P clock                     test only: milliseconds added to TIME
 -- Entry fields: t ticket, st q|a|e, j joined, ls last seen, cu channel alive until, s started,
 --   x expires, ad admission deadline, c confirmed 0|1, wl warning offsets (s, csv, largest
@@ -41,7 +47,8 @@ local L = {
   lease = tonumber(ARGV[8]), retention = tonumber(ARGV[9]), max_ended = tonumber(ARGV[10]),
 }
 local BY = ARGV[11]
-local A0 = 11 -- op arguments: ARGV[A0 + 1], ...
+local KEEP = tonumber(ARGV[12]) or 0
+local A0 = 12 -- op arguments: ARGV[A0 + 1], ...
 local CLAIM_MS = 30000 -- an instance that claimed a hang-up has this long to report it done
 
 local function now_ms()
@@ -435,7 +442,8 @@ elseif OP == 'stats' then
 elseif OP == 'snapshot' then
   -- The mirror's state, the holders' calls, and which of the leases the caller knows (its
   -- arguments) no longer exist at all (Redis lost them: the caller still ends them on time).
-  out.seq = tonumber(redis.call('GET', P .. 'ev') or '0')
+  if redis.call('EXISTS', P .. 'ev') == 0 then redis.call('SET', P .. 'ev', NOW) end -- see next_number
+  out.seq = tonumber(redis.call('GET', P .. 'ev'))
   out.queue = redis.call('ZRANGE', P .. 'q', 0, -1)
   out.active = redis.call('ZRANGE', P .. 'a', 0, -1, 'WITHSCORES')
   out.starts, out.calls, out.gone = {}, {}, {}
@@ -455,8 +463,14 @@ end
 if #EVENTS > 0 then
   local batch = { s = next_number(P .. 'ev'), t = NOW, by = BY, nd = next_deadline(),
                   qc = QUEUE_CHANGED and 1 or 0, ev = EVENTS }
-  redis.call('PUBLISH', P .. 'events', cjson.encode(batch))
+  local text = cjson.encode(batch)
+  if KEEP > 0 then
+    redis.call('SET', P .. 'b:' .. batch.s, text, 'PX', KEEP)
+  else
+    redis.call('PUBLISH', P .. 'events', text)
+  end
   out.seq = batch.s
+  out.batch = batch
 end
 out.now = NOW
 out.nd = next_deadline()
