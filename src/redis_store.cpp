@@ -359,7 +359,8 @@ private:
                                      std::to_string(ended_retention.count()),
                                      std::to_string(max_ended),
                                      instance_,
-                                     std::to_string(durable(op) ? options_.batch_retention.count() : 0)};
+                                     std::to_string(durable(op) || options_.keep_batches ? options_.batch_retention.count() : 0),
+                                     durable(op) ? "1" : "0"};
         for (auto& a : args) out.push_back(std::move(a));
         return out;
     }

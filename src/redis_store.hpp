@@ -36,6 +36,8 @@ struct redis_store_options {
     // Durable admissions (settings.wait_replicas > 0): how long Redis keeps a batch whose caller
     // publishes it after WAIT, for looking it up again after a reconnect (and for tests).
     std::chrono::milliseconds batch_retention{60000};
+    // Keep every batch for batch_retention, durable or not (tests that audit the scripts' log).
+    bool keep_batches = false;
 };
 
 // `strand` is the service's; `clock` its notion of now.

@@ -5,18 +5,19 @@
 -- instances' clocks never decide order or deadlines.  Every key shares one hash tag (the
 -- prefix, "{vb}:" by default), so the layout also works on Redis Cluster.
 --
--- Called as: EVALSHA sha 1 <prefix> <op> <limits...> <instance> <keep> <op args...>
+-- Called as: EVALSHA sha 1 <prefix> <op> <limits...> <instance> <keep> <defer> <op args...>
 --   limits (ARGV[2..10]): max_users queue_max session_ms heartbeat_ms grace_ms warnings(csv s)
 --                         channel_lease_ms retention_ms max_ended
---   ARGV[11]: the caller's instance id; ARGV[12]: 0, or how long (ms) to keep the batch for a
---   caller that publishes it itself (below); op args start at ARGV[13].
+--   ARGV[11]: the caller's instance id; ARGV[12]: 0, or how long (ms) to keep the batch as
+--   <prefix>b:<seq>; ARGV[13]: 1 when the caller publishes the batch itself (below), else 0;
+--   op args start at ARGV[14].
 -- Returns a JSON object (cjson).  What happened is one batch:
 --   {"s":seq,"t":now,"by":instance,"nd":next_deadline,"qc":0|1,"ev":[...]}
 -- with events {"k":"adm"|"warn"|"end"|"q+"|"call", ...}; seq grows by one per batch, so a
 -- subscriber can tell that it missed one and resync.  The batch is returned as "batch", and
--- either PUBLISHed on <prefix>events at once, or (keep > 0: durable admissions) stored as
--- <prefix>b:<seq> for `keep` ms and left to the caller to PUBLISH once enough replicas hold it
--- (WAIT cannot run inside a script), so that nobody hears of a change a failover could undo.
+-- either PUBLISHed on <prefix>events at once, or (defer: durable admissions) left to the caller
+-- to PUBLISH once enough replicas hold it (WAIT cannot run inside a script), so that nobody
+-- hears of a change a failover could undo; a deferred batch is kept to be looked up again.
 --
 -- Keys (P = prefix):
 --   P seq, P fence, P ev        counters: entry ids (join order), lease fencing numbers, batches
@@ -48,7 +49,8 @@ local L = {
 }
 local BY = ARGV[11]
 local KEEP = tonumber(ARGV[12]) or 0
-local A0 = 12 -- op arguments: ARGV[A0 + 1], ...
+local DEFER = ARGV[13] == '1'
+local A0 = 13 -- op arguments: ARGV[A0 + 1], ...
 local CLAIM_MS = 30000 -- an instance that claimed a hang-up has this long to report it done
 
 local function now_ms()
@@ -464,11 +466,8 @@ if #EVENTS > 0 then
   local batch = { s = next_number(P .. 'ev'), t = NOW, by = BY, nd = next_deadline(),
                   qc = QUEUE_CHANGED and 1 or 0, ev = EVENTS }
   local text = cjson.encode(batch)
-  if KEEP > 0 then
-    redis.call('SET', P .. 'b:' .. batch.s, text, 'PX', KEEP)
-  else
-    redis.call('PUBLISH', P .. 'events', text)
-  end
+  if KEEP > 0 then redis.call('SET', P .. 'b:' .. batch.s, text, 'PX', KEEP) end
+  if not DEFER then redis.call('PUBLISH', P .. 'events', text) end
   out.seq = batch.s
   out.batch = batch
 end
