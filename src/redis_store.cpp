@@ -147,7 +147,8 @@ public:
     void join(join_request request, done<join_outcome> callback) override { join_once(std::move(request), std::move(callback), false); }
 
     void join_once(join_request request, done<join_outcome> callback, bool retried) {
-        const auto answer_by = redis_now() + ms(options_.command_timeout);
+        // Before the first answer this instance does not know Redis's clock: no deadline then.
+        const auto answer_by = clock_known_ ? redis_now() + ms(options_.command_timeout) : 0;
         std::vector<std::string> args{request.fresh_ticket, request.existing_ticket.value_or(""), request.client_address,
                                       std::to_string(answer_by)};
         run("join", std::move(args),
@@ -419,6 +420,10 @@ private:
     void on_reply(const std::string& op, std::error_code ec, const redis_reply& reply, const reply_fn& done) {
         auto r = parse_reply(op, ec, reply);
         if (!r) return done(store_error::unavailable, json());
+        on_answer(op, std::move(r), done);
+    }
+
+    void on_answer(const std::string& op, std::optional<json> r, const reply_fn& done) {
         note_redis_time((*r)["now"].get<std::int64_t>());
         if (r->contains("nd")) arm_deadline((*r)["nd"].get<std::int64_t>());
         if (r->contains("hang")) hand_over_hang_ups((*r)["hang"]);
@@ -443,12 +448,18 @@ private:
         if (ec || reply.is_error() || acked >= wait_replicas_) return on_reply(op, ec, reply, done);
         auto r = parse_reply(op, ec, reply);
         if (!r) return done(store_error::unavailable, json());
-        note_redis_time((*r)["now"].get<std::int64_t>());
-        if (r->contains("hang")) hand_over_hang_ups((*r)["hang"]);
-        if (r->contains("batch")) uncertain_.push_back(std::move((*r)["batch"]));
         metrics_.store_errors.fetch_add(1, std::memory_order_relaxed);
         spdlog::warn("redis store: {} reached {} of {} replica(s) within {} ms; answering 503 until a write reaches them again",
                      op, std::max<std::int64_t>(acked, 0), wait_replicas_, options_.settings.wait_timeout.count());
+        if (!r->contains("batch")) {
+            // It admitted, ended and recorded nothing (a join that found its entry, a late one, an
+            // advance with nothing due): nothing that anyone could be told of is at risk.
+            lose_replication();
+            return on_answer(op, std::move(r), done);
+        }
+        note_redis_time((*r)["now"].get<std::int64_t>());
+        if (r->contains("hang")) hand_over_hang_ups((*r)["hang"]);
+        uncertain_.push_back(std::move((*r)["batch"]));
         lose_replication();
         done(store_error::unavailable, json());
     }
@@ -530,6 +541,7 @@ private:
     // Redis's clock in this process's steady time: offset = Redis ms - local steady ms.
     void note_redis_time(std::int64_t redis_now_ms) {
         offset_ms_ = redis_now_ms - ms(clock_().time_since_epoch());
+        clock_known_ = true;
     }
     steady_time to_steady(std::int64_t redis_ms, std::int64_t) const {
         return steady_time{std::chrono::milliseconds{redis_ms - offset_ms_}};
@@ -882,7 +894,10 @@ private:
     void on_link(redis_link_state state) {
         metrics_.store_up.store(state == redis_link_state::up && replicated_ ? 1 : 0, std::memory_order_relaxed);
         if (state != redis_link_state::up) {
-            if (was_up_) spdlog::warn("redis store: Redis unreachable ({}); joins answer 503 until it is back", conn_->last_error());
+            if (was_up_) {
+                const auto why = conn_->last_error();
+                spdlog::warn("redis store: Redis unreachable ({}); joins answer 503 until it is back", why.empty() ? "reconnecting" : why);
+            }
             was_up_ = false;
             end_due_leases_locally();  // and arms the timer for the others
             return;
@@ -917,6 +932,7 @@ private:
     std::optional<std::uint64_t> gap_since_;  // the mirror's seq when a gap began to be waited for
 
     std::int64_t offset_ms_ = 0;  // Redis ms - local steady ms
+    bool clock_known_ = false;    // offset_ms_ comes from an answer
     // The mirror: queued ids and holders, as of batch last_seq_ (Redis time mirror_now_ms_).
     waiting_queue queue_;
     std::map<std::uint64_t, holder> holders_;
