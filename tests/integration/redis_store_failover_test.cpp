@@ -8,6 +8,7 @@
 //     push) is still an admission on the new master;
 //   - every batch a client published is on the new master, as it was;
 //   - the scripts' own log of batches on the new master never has more than N holders;
+//   - a call whose session ends during the failover is hung up at most 1 s after its deadline;
 //   - the time from the master's death to the first successful join is printed.
 // With one replica, the new master has none left after the failover, and a durable write then
 // has nowhere to wait for: the killed master is restarted once Sentinel has switched (as a
@@ -66,7 +67,7 @@ session_limits storm_limits() {
 
 struct recording_listener final : store_listener {
     std::set<std::uint64_t> admitted;  // told to push an admission
-    std::vector<std::string> hang_ups;
+    std::vector<std::pair<std::string, steady::time_point>> hang_ups;
     session_store* store = nullptr;
     void on_events(const std::vector<broker_event>& events, steady_time, bool) override {
         for (const auto& ev : events) {
@@ -76,7 +77,7 @@ struct recording_listener final : store_listener {
     void on_hang_ups(std::vector<std::string> calls) override {
         for (auto& c : calls) {
             if (store) store->hang_up_done(c);
-            hang_ups.push_back(std::move(c));
+            hang_ups.emplace_back(std::move(c), steady::now());
         }
     }
     void on_resync() override {}
@@ -198,6 +199,8 @@ TEST_P(redis_store_failover, kill_9_of_the_master_during_a_storm_loses_no_admiss
     std::mt19937_64 rng(20261213);
     const auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
     std::vector<std::string> tickets;                  // joined (answered), any state
+    std::map<std::uint64_t, std::string> ticket_of;    // entry id -> ticket
+    std::string protected_ticket;                      // never left: its session must end by its deadline
     std::set<std::uint64_t> reported;                  // admissions answered to a joiner
     std::size_t in_flight = 0, ops = 0, unavailable = 0, next_ticket = 0, left_upto = 0;
     std::optional<steady::time_point> killed, switched, first_join;
@@ -219,6 +222,7 @@ TEST_P(redis_store_failover, kill_9_of_the_master_during_a_storm_loses_no_admiss
                 }
                 if (o.what != join_outcome::kind::joined) return;
                 tickets.push_back(fresh);
+                ticket_of[o.status.entry_id] = fresh;
                 if (o.status.state == entry_state::active) reported.insert(o.status.entry_id);
                 if (after_kill && !c.first_join_after_kill) c.first_join_after_kill = steady::now();
                 if (after_kill && !first_join) first_join = steady::now();
@@ -229,6 +233,7 @@ TEST_P(redis_store_failover, kill_9_of_the_master_during_a_storm_loses_no_admiss
             if (!tickets.empty() && pick(0, 3) != 0) {
                 t = tickets[left_upto < tickets.size() ? left_upto++ : tickets.size() - 1];
             }
+            if (t == protected_ticket) t = "none";
             c.store->leave(t, [&](store_error e, auto) {
                 --in_flight;
                 unavailable += e != store_error::none;
@@ -265,6 +270,42 @@ TEST_P(redis_store_failover, kill_9_of_the_master_during_a_storm_loses_no_admiss
     ASSERT_GT(before_kill, 3u) << "the storm admitted too few before the kill";
     ASSERT_EQ(unavailable, 0u) << "durable writes failed with every server up";
 
+    // A holder opens a call: its session must still end on time, and the call be hung up, though
+    // its deadline falls in (or just after) the failover window.
+    std::optional<steady::time_point> call_deadline;
+    for (int attempt = 0; attempt < 200 && !call_deadline; ++attempt) {
+        std::optional<std::uint64_t> holder;
+        for (auto& c : clients) {
+            for (auto id : c->listener.admitted) {
+                if (ticket_of.count(id) && (!holder || id > *holder)) holder = id;
+            }
+        }
+        if (holder) {
+            auto& c = *clients[0];
+            std::optional<entry_status> s;
+            bool done = false;
+            c.store->status(ticket_of[*holder], [&](store_error, std::optional<entry_status> st) {
+                s = st;
+                done = true;
+            });
+            ASSERT_TRUE(loop.run_until([&] { return done; }, 5s));
+            const auto left = s ? s->expires_at - steady::now() : steady::duration{};
+            if (s && s->state == entry_state::active && left > 1800ms) {
+                protected_ticket = ticket_of[*holder];
+                done = false;
+                c.store->record_call(*holder, "rtc_failover", [&](store_error e, call_recording r) {
+                    if (e == store_error::none && r == call_recording::recorded) call_deadline = s->expires_at;
+                    done = true;
+                });
+                ASSERT_TRUE(loop.run_until([&] { return done; }, 5s));
+            }
+        }
+        if (!call_deadline) storm(50ms);
+    }
+    ASSERT_TRUE(call_deadline) << "no holder to give a call to";
+    // Its deadline falls in the failover window: about 1 s after the kill.
+    storm(std::chrono::duration_cast<std::chrono::milliseconds>(*call_deadline - steady::now() - 1500ms));
+
     // The replicas fall behind: their links drop (and they are too busy, paused, to come back at
     // once), the storm writes on, and the master dies before they catch up.  Whatever was
     // written meanwhile dies with it: with durable admissions, nobody was told of any of it.
@@ -298,6 +339,17 @@ TEST_P(redis_store_failover, kill_9_of_the_master_during_a_storm_loses_no_admiss
     for (auto& c : clients) EXPECT_TRUE(c->first_join_after_kill) << c->instance << " is wedged: no join since the failover";
     // Let what is in flight land, then stop.
     ASSERT_TRUE(loop.run_until([&] { return in_flight == 0; }, 10s));
+
+    // The call was hung up, at the latest 1 s after its session's deadline.
+    std::optional<steady::time_point> hung_up;
+    for (auto& c : clients) {
+        for (const auto& [call, at] : c->listener.hang_ups) {
+            if (call == "rtc_failover" && (!hung_up || at < *hung_up)) hung_up = at;
+        }
+    }
+    ASSERT_TRUE(hung_up) << "the call of a session that ended during the failover was never hung up";
+    EXPECT_LE(ms_between(*call_deadline, *hung_up), 1000.0) << "hung up too late";
+    const double call_late = ms_between(*call_deadline, *hung_up);
 
     auto* now_master = current_master();
     ASSERT_NE(now_master, nullptr);
@@ -354,9 +406,11 @@ TEST_P(redis_store_failover, kill_9_of_the_master_during_a_storm_loses_no_admiss
     for (auto& c : clients) slowest = std::max(slowest, static_cast<std::size_t>(ms_between(*killed, *c->first_join_after_kill)));
     std::printf("[ measure ] %d replica(s): kill -9 of the master -> Sentinel switched %.0f ms, first successful join %.0f ms, "
                 "every client joined again %zu ms (down-after-milliseconds %d, target %d ms); %zu operations, %zu answered 503, "
-                "%zu admissions reported, %zu batches published, %zu in the new master's log, %zu lost\n",
+                "%zu admissions reported, %zu batches published, %zu in the new master's log, %zu lost; a call whose session "
+                "ended %.0f ms after the kill was hung up %+.0f ms from its deadline\n",
                 GetParam(), ms_between(*killed, *switched), ms_between(*killed, *first_join), slowest, down_after_ms,
-                down_after_ms + 3000, ops, unavailable, told.size(), published.size(), log.size(), lost);
+                down_after_ms + 3000, ops, unavailable, told.size(), published.size(), log.size(), lost,
+                ms_between(*killed, *call_deadline), call_late);
     recorder->close();
     locator->close();
 }
