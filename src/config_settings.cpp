@@ -318,7 +318,25 @@ const std::vector<setting>& settings_table() {
              c.store.sentinel_password = v;
              return std::nullopt;
          }},
-        {"DATA_DIR", "data", "Folder for what survives a restart in memory mode (waiting visitors, calls to hang up, the budget's spend)",
+        {"REDIS_WAIT_REPLICAS", "", "Replicas that must hold each admission, end and call before anyone is told (WAIT); empty: 1 with REDIS_SENTINELS, else 0",
+         [](config& c, const std::string& v) -> std::optional<std::string> {
+             if (v.empty()) {
+                 c.store.wait_replicas.reset();
+                 return std::nullopt;
+             }
+             int n = 0;
+             if (auto err = set_int(v, 0, 16, n)) return err;
+             c.store.wait_replicas = n;
+             return std::nullopt;
+         }},
+        {"REDIS_WAIT_TIMEOUT_MS", "50", "How long a write waits for those replicas; none in time: 503 store_unavailable, and the write is checked again",
+         [](config& c, const std::string& v) -> std::optional<std::string> {
+             long long n = 0;
+             if (auto err = bounded_int(v, 1, 5000, n)) return err;
+             c.store.wait_timeout = std::chrono::milliseconds{n};
+             return std::nullopt;
+         }},
+                {"DATA_DIR", "data", "Folder for what survives a restart in memory mode (waiting visitors, calls to hang up, the budget's spend)",
          [](config& c, const std::string& v) -> std::optional<std::string> {
              if (v.empty()) return "must not be empty";
              c.store.data_dir = v;

@@ -395,9 +395,11 @@ void redis_link::connection_failed(std::string detail) {
     last_error_ = std::move(detail);
     set_state(redis_link_state::down);
     reconnect_timer_.expires_after(delay);
-    reconnect_timer_.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
+    // The attempt number too: cancel() cannot stop a handler that is already queued, and a
+    // second begin_attempt() would open a second context over the first (which then leaks).
+    reconnect_timer_.async_wait([weak = weak_from_this(), attempt = attempt_](const boost::system::error_code& ec) {
         auto self = weak.lock();
-        if (ec || !self || self->closing_) return;
+        if (ec || !self || self->closing_ || self->attempt_ != attempt) return;
         self->begin_attempt();
     });
 }

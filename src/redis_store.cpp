@@ -59,10 +59,12 @@ struct holder {
     std::int64_t expires = 0;
 };
 
-// A lease this instance knows of, for ending it on time while Redis is away.
+// A lease this instance knows of, for ending it on time while Redis is away (or after Redis lost
+// it: an orphan, which nobody but the instances that knew it can end any more).
 struct known_lease {
     std::int64_t expires = 0;  // Redis milliseconds
     std::vector<std::string> calls;
+    bool orphan = false;
 };
 
 class redis_store_impl final : public session_store, public std::enable_shared_from_this<redis_store_impl> {
@@ -78,7 +80,10 @@ public:
           instance_(options_.settings.instance_id),
           script_(redis_store_script()),
           deadline_timer_(strand),
-          tick_timer_(strand) {}
+          tick_timer_(strand),
+          lease_timer_(strand),
+          gap_timer_(strand),
+          wait_replicas_(options_.settings.wait_replicas.value_or(options_.settings.sentinels.empty() ? 0 : 1)) {}
 
     void start() {
         redis_client_options client;
@@ -105,7 +110,7 @@ public:
         sub_ = redis_subscriber::create(strand_, client);
         std::weak_ptr<redis_store_impl> weak = shared_from_this();
         sub_->on_message([weak](const redis_message& m) {
-            if (auto self = weak.lock()) self->on_batch(m.payload);
+            if (auto self = weak.lock()) self->on_message(m.payload);
         });
         sub_->on_resync([weak] {
             if (auto self = weak.lock()) self->resync();
@@ -125,6 +130,8 @@ public:
         closing_ = true;
         deadline_timer_.cancel();
         tick_timer_.cancel();
+        lease_timer_.cancel();
+        gap_timer_.cancel();
         if (sub_) sub_->close();
         if (conn_) conn_->close();
         if (locator_) locator_->close();
@@ -134,16 +141,29 @@ public:
 
     // ---- operations ---------------------------------------------------------------------------
 
-    void join(join_request request, done<join_outcome> callback) override {
-        run("join", {request.fresh_ticket, request.existing_ticket.value_or(""), request.client_address},
-            [this, callback = std::move(callback)](store_error error, const json& r) {
+    // A join carries the Redis time after which it must not run any more: the moment this
+    // instance stops waiting for it (its command deadline).  One that sat in a paused Redis's
+    // socket buffer would otherwise give a place, or a slot, to a visitor who was told 503.
+    void join(join_request request, done<join_outcome> callback) override { join_once(std::move(request), std::move(callback), false); }
+
+    void join_once(join_request request, done<join_outcome> callback, bool retried) {
+        // Before the first answer this instance does not know Redis's clock: no deadline then.
+        const auto answer_by = clock_known_ ? redis_now() + ms(options_.command_timeout) : 0;
+        std::vector<std::string> args{request.fresh_ticket, request.existing_ticket.value_or(""), request.client_address,
+                                      std::to_string(answer_by)};
+        run("join", std::move(args),
+            [this, request = std::move(request), callback = std::move(callback), retried](store_error error, const json& r) mutable {
                 join_outcome out{join_outcome::kind::queue_full, {}};
-                if (error == store_error::none) {
-                    const auto what = r.value("what", "");
-                    if (what != "full") {
-                        out.what = what == "existing" ? join_outcome::kind::existing : join_outcome::kind::joined;
-                        out.status = status_from(r["status"], r["now"].get<std::int64_t>());
-                    }
+                const auto what = error == store_error::none ? r.value("what", "") : std::string();
+                if (what == "late") {
+                    // It answered in time, so this instance's idea of Redis's clock was behind (a
+                    // new master with another clock): once more, with the clock just learned.
+                    if (!retried) return join_once(std::move(request), std::move(callback), true);
+                    error = store_error::unavailable;
+                }
+                if (error == store_error::none && what != "full") {
+                    out.what = what == "existing" ? join_outcome::kind::existing : join_outcome::kind::joined;
+                    out.status = status_from(r["status"], r["now"].get<std::int64_t>());
                 }
                 callback(error, std::move(out));
             });
@@ -304,13 +324,15 @@ public:
     std::size_t active_count() const override { return holders_.size(); }
     std::size_t queue_length() const override { return queue_.size(); }
     std::optional<steady_time> stats_fresh_until() const override { return std::nullopt; }
-    bool available() const override { return conn_ && conn_->is_up(); }
+    bool available() const override { return conn_ && conn_->is_up() && replicated_; }
 
     void shutdown(bool) override {
         // The sessions live on in Redis; the other instances take over this one's visitors.
         closing_ = true;
         deadline_timer_.cancel();
         tick_timer_.cancel();
+        lease_timer_.cancel();
+        gap_timer_.cancel();
         if (conn_ && conn_->is_up()) conn_->command({"ZREM", prefix_ + "i", instance_}, 500ms, [](std::error_code, redis_reply) {});
     }
 
@@ -346,17 +368,40 @@ private:
                                      std::to_string(ms(channel_lease())),
                                      std::to_string(ended_retention.count()),
                                      std::to_string(max_ended),
-                                     instance_};
+                                     instance_,
+                                     std::to_string(durable(op) || options_.keep_batches ? options_.batch_retention.count() : 0),
+                                     durable(op) ? "1" : "0"};
         for (auto& a : args) out.push_back(std::move(a));
         return out;
     }
 
+    // The operations that may admit, end or record a call (the only ones that make batches).
+    // With durable admissions, each is followed by WAIT, and its batch is published by this
+    // instance once enough replicas hold it.
+    bool durable(const std::string& op) const {
+        return wait_replicas_ > 0 &&
+               (op == "join" || op == "leave" || op == "force_end_all" || op == "advance" || op == "record_call");
+    }
+
     // Runs one operation.  An unreachable Redis, an error, or an answer that did not come (its
     // outcome unknown: the scripts are idempotent by ticket and id, so the caller may ask again)
-    // all mean store_error::unavailable.
+    // all mean store_error::unavailable.  So does a durable write that too few replicas hold.
     void run(const std::string& op, std::vector<std::string> args, reply_fn done) {
         if (!conn_ || !conn_->is_up() || closing_) return done(store_error::unavailable, json());
         std::weak_ptr<redis_store_impl> weak = shared_from_this();
+        if (durable(op)) {
+            // Until a write has been seen to reach the replicas again, none is tried: each would
+            // be a change that a failover may undo.
+            if (!replicated_) return done(store_error::unavailable, json());
+            script_.run_replicated(*conn_, {prefix_}, argv(op, std::move(args)), wait_replicas_, options_.settings.wait_timeout,
+                                   options_.command_timeout + options_.settings.wait_timeout,
+                                   [weak, op, done = std::move(done)](std::error_code ec, redis_reply reply, std::int64_t acked) {
+                                       auto self = weak.lock();
+                                       if (!self) return;
+                                       self->on_replicated_reply(op, ec, reply, acked, done);
+                                   });
+            return;
+        }
         script_.run(*conn_, {prefix_}, argv(op, std::move(args)), options_.command_timeout,
                     [weak, op, done = std::move(done)](std::error_code ec, redis_reply reply) {
                         auto self = weak.lock();
@@ -365,23 +410,125 @@ private:
                     });
     }
 
-    void on_reply(const std::string& op, std::error_code ec, const redis_reply& reply, const reply_fn& done) {
+    // The script's JSON, or nullopt (counted and logged) when the call failed.
+    std::optional<json> parse_reply(const std::string& op, std::error_code ec, const redis_reply& reply) {
         if (ec || reply.is_error() || reply.type != redis_reply_type::string) {
             metrics_.store_errors.fetch_add(1, std::memory_order_relaxed);
             spdlog::warn("redis store: {} failed: {}", op, ec ? ec.message() : reply.describe());
-            return done(store_error::unavailable, json());
+            return std::nullopt;
         }
         auto r = json::parse(reply.text, nullptr, false);
         if (r.is_discarded() || !r.is_object() || !r.contains("now")) {
             metrics_.store_errors.fetch_add(1, std::memory_order_relaxed);
             spdlog::error("redis store: {} answered something that is not the script's JSON", op);
-            return done(store_error::unavailable, json());
+            return std::nullopt;
         }
-        note_redis_time(r["now"].get<std::int64_t>());
-        if (r.contains("nd")) arm_deadline(r["nd"].get<std::int64_t>());
-        if (r.contains("hang")) hand_over_hang_ups(r["hang"]);
-        done(store_error::none, r);
-        if (op == "advance" && r.value("more", false)) advance();
+        return r;
+    }
+
+    void on_reply(const std::string& op, std::error_code ec, const redis_reply& reply, const reply_fn& done) {
+        auto r = parse_reply(op, ec, reply);
+        if (!r) return done(store_error::unavailable, json());
+        on_answer(op, std::move(r), done);
+    }
+
+    void on_answer(const std::string& op, std::optional<json> r, const reply_fn& done) {
+        note_redis_time((*r)["now"].get<std::int64_t>());
+        if (r->contains("nd")) arm_deadline((*r)["nd"].get<std::int64_t>());
+        if (r->contains("hang")) hand_over_hang_ups((*r)["hang"]);
+        if (r->contains("batch")) {
+            // Deferred: the replicas hold it now, so everyone may hear of it.  Either way this
+            // instance's listener hears of the change before the caller's answer goes out.
+            if (durable(op)) publish((*r)["batch"]);
+            on_batch(std::move((*r)["batch"]));
+        }
+        done(store_error::none, *r);
+        if (op == "advance" && r->value("more", false)) advance();
+    }
+
+    // A durable write's answer.  Fewer replicas than asked hold it (or WAIT's answer was lost):
+    // the write happened on this master but a failover could still undo it.  Nobody is told:
+    // the caller gets 503, the batch stays unpublished (but kept), the connection is made again,
+    // and once a write is seen to reach the replicas the batch is looked up and published if the
+    // master (perhaps a new one) has it.  Hang-ups it handed over are done all the same: the
+    // session's end was asked for or due.
+    void on_replicated_reply(const std::string& op, std::error_code ec, const redis_reply& reply, std::int64_t acked,
+                             const reply_fn& done) {
+        if (ec || reply.is_error() || acked >= wait_replicas_) return on_reply(op, ec, reply, done);
+        auto r = parse_reply(op, ec, reply);
+        if (!r) return done(store_error::unavailable, json());
+        metrics_.store_errors.fetch_add(1, std::memory_order_relaxed);
+        spdlog::warn("redis store: {} reached {} of {} replica(s) within {} ms; answering 503 until a write reaches them again",
+                     op, std::max<std::int64_t>(acked, 0), wait_replicas_, options_.settings.wait_timeout.count());
+        if (!r->contains("batch")) {
+            // It admitted, ended and recorded nothing (a join that found its entry, a late one, an
+            // advance with nothing due): nothing that anyone could be told of is at risk.
+            lose_replication();
+            return on_answer(op, std::move(r), done);
+        }
+        note_redis_time((*r)["now"].get<std::int64_t>());
+        if (r->contains("hang")) hand_over_hang_ups((*r)["hang"]);
+        uncertain_.push_back(std::move((*r)["batch"]));
+        lose_replication();
+        done(store_error::unavailable, json());
+    }
+
+    void lose_replication() {
+        if (!replicated_) return;
+        replicated_ = false;
+        metrics_.store_up.store(0, std::memory_order_relaxed);
+        conn_->reconnect();
+        end_due_leases_locally();  // Redis cannot end them now; arms the timer for the others
+    }
+
+    void publish(const json& batch) {
+        conn_->command({"PUBLISH", prefix_ + "events", batch.dump()}, options_.command_timeout,
+                       [](std::error_code, redis_reply) {});  // lost: the others see a gap, and resync
+    }
+
+    // After a reconnect, or on every tick while durability is lost: a fresh write and a WAIT
+    // behind it.  When the replicas acknowledge it they hold everything this master had before
+    // it, so the uncertain batches this master still has are now safe to publish; those it
+    // lacks (a failover lost them) never happened.
+    void check_replication() {
+        if (checking_replication_ || closing_ || !conn_ || !conn_->is_up()) return;
+        checking_replication_ = true;
+        auto found = std::make_shared<std::vector<json>>();
+        for (const auto& batch : uncertain_) {
+            const auto seq = batch.value("s", std::uint64_t{0});
+            conn_->command({"GET", prefix_ + "b:" + std::to_string(seq)}, options_.command_timeout,
+                           [found, batch](std::error_code ec, redis_reply reply) {
+                               if (ec || reply.type != redis_reply_type::string) return;
+                               if (json::parse(reply.text, nullptr, false) == batch) found->push_back(batch);
+                           });
+        }
+        conn_->command({"SET", prefix_ + "probe:" + instance_, "1", "PX", "60000"}, options_.command_timeout,
+                       [](std::error_code, redis_reply) {});
+        std::weak_ptr<redis_store_impl> weak = shared_from_this();
+        const auto asked = uncertain_.size();
+        conn_->command({"WAIT", std::to_string(wait_replicas_), std::to_string(options_.settings.wait_timeout.count())},
+                       options_.command_timeout + options_.settings.wait_timeout,
+                       [weak, found, asked](std::error_code ec, redis_reply reply) {
+                           auto self = weak.lock();
+                           if (!self) return;
+                           self->checking_replication_ = false;
+                           if (ec || reply.type != redis_reply_type::integer || reply.integer < self->wait_replicas_) return;
+                           self->on_replication_back(*found, asked);
+                       });
+    }
+
+    void on_replication_back(const std::vector<json>& found, std::size_t asked) {
+        spdlog::info("redis store: writes reach {} replica(s) again; {} of {} uncertain batch(es) survived", wait_replicas_,
+                     found.size(), asked);
+        uncertain_.erase(uncertain_.begin(), uncertain_.begin() + static_cast<std::ptrdiff_t>(std::min(asked, uncertain_.size())));
+        replicated_ = true;
+        metrics_.store_up.store(available() ? 1 : 0, std::memory_order_relaxed);
+        for (const auto& batch : found) {
+            publish(batch);
+            on_batch(batch);
+        }
+        arm_lease_timer();
+        advance();
     }
 
     void run_for_status(const std::string& op, const std::string& ticket, done<std::optional<entry_status>> callback) {
@@ -403,6 +550,7 @@ private:
     // Redis's clock in this process's steady time: offset = Redis ms - local steady ms.
     void note_redis_time(std::int64_t redis_now_ms) {
         offset_ms_ = redis_now_ms - ms(clock_().time_since_epoch());
+        clock_known_ = true;
     }
     steady_time to_steady(std::int64_t redis_ms, std::int64_t) const {
         return steady_time{std::chrono::milliseconds{redis_ms - offset_ms_}};
@@ -451,20 +599,76 @@ private:
 
     // ---- the event stream and the mirror ----------------------------------------------------
 
-    void on_batch(const std::string& payload) {
+    void on_message(const std::string& payload) {
         auto batch = json::parse(payload, nullptr, false);
         if (batch.is_discarded() || !batch.is_object() || !batch.contains("s")) return;
-        const auto seq = batch["s"].get<std::uint64_t>();
-        if (!synced_) {
-            buffered_.push_back(std::move(batch));
+        on_batch(std::move(batch));
+    }
+
+    // A batch, from the subscription or from a script's own answer (whichever comes first; the
+    // other is then old news).  Batches may arrive out of order: from two connections, and, with
+    // durable admissions, published by each instance after its own WAIT.  A gap is waited for a
+    // moment; if it stays open, a batch was lost, and the mirror is read again.
+    void on_batch(json batch) {
+        const auto seq = batch.value("s", std::uint64_t{0});
+        if (synced_ && seq <= last_seq_) return;  // already in the mirror
+        learn_leases(batch);
+        buffered_.push_back(std::move(batch));
+        if (synced_) drain_buffered();
+    }
+
+    // Applies the buffered batches that follow the mirror without a gap; waits for a gap.
+    void drain_buffered() {
+        std::sort(buffered_.begin(), buffered_.end(), [](const json& a, const json& b) { return a["s"] < b["s"]; });
+        std::size_t i = 0;
+        for (; i < buffered_.size(); ++i) {
+            const auto seq = buffered_[i]["s"].get<std::uint64_t>();
+            if (seq <= last_seq_) continue;
+            if (seq != last_seq_ + 1) break;
+            apply(buffered_[i]);
+        }
+        buffered_.erase(buffered_.begin(), buffered_.begin() + static_cast<std::ptrdiff_t>(i));
+        if (buffered_.empty()) {
+            gap_timer_.cancel();
+            gap_since_.reset();
             return;
         }
-        if (seq <= last_seq_) return;  // already in the mirror
-        if (seq != last_seq_ + 1) {    // a batch was lost: read the whole state again
-            buffered_.push_back(std::move(batch));
-            return resync();
+        if (gap_since_) return;
+        gap_since_ = last_seq_;
+        gap_timer_.expires_after(gap_patience());
+        std::weak_ptr<redis_store_impl> weak = shared_from_this();
+        gap_timer_.async_wait([weak](boost::system::error_code ec) {
+            auto self = weak.lock();
+            if (ec || !self) return;
+            const bool stuck = self->gap_since_ && *self->gap_since_ == self->last_seq_;
+            self->gap_since_.reset();
+            if (stuck && !self->buffered_.empty()) {
+                spdlog::info("redis store: batch {} never came; reading the state again", self->last_seq_ + 1);
+                return self->resync();
+            }
+            if (!self->buffered_.empty()) self->drain_buffered();  // progress: wait for the next gap
+        });
+    }
+
+    std::chrono::milliseconds gap_patience() const {
+        return std::chrono::milliseconds{500} + (wait_replicas_ > 0 ? 2 * options_.settings.wait_timeout : std::chrono::milliseconds{0});
+    }
+
+    // Cost safety does not wait for the order of batches: a lease and its calls are known from
+    // the moment any batch names them (at worst one is ended here again, harmlessly).
+    void learn_leases(const json& batch) {
+        for (const auto& ev : as_array(batch["ev"])) {
+            const auto kind = ev.value("k", "");
+            const auto id = ev.value("id", std::uint64_t{0});
+            if (kind == "adm") {
+                leases_[id].expires = ev.value("x", std::int64_t{0});
+            } else if (kind == "call") {
+                auto& calls = leases_[id].calls;
+                const auto call = ev.value("call", "");
+                if (std::find(calls.begin(), calls.end(), call) == calls.end()) calls.push_back(call);
+                if (leases_[id].expires == 0) leases_[id].expires = ev.value("x", std::int64_t{0});
+            }
         }
-        apply(batch);
     }
 
     void apply(const json& batch) {
@@ -487,8 +691,6 @@ private:
                 events.push_back(std::move(w));
             } else if (kind == "end") {
                 events.push_back(ended(ev, id, t));
-            } else if (kind == "call") {
-                leases_[id].calls.push_back(ev.value("call", ""));
             }
         }
         if (batch.value("qc", 0) == 1 && !queue_.empty()) events.push_back({broker_event::kind::queue_changed, 0});
@@ -531,7 +733,11 @@ private:
         if (resyncing_) return;
         resyncing_ = true;
         synced_ = false;
-        run("snapshot", {}, [this](store_error error, const json& r) {
+        std::vector<std::string> known;
+        for (const auto& [id, lease] : leases_) {
+            if (!lease.orphan) known.push_back(std::to_string(id));
+        }
+        run("snapshot", std::move(known), [this](store_error error, const json& r) {
             resyncing_ = false;
             if (error != store_error::none) return;  // the next (re)connect or tick tries again
             queue_ = waiting_queue();
@@ -542,37 +748,44 @@ private:
             holders_.clear();
             const auto& active = as_array(r["active"]);
             const auto& starts = as_array(r["starts"]);
+            const auto& calls = as_array(r["calls"]);
+            // Leases: Redis's holders with their calls (a batch about them may have been missed),
+            // plus those Redis no longer has at all (lost with its data): those stay, as orphans
+            // that this instance ends at their deadline.  The others it knew ended meanwhile, and
+            // their hang-ups went to whoever ended them.
+            std::unordered_map<std::uint64_t, known_lease> leases;
+            for (const auto& gone : as_array(r["gone"])) {
+                const auto id = std::stoull(gone.get<std::string>());
+                if (auto it = leases_.find(id); it != leases_.end()) {
+                    it->second.orphan = true;
+                    leases.emplace(id, std::move(it->second));
+                }
+            }
+            for (auto& [id, lease] : leases_) {
+                if (lease.orphan) leases.emplace(id, std::move(lease));
+            }
             for (std::size_t i = 0; i + 1 < active.size(); i += 2) {
                 const auto id = std::stoull(active[i].get<std::string>());
                 holder h{i / 2 < starts.size() ? starts[i / 2].get<std::int64_t>() : 0, std::stoll(active[i + 1].get<std::string>())};
                 holders_[id] = h;
-                leases_[id].expires = h.expires;
+                auto& lease = leases[id];
+                lease.expires = h.expires;
+                lease.orphan = false;
+                if (i / 2 < calls.size()) {
+                    for (const auto& c : as_array(calls[i / 2])) lease.calls.push_back(c.get<std::string>());
+                }
             }
+            leases_ = std::move(leases);
+            arm_lease_timer();
             last_seq_ = r.value("seq", std::uint64_t{0});
             mirror_now_ms_ = r["now"].get<std::int64_t>();
             synced_ = true;
-            replay_buffered();
-            if (!synced_) return;  // a gap in what was buffered: another resync is under way
+            gap_since_.reset();
+            drain_buffered();
             if (listener_) listener_->on_resync();
             touch();
             advance();
         });
-    }
-
-    void replay_buffered() {
-        auto pending = std::move(buffered_);
-        buffered_.clear();
-        std::sort(pending.begin(), pending.end(), [](const json& a, const json& b) { return a["s"] < b["s"]; });
-        for (const auto& batch : pending) {
-            const auto seq = batch["s"].get<std::uint64_t>();
-            if (seq <= last_seq_) continue;
-            if (seq != last_seq_ + 1) {
-                resyncing_ = false;
-                buffered_.push_back(batch);
-                return resync();
-            }
-            apply(batch);
-        }
     }
 
     // ---- time: deadlines, touches, and leases while Redis is away --------------------------
@@ -624,7 +837,9 @@ private:
 
     void on_tick() {
         metrics_.store_up.store(available() ? 1 : 0, std::memory_order_relaxed);
-        if (!available()) return end_known_leases_locally();
+        end_due_leases_locally();
+        if (!replicated_) check_replication();
+        if (!available()) return;
         const auto now = clock_();
         if (now - last_touch_ >= touch_period()) {
             last_touch_ = now;
@@ -635,18 +850,22 @@ private:
         if (!armed_deadline_ms_ || *armed_deadline_ms_ <= redis_now()) advance();
     }
 
-    // Cost safety while Redis is away: a lease this instance knows ends at its deadline here, and
-    // its calls are hung up (again, harmlessly, by whoever processes the expiry once Redis is back).
-    void end_known_leases_locally() {
+    // Cost safety: a lease this instance knows ends at its deadline here, and its calls are hung
+    // up, when Redis cannot do it: while Redis is away (again, harmlessly, by whoever processes the
+    // expiry once it is back), and for an orphan (Redis lost it) at any time.
+    bool ends_locally(const known_lease& lease) const { return lease.orphan || !available(); }
+
+    void end_due_leases_locally() {
         const auto now_ms = redis_now();
         std::vector<broker_event> events;
         std::vector<std::string> calls;
         for (auto it = leases_.begin(); it != leases_.end();) {
-            if (it->second.expires == 0 || it->second.expires > now_ms) {
+            if (it->second.expires == 0 || it->second.expires > now_ms || !ends_locally(it->second)) {
                 ++it;
                 continue;
             }
-            spdlog::warn("redis store: Redis is unreachable; ending session {} at its deadline from here", it->first);
+            spdlog::warn("redis store: {}; ending session {} at its deadline from here",
+                         it->second.orphan ? "Redis lost it" : "Redis is unreachable", it->first);
             for (auto& c : it->second.calls) calls.push_back(std::move(c));
             broker_event ev{broker_event::kind::ended, it->first};
             ev.reason = end_reason::expired;
@@ -655,20 +874,46 @@ private:
             holders_.erase(it->first);
             it = leases_.erase(it);
         }
+        arm_lease_timer();
         if (!listener_) return;
         if (!events.empty()) listener_->on_events(events, clock_(), false);
         if (!calls.empty()) listener_->on_hang_ups(std::move(calls));
     }
 
+    // Wakes at the earliest deadline among the leases this instance would end itself.
+    void arm_lease_timer() {
+        if (closing_) return;
+        std::optional<std::int64_t> first;
+        for (const auto& [id, lease] : leases_) {
+            if (lease.expires != 0 && ends_locally(lease) && (!first || lease.expires < *first)) first = lease.expires;
+        }
+        if (!first) {
+            lease_timer_.cancel();
+            return;
+        }
+        lease_timer_.expires_at(to_steady(*first, 0));
+        std::weak_ptr<redis_store_impl> weak = shared_from_this();
+        lease_timer_.async_wait([weak](boost::system::error_code ec) {
+            auto self = weak.lock();
+            if (ec || !self) return;
+            self->end_due_leases_locally();
+        });
+    }
+
     void on_link(redis_link_state state) {
-        metrics_.store_up.store(state == redis_link_state::up ? 1 : 0, std::memory_order_relaxed);
+        metrics_.store_up.store(state == redis_link_state::up && replicated_ ? 1 : 0, std::memory_order_relaxed);
         if (state != redis_link_state::up) {
-            if (was_up_) spdlog::warn("redis store: Redis unreachable ({}); joins answer 503 until it is back", conn_->last_error());
+            if (was_up_) {
+                const auto why = conn_->last_error();
+                spdlog::warn("redis store: Redis unreachable ({}); joins answer 503 until it is back", why.empty() ? "reconnecting" : why);
+            }
             was_up_ = false;
+            end_due_leases_locally();  // and arms the timer for the others
             return;
         }
         if (!was_up_) spdlog::info("redis store: connected as instance {}", instance_);
         was_up_ = true;
+        if (!replicated_) check_replication();
         touch();   // before anything expires for want of a sign of life
         advance();
     }
@@ -686,9 +931,17 @@ private:
     std::shared_ptr<redis_master_locator> locator_;
     net::steady_timer deadline_timer_;
     net::steady_timer tick_timer_;
+    net::steady_timer lease_timer_;
+    net::steady_timer gap_timer_;
     store_listener* listener_ = nullptr;
+    int wait_replicas_ = 0;           // durable admissions: replicas each such write waits for
+    bool replicated_ = true;          // false from an unacknowledged durable write until a WAIT succeeds
+    bool checking_replication_ = false;
+    std::vector<json> uncertain_;     // batches of writes whose replication is not known
+    std::optional<std::uint64_t> gap_since_;  // the mirror's seq when a gap began to be waited for
 
     std::int64_t offset_ms_ = 0;  // Redis ms - local steady ms
+    bool clock_known_ = false;    // offset_ms_ comes from an answer
     // The mirror: queued ids and holders, as of batch last_seq_ (Redis time mirror_now_ms_).
     waiting_queue queue_;
     std::map<std::uint64_t, holder> holders_;

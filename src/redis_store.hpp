@@ -33,6 +33,11 @@ struct redis_store_options {
     store_settings settings;              // REDIS_URL, REDIS_KEY_PREFIX, INSTANCE_ID, Sentinel
     std::chrono::milliseconds command_timeout{1000};
     std::chrono::milliseconds touch_period{0};  // 0: a third of the heartbeat timeout, at most 5 s
+    // Durable admissions (settings.wait_replicas > 0): how long Redis keeps a batch whose caller
+    // publishes it after WAIT, for looking it up again after a reconnect (and for tests).
+    std::chrono::milliseconds batch_retention{60000};
+    // Keep every batch for batch_retention, durable or not (tests that audit the scripts' log).
+    bool keep_batches = false;
 };
 
 // `strand` is the service's; `clock` its notion of now.

@@ -5,17 +5,23 @@
 -- instances' clocks never decide order or deadlines.  Every key shares one hash tag (the
 -- prefix, "{vb}:" by default), so the layout also works on Redis Cluster.
 --
--- Called as: EVALSHA sha 1 <prefix> <op> <limits...> <op args...>
+-- Called as: EVALSHA sha 1 <prefix> <op> <limits...> <instance> <keep> <defer> <op args...>
 --   limits (ARGV[2..10]): max_users queue_max session_ms heartbeat_ms grace_ms warnings(csv s)
 --                         channel_lease_ms retention_ms max_ended
---   op args start at ARGV[11]; the caller's instance id is ARGV[11] for every op.
--- Returns a JSON object (cjson).  What happened is PUBLISHed on <prefix>events as one batch:
+--   ARGV[11]: the caller's instance id; ARGV[12]: 0, or how long (ms) to keep the batch as
+--   <prefix>b:<seq>; ARGV[13]: 1 when the caller publishes the batch itself (below), else 0;
+--   op args start at ARGV[14].
+-- Returns a JSON object (cjson).  What happened is one batch:
 --   {"s":seq,"t":now,"by":instance,"nd":next_deadline,"qc":0|1,"ev":[...]}
 -- with events {"k":"adm"|"warn"|"end"|"q+"|"call", ...}; seq grows by one per batch, so a
--- subscriber can tell that it missed one and resync.
+-- subscriber can tell that it missed one and resync.  The batch is returned as "batch", and
+-- either PUBLISHed on <prefix>events at once, or (defer: durable admissions) left to the caller
+-- to PUBLISH once enough replicas hold it (WAIT cannot run inside a script), so that nobody
+-- hears of a change a failover could undo; a deferred batch is kept to be looked up again.
 --
 -- Keys (P = prefix):
 --   P seq, P fence, P ev        counters: entry ids (join order), lease fencing numbers, batches
+--                               (seq and ev start at Redis's clock in ms: see next_number)
 --   P e:<id>                    hash: one entry (fields below)
 --   P t:<ticket>                the entry id of a ticket
 --   P q                         zset: the queue, score = id (FIFO by join order)
@@ -27,6 +33,8 @@
 --   P ended                     zset: ended entries, oldest first (their keys expire anyway)
 --   P day:<yyyy-mm-dd>          hash: today's sessions started/completed and talked ms (UTC)
 --   P i                         zset: instances, score = last seen
+--   P b:<seq>                   durable admissions: a batch its caller publishes after WAIT
+--   P probe:<instance>          durable admissions: the write a WAIT after a reconnect waits for
 --   P clock                     test only: milliseconds added to TIME
 -- Entry fields: t ticket, st q|a|e, j joined, ls last seen, cu channel alive until, s started,
 --   x expires, ad admission deadline, c confirmed 0|1, wl warning offsets (s, csv, largest
@@ -40,7 +48,9 @@ local L = {
   lease = tonumber(ARGV[8]), retention = tonumber(ARGV[9]), max_ended = tonumber(ARGV[10]),
 }
 local BY = ARGV[11]
-local A0 = 11 -- op arguments: ARGV[A0 + 1], ...
+local KEEP = tonumber(ARGV[12]) or 0
+local DEFER = ARGV[13] == '1'
+local A0 = 13 -- op arguments: ARGV[A0 + 1], ...
 local CLAIM_MS = 30000 -- an instance that claimed a hang-up has this long to report it done
 
 local function now_ms()
@@ -101,6 +111,16 @@ local function reindex(e)
 end
 
 local function emit(ev) EVENTS[#EVENTS + 1] = ev end
+
+-- The next number of a counter (entry ids, batch numbers).  A counter that does not exist (a
+-- new data set, or one Redis lost: restarted without AOF, flushed, failed over to an empty
+-- replica) starts at Redis's clock in ms, so that numbers are never handed out twice: an
+-- instance still holding a live channel for a lost entry must never take a new entry for it,
+-- and a subscriber must see the new batches as a gap (and resync), not as old news.
+local function next_number(key)
+  if redis.call('EXISTS', key) == 0 then redis.call('SET', key, NOW) end
+  return redis.call('INCR', key)
+end
 
 local function day_key(ms)
   local days = math.floor(ms / 86400000)
@@ -286,9 +306,14 @@ local function arg(i) return ARGV[A0 + i] end
 local out = {}
 
 if OP == 'join' then
-  local fresh, existing, ip = arg(1), arg(2), arg(3)
+  local fresh, existing, ip, answer_by = arg(1), arg(2), arg(3), tonumber(arg(4)) or 0
   local e = by_ticket(existing)
-  if e and e.st ~= 'e' then
+  if answer_by > 0 and NOW > answer_by then
+    -- The instance gave up on this join before it ran (Redis was paused or slow, and the
+    -- command sat in a socket buffer): the visitor was told 503, so nobody may be given a
+    -- place or a slot for it now.
+    out.what = 'late'
+  elseif e and e.st ~= 'e' then
     touch(e, false) -- asking again is a sign of life
     out.what, out.status = 'existing', status_of(e)
   else
@@ -296,7 +321,7 @@ if OP == 'join' then
     if not slot_free and redis.call('ZCARD', P .. 'q') >= L.queue then
       out.what = 'full'
     else
-      local id = redis.call('INCR', P .. 'seq')
+      local id = next_number(P .. 'seq')
       redis.call('HSET', ekey(id), 't', fresh, 'st', 'q', 'j', NOW, 'ls', NOW, 'cu', 0, 'tk', 0, 'c', 0, 'ip', ip)
       redis.call('SET', P .. 't:' .. fresh, id)
       e = load(id)
@@ -417,20 +442,34 @@ elseif OP == 'stats' then
   out.today = { num(day[1]), num(day[2]), num(day[3]) }
   out.instances = redis.call('ZRANGEBYSCORE', P .. 'i', NOW - 15000, '+inf')
 elseif OP == 'snapshot' then
-  out.seq = tonumber(redis.call('GET', P .. 'ev') or '0')
+  -- The mirror's state, the holders' calls, and which of the leases the caller knows (its
+  -- arguments) no longer exist at all (Redis lost them: the caller still ends them on time).
+  if redis.call('EXISTS', P .. 'ev') == 0 then redis.call('SET', P .. 'ev', NOW) end -- see next_number
+  out.seq = tonumber(redis.call('GET', P .. 'ev'))
   out.queue = redis.call('ZRANGE', P .. 'q', 0, -1)
   out.active = redis.call('ZRANGE', P .. 'a', 0, -1, 'WITHSCORES')
-  out.starts = {}
-  for i = 1, #out.active, 2 do out.starts[#out.starts + 1] = num(redis.call('HGET', ekey(out.active[i]), 's')) end
+  out.starts, out.calls, out.gone = {}, {}, {}
+  for i = 1, #out.active, 2 do
+    out.starts[#out.starts + 1] = num(redis.call('HGET', ekey(out.active[i]), 's'))
+    out.calls[#out.calls + 1] = redis.call('LRANGE', P .. 'c:' .. out.active[i], 0, -1)
+  end
+  local i = 1
+  while arg(i) do
+    if redis.call('EXISTS', ekey(arg(i))) == 0 then out.gone[#out.gone + 1] = arg(i) end
+    i = i + 1
+  end
 else
   return redis.error_reply('unknown operation ' .. tostring(OP))
 end
 
 if #EVENTS > 0 then
-  local batch = { s = redis.call('INCR', P .. 'ev'), t = NOW, by = BY, nd = next_deadline(),
+  local batch = { s = next_number(P .. 'ev'), t = NOW, by = BY, nd = next_deadline(),
                   qc = QUEUE_CHANGED and 1 or 0, ev = EVENTS }
-  redis.call('PUBLISH', P .. 'events', cjson.encode(batch))
+  local text = cjson.encode(batch)
+  if KEEP > 0 then redis.call('SET', P .. 'b:' .. batch.s, text, 'PX', KEEP) end
+  if not DEFER then redis.call('PUBLISH', P .. 'events', text) end
   out.seq = batch.s
+  out.batch = batch
 end
 out.now = NOW
 out.nd = next_deadline()

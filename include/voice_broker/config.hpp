@@ -80,6 +80,10 @@ struct store_settings {
     std::string sentinels;                               // host:port,...; set: ask Sentinel for the master
     std::string sentinel_master = "mymaster";
     std::string sentinel_password;                       // secret
+    // Durable admissions: replicas that must acknowledge (WAIT) every write that admits, ends or
+    // records a call before anyone is told.  Unset: 1 with Sentinel, 0 without.
+    std::optional<int> wait_replicas;
+    std::chrono::milliseconds wait_timeout{50};
     std::string data_dir;  // memory mode: what survives a restart (the loader sets it; empty: nothing)
 };
 
