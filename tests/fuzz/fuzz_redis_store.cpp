@@ -69,7 +69,8 @@ bool one_complete_reply(const std::string& resp) {
 // batch), which the store must handle today.
 class script_contract {
 public:
-    explicit script_contract(std::int64_t redis_now_ms) : now_(redis_now_ms) {}
+    // `queued_floor`: the highest id queued so far (ids come from INCR: a new one is larger).
+    script_contract(std::int64_t redis_now_ms, std::uint64_t& queued_floor) : now_(redis_now_ms), floor_(queued_floor) {}
 
     bool reply(const std::string& op, const nlohmann::json& r) const {
         if (!r.is_object() || !time(r, "now", true) || !deadline(r, "nd") || !strings(r, "hang", false)) return false;
@@ -99,9 +100,11 @@ public:
         if (op == "snapshot") {
             if (!pairs(r, "active") || !times(r, "starts") || !r.contains("queue") || !r["queue"].is_array()) return false;
             if (r.contains("seq") && !count(r["seq"])) return false;
+            std::set<std::uint64_t> ids;
             for (const auto& id : r["queue"]) {
-                if (!id_text(id)) return false;
+                if (!id_text(id) || !ids.insert(std::stoull(id.get<std::string>())).second) return false;  // ZRANGE: each once
             }
+            if (!ids.empty()) floor_ = std::max(floor_, *ids.rbegin());
             return true;
         }
         return true;
@@ -111,14 +114,20 @@ public:
         if (!b.is_object() || !b.contains("s") || !count(b["s"]) || !time(b, "t", true) || !deadline(b, "nd")) return false;
         if ((b.contains("by") && !b["by"].is_string()) || (b.contains("qc") && !small(b["qc"]))) return false;
         if (!b.contains("ev") || !b["ev"].is_array()) return false;
+        auto floor = floor_;
         for (const auto& ev : b["ev"]) {
-            if (!ev.is_object() || !ev.contains("k") || !ev["k"].is_string() || (ev.contains("id") && !count(ev["id"]))) return false;
+            if (!ev.is_object() || !ev.contains("k") || !ev["k"].is_string() || !ev.contains("id") || !count_id(ev["id"])) return false;
             const auto k = ev["k"].get<std::string>();
+            if (k == "q+") {  // a new entry: its id is above every id queued before
+                if (ev["id"].get<std::uint64_t>() <= floor) return false;
+                floor = ev["id"].get<std::uint64_t>();
+            }
             if (k == "adm" && !(time(ev, "s", false) && time(ev, "x", false) && time(ev, "j", false) && (!ev.contains("c") || small(ev["c"])))) return false;
             if (k == "warn" && ev.contains("left") && !small(ev["left"])) return false;
             if (k == "end" && !(text(ev, "r") && (!ev.contains("wa") || small(ev["wa"])) && time(ev, "st", false))) return false;
             if (k == "call" && !text(ev, "call")) return false;
         }
+        floor_ = floor;
         return true;
     }
 
@@ -183,9 +192,10 @@ private:
         if (st == "a") return time(s, "x", false) && time(s, "s", false) && (!s.contains("c") || small(s["c"]));
         return true;
     }
-    static bool count_id(const nlohmann::json& v) { return v.is_number_integer(); }
+    static bool count_id(const nlohmann::json& v) { return v.is_number_unsigned(); }
 
     std::int64_t now_;
+    std::uint64_t& floor_;
 };
 
 // A Redis as far as the store can tell.
@@ -234,6 +244,7 @@ public:
     }
 
     std::uint64_t published_seq = 0;  // the highest "s" of a batch published
+    std::uint64_t queued_floor = 0;   // the highest id queued (q+ or a snapshot's queue)
 
     void publish(std::string_view payload) {
         const auto doc = nlohmann::json::parse(payload, nullptr, false);
@@ -242,7 +253,7 @@ public:
         }
         // Not JSON, not an object, no "s": on_batch ignores it.  Anything else must keep the contract.
         const bool recognised = !doc.is_discarded() && doc.is_object() && doc.contains("s");
-        if (recognised && !script_contract(now_ms).batch(doc) && tolerated("redis-reply-shape")) return;
+        if (recognised && !script_contract(now_ms, queued_floor).batch(doc) && tolerated("redis-reply-shape")) return;
         if (auto c = subscriber_.lock()) c->send("*3\r\n" + bulk("message") + bulk(events_channel_) + bulk(payload));
     }
 
@@ -256,6 +267,7 @@ public:
         script_replies.clear();
         ops.clear();
         published_seq = 0;
+        queued_floor = 0;
         subscriptions = 0;
         commands = 0;
     }
@@ -371,7 +383,7 @@ private:
                 // answer (on_reply) and says unavailable.  Anything else must keep the contract.
                 const auto doc = nlohmann::json::parse(*text, nullptr, false);
                 const bool recognised = !doc.is_discarded() && doc.is_object() && doc.contains("now");
-                if (recognised && !script_contract(now_ms).reply(op, doc) && tolerated("redis-reply-shape")) {
+                if (recognised && !script_contract(now_ms, queued_floor).reply(op, doc) && tolerated("redis-reply-shape")) {
                     return c.send("-ERR fuzz: not the script's shape\r\n");
                 }
             }
