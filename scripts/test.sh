@@ -21,6 +21,16 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 ctest --preset debug -j2 --timeout 300
 
+# Fuzz smoke: every libFuzzer target (tests/fuzz) 30 s, two at a time, after replaying the
+# findings (clang-16, ASan + UBSan, the fuzz preset).
+FUZZ_JOBS=2 scripts/fuzz.sh 30
+
+# ThreadSanitizer: the library, the binary and the integration tests only (g++, the tsan preset;
+# ccache keeps the rebuild to what changed).
+cmake --preset tsan >/dev/null
+cmake --build --preset tsan
+ctest --preset tsan -j2
+
 # The page in a real Chromium against the real server and the fake OpenAI's WebRTC peer, inside
 # a network namespace that has only loopback.
 VOICE_BROKER_BIN="$PWD/build/debug/voice-broker" tests/e2e/run.sh

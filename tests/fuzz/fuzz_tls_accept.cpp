@@ -388,14 +388,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     if (client.well_behaved() && server->handshake_done()) {
         for (const auto& ec : server->errors()) {
-            // Open finding (tests/fuzz/findings/fuzz_tls_accept/keyupdate-while-write-parked*):
-            // a KeyUpdate read while an echo write is parked fails the connection with "bad
-            // length" or "bad write retry".
-            const auto reason = ERR_GET_REASON(static_cast<unsigned long>(ec.value()));
-            const bool known = ec.category() == net::error::get_ssl_category() &&
-                               (reason == SSL_R_BAD_LENGTH || reason == SSL_R_BAD_WRITE_RETRY) &&
-                               tolerated("keyupdate-while-write-parked");
-            FUZZ_CHECK(known || expected_end(ec), "a well-behaved client got a server error: " + ec.message());
+            // (Fixed finding, findings/fuzz_tls_accept/keyupdate-while-write-parked*: a KeyUpdate
+            // read while an echo write was parked failed with "bad length" or "bad write retry".)
+            FUZZ_CHECK(expected_end(ec), "a well-behaved client got a server error: " + ec.message());
         }
     }
     server.reset();
