@@ -38,6 +38,12 @@ P_VB_TLS="$(free_port)"
 vb vb-tls "$P_VB_TLS" TLS_CERT_FILE="$CERT" TLS_KEY_FILE="$KEY"
 VB_TLS_PID=$BG_PID
 
+# The same with the access log on (LOG_LEVEL=info: one line per request, into its log file):
+# figure 1's third side, what the access log costs.
+P_VB_LOG="$(free_port)"
+vb vb-tls-log "$P_VB_LOG" TLS_CERT_FILE="$CERT" TLS_KEY_FILE="$KEY" LOG_LEVEL=info
+VB_LOG_PID=$BG_PID
+
 P_NGX_TLS="$(free_port)"
 P_NGX_PLAIN="$(free_port)"
 mkdir -p "$OUT/nginx/logs"
@@ -89,7 +95,7 @@ P_EXPRESS="$(free_port)"
 start_bg node-express node "$HERE/node-stats-server.mjs" --mode express --port "$P_EXPRESS" --cert "$CERT" --key "$KEY"
 EXPRESS_PID=$BG_PID
 
-for url in "https://127.0.0.1:$P_VB_TLS/api/health" "https://127.0.0.1:$P_NGX_TLS/" "http://127.0.0.1:$P_NGX_PLAIN/" \
+for url in "https://127.0.0.1:$P_VB_TLS/api/health" "https://127.0.0.1:$P_VB_LOG/api/health" "https://127.0.0.1:$P_NGX_TLS/" "http://127.0.0.1:$P_NGX_PLAIN/" \
   "https://127.0.0.1:$P_NODE/api/session?action=stats" "https://127.0.0.1:$P_EXPRESS/api/session?action=stats"; do
   wait_http "$url"
 done
@@ -152,6 +158,7 @@ wrk_once() {
 plan=(
   "1|voice-broker|https://127.0.0.1:$P_VB_TLS/|$VB_TLS_PID|gzip"
   "1|nginx|https://127.0.0.1:$P_NGX_TLS/|$NGX_PIDS|gzip"
+  "1|voice-broker+access-log|https://127.0.0.1:$P_VB_LOG/|$VB_LOG_PID|gzip"
   "2|voice-broker|http://127.0.0.1:$P_VB_PLAIN/|$VB_PLAIN_PID|gzip"
   "2|nginx|http://127.0.0.1:$P_NGX_PLAIN/|$NGX_PIDS|gzip"
   "3|voice-broker|https://127.0.0.1:$P_VB_TLS/api/session?action=stats|$VB_TLS_PID|"
@@ -191,3 +198,9 @@ for fig in 1 2 3 4; do
     done
   done
 done
+
+# The access-log side wrote one line per request: keep the first 1000 (to look at), not gigabytes.
+if [[ -f "$OUT/logs/vb-tls-log.log" ]]; then
+  head -n 1000 "$OUT/logs/vb-tls-log.log" >"$OUT/logs/vb-tls-log.head.log"
+  : >"$OUT/logs/vb-tls-log.log"
+fi

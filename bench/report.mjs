@@ -68,6 +68,20 @@ for (const [fig, name] of [
   noteBusy(fig);
 }
 
+// 1b: what the access log costs (issue 15): LOG_LEVEL=info (one line per request, written to a
+// file) against warn, same binary, same page.  Over 10 % would move logging off the I/O thread.
+{
+  const on = (k) => pick({ fig: '1', side: 'voice-broker+access-log' }, k);
+  const off = (k) => pick({ fig: '1', side: 'voice-broker' }, k);
+  if (on('rps').length) {
+    row('1', 'page, HTTPS, access log on: requests/s', on('rps'), 'access log off', off('rps'), { target: '>= 0.9x', met: (r) => r >= 0.9 });
+    row('1', 'page, HTTPS, access log on: server CPU us/request', on('cpuUsPerReq'), 'access log off', off('cpuUsPerReq'), {
+      target: '<= 1.1x',
+      met: (r) => r <= 1.1,
+    });
+  }
+}
+
 // 3: the stats API over HTTPS.
 if (pick({ fig: '3', side: 'voice-broker' }, 'rps').length) {
   const s = (side, k) => pick({ fig: '3', side }, k);

@@ -145,7 +145,12 @@ std::string metrics::render() const {
     scalar(out, "voice_broker_instances_alive", "gauge", "Instances that touched the shared store in the last seconds.",
            instances_alive);
 
-    // The cost guard.
+    render_cost(out);
+    return out;
+}
+
+// The cost guard's families.
+void metrics::render_cost(std::string& out) const {
     family(out, "voice_broker_tokens_total", "counter", "Realtime tokens billed, from the sidebands' usage, by direction and kind.");
     static constexpr const char* input_kinds[] = {"text", "audio", "cached_text", "cached_audio"};
     for (std::size_t i = 0; i < input_tokens.size(); ++i) {
@@ -195,7 +200,6 @@ std::string metrics::render() const {
     scalar(out, "voice_broker_session_updates_reverted_total", "counter",
            "Page changes to the server's session settings that were put back.", session_updates_reverted);
     scalar(out, "voice_broker_wrap_ups_sent_total", "counter", "Wrap-up messages sent before a session's end.", wrap_ups_sent);
-    return out;
 }
 
 }  // namespace voice_broker

@@ -2,8 +2,11 @@
 
 #include "admin_console.hpp"
 #include "cost_guard.hpp"
+#include "join_limits.hpp"
 #include "memory_store.hpp"
 #include "published_stats.hpp"
+#include "store_answer.hpp"
+#include "upstream_calls.hpp"
 #include "visitor_channels.hpp"
 #include "voice_broker/admin_auth.hpp"
 #include "voice_broker/metrics.hpp"
@@ -40,10 +43,8 @@ public:
           strand_(net::make_strand(ioc)),
           settings_(settings),
           metrics_(counters),
-          upstream_(std::move(upstream)),
           usage_(settings.cost_per_minute_usd),
-          joins_per_address_(settings.fair_use.joins_per_minute),
-          tickets_per_address_(settings.fair_use.tickets_per_address),
+          join_limits_(settings.fair_use),
           wall_clock_(options.wall_clock.value_or(wall_clock_mapping::now())),
           started_at_(clock_()),
           channels_(settings.fair_use.channels_per_ticket),
@@ -75,6 +76,10 @@ public:
             [this] { return store_->limits().session_duration; }};
         cost_ = std::make_unique<cost_guard>(strand_, settings_, metrics_, std::move(options.sideband), clock_, wall_clock_,
                                              std::move(cost_hooks));
+        upstream_calls::hooks upstream_hooks{clock_, [this] { return std::static_pointer_cast<void>(shared_from_this()); },
+                                             [this] { note_state(); }};
+        upstream_calls_ = std::make_unique<upstream_calls>(strand_, settings_, metrics_, std::move(upstream), *store_, *cost_,
+                                                           *console_, std::move(upstream_hooks));
         store_->set_admission_gate([this](steady_time t, const std::vector<steady_time>& running_until) {
             return cost_->admits(t, running_until);
         });
@@ -84,6 +89,7 @@ public:
     ~service_impl() override {
         store_->set_listener(nullptr);
         store_->set_admission_gate(nullptr);
+        upstream_calls_.reset();
         console_.reset();
         cost_.reset();
     }
@@ -187,16 +193,10 @@ private:
         });
     }
 
-    // Runs one store operation and answers with what `answer` makes of its result; a store that
-    // cannot be reached gets 503 store_unavailable.
+    // Runs one store operation and answers with what `answer` makes of its result (store_answer.hpp).
     template <class Result, class Answer>
     auto answering(responder respond, Answer answer) {
-        return [this, respond = std::make_shared<responder>(std::move(respond)), answer = std::move(answer)](
-                   store_error error, Result result) mutable {
-            note_state();  // before the answer can tell anyone of the change
-            if (error != store_error::none) return (*respond)(store_unavailable());
-            answer(*respond, std::move(result));
-        };
+        return voice_broker::answering<Result>(std::move(respond), [this] { note_state(); }, std::move(answer));
     }
 
     // The operator paused, resumed or changed the limits: what stats shows changed.
@@ -226,20 +226,20 @@ private:
         case api_call::kind::stats: return stats(std::move(respond));
         case api_call::kind::force_end_all: return force_end_all(req, std::move(respond));
         case api_call::kind::token:
-        case api_call::kind::connect: return reserve_upstream_use(std::move(call), std::move(respond));
-        case api_call::kind::record_call: return record_call(std::move(call), std::move(respond));
+        case api_call::kind::connect: return upstream_calls_->reserve(std::move(call), std::move(respond));
+        case api_call::kind::record_call: return upstream_calls_->record(std::move(call), std::move(respond));
         }
     }
 
     void join(const http_request& req, api_call call, responder respond) {
         if (shutting_down_) return respond(shutting_down());
         if (auto hold = cost_->refuses_new_visitors()) return join_while_held(req, call, *hold, std::move(respond));
-        if (auto refusal = check_fair_use(req.client_address, call.ticket.has_value())) return respond(std::move(*refusal));
+        if (auto refusal = join_limits_.refuse(req.client_address, call.ticket.has_value(), now())) return respond(std::move(*refusal));
         join_request request{new_ticket_(), std::move(call.ticket), req.client_address};
         store_->join(std::move(request), answering<join_outcome>(std::move(respond), [this, secure = req.secure,
                                                                                       address = req.client_address](
                                                                                          responder& r, join_outcome outcome) {
-                         if (outcome.what == join_outcome::kind::joined) hold_ticket(outcome.status.entry_id, address);
+                         if (outcome.what == join_outcome::kind::joined) join_limits_.joined(outcome.status.entry_id, address);
                          r(answer_join(outcome, store_->limits(), wall_clock_, secure, cost_->hold()));
                      }));
     }
@@ -254,29 +254,6 @@ private:
                            if (!s || s->state == entry_state::ended) return r(refusal);
                            r(answer_join({join_outcome::kind::existing, *s}, store_->limits(), wall_clock_, secure, cost_->hold()));
                        }));
-    }
-
-    // JOIN_RATE_PER_ADDRESS and MAX_TICKETS_PER_ADDRESS, before a new place is made.
-    std::optional<http_response> check_fair_use(const std::string& address, bool has_ticket) {
-        if (const auto wait = joins_per_address_.take(address, now()); wait > 0) return too_many_joins(wait);
-        // A visitor who sends a ticket may be asking for the place they hold; the store tells.
-        if (!has_ticket && settings_.fair_use.tickets_per_address != 0 &&
-            tickets_per_address_.held(address) >= settings_.fair_use.tickets_per_address) {
-            return too_many_tickets(settings_.fair_use.tickets_per_address);
-        }
-        return std::nullopt;
-    }
-
-    // A new place joined through this instance counts against its address until it ends.
-    void hold_ticket(std::uint64_t entry_id, const std::string& address) {
-        if (tickets_per_address_.try_take(address)) ticket_addresses_.emplace(entry_id, address);
-    }
-
-    void release_ticket(std::uint64_t entry_id) {
-        const auto it = ticket_addresses_.find(entry_id);
-        if (it == ticket_addresses_.end()) return;
-        tickets_per_address_.give_back(it->second);
-        ticket_addresses_.erase(it);
     }
 
     void status(const api_call& call, responder respond) {
@@ -320,107 +297,10 @@ private:
         }));
     }
 
-    // ---- the upstream: keys, relayed offers, calls ------------------------------------------------
-    void reserve_upstream_use(api_call call, responder respond) {
-        if (!upstream_) return respond(openai_not_configured());
-        if (const auto left = cost_->quota_pause_left()) return respond(upstream_quota_paused(*left));
-        const auto ticket = *call.ticket;  // before `call` moves into the callback
-        store_->reserve_token(ticket, max_tokens_per_session,
-                              answering<token_reservation>(std::move(respond), [this, call = std::move(call)](
-                                                                                   responder& r, token_reservation reservation) mutable {
-                                  if (auto refusal = refuse_reservation(reservation)) return r(std::move(*refusal));
-                                  if (call.what == api_call::kind::token) return mint(reservation.status, std::move(r));
-                                  relay(reservation.status, std::move(call), std::move(r));
-                              }));
-    }
-
-    void record_call(api_call call, responder respond) {
-        // The page reports the call it opened with its key; relay mode records its own calls.
-        const auto ticket = *call.ticket;  // before `call` moves into the callback
-        store_->status(ticket, answering<std::optional<entry_status>>(std::move(respond), [this, call = std::move(call)](
-                                                                                                    responder& r, std::optional<entry_status> s) {
-                           if (!s) return r(unknown_ticket());
-                           if (auto refusal = refuse_call_recording(*s, settings_)) return r(std::move(*refusal));
-                           store_->record_call(s->entry_id, call.call_id, answering<call_recording>(std::move(r), [this, call, holder = *s](
-                                                                                                        responder& rr, call_recording c) {
-                                                   if (c == call_recording::recorded) cost_->watch_call(holder.entry_id, holder.expires_at, call.call_id, call.russian);
-                                                   rr(answer_call_recording(c));
-                                               }));
-                       }));
-    }
-
-    void mint(const entry_status& holder, responder respond) {
-        auto shared = std::make_shared<responder>(std::move(respond));
-        upstream_->mint(token_ttl(holder, settings_.openai), [self = self(), shared, started = now()](realtime_upstream::mint_result minted) {
-            net::post(self->strand_, [self, minted = std::move(minted), shared, started]() mutable {
-                if (minted.response.status == 200) self->metrics_.tokens_minted.fetch_add(1, std::memory_order_relaxed);
-                self->note_upstream(minted.response, started, minted.quota_exhausted);
-                (*shared)(std::move(minted.response));
-            });
-        });
-    }
-
-    void relay(const entry_status& holder, api_call call, responder respond) {
-        auto shared = std::make_shared<responder>(std::move(respond));
-        upstream_->relay_offer(std::move(call.sdp_offer), [self = self(), holder, russian = call.russian, shared,
-                                                           started = now()](realtime_upstream::call_result result) {
-            net::post(self->strand_, [self, holder, russian, result = std::move(result), shared, started]() mutable {
-                self->note_upstream(result.response, started, result.quota_exhausted);
-                // A call that exists upstream is billed: one the answer could not carry is ended now.
-                if (result.orphan_call_id) self->hang_up(*result.orphan_call_id);
-                if (result.call_id) self->adopt_relayed_call(holder, *result.call_id, russian);
-                (*shared)(std::move(result.response));
-            });
-        });
-    }
-
-    // For the console's health view: the upstream's last error and its latency.  Out of credit
-    // pauses admissions, and the page's 503 says for how long.
-    void note_upstream(http_response& res, steady_time started, bool quota_exhausted) {
-        std::string code;
-        if (res.status >= 400) {
-            const auto doc = nlohmann::json::parse(res.body_view(), nullptr, false);
-            if (doc.is_object() && doc.contains("error") && doc["error"].is_object()) code = doc["error"].value("code", "");
-        }
-        console_->note_upstream(res.status, std::move(code), std::chrono::duration_cast<std::chrono::milliseconds>(now() - started));
-        if (!quota_exhausted) return;
-        cost_->quota_exhausted();
-        if (const auto left = cost_->quota_pause_left()) res.set_header("Retry-After", std::to_string(*left));
-    }
-
-    // A call the server opened for this session: kept for the hang-up and watched, or, when the
-    // session ended while the call was being opened (or the store cannot keep it), ended at once.
-    void adopt_relayed_call(const entry_status& holder, const std::string& call_id, bool russian) {
-        store_->record_call(holder.entry_id, call_id, [this, holder, call_id, russian](store_error error, call_recording recorded) {
-            if (error == store_error::none && recorded == call_recording::recorded) {
-                return cost_->watch_call(holder.entry_id, holder.expires_at, call_id, russian);
-            }
-            hang_up(call_id);
-        });
-    }
-
-    void hang_up(const std::string& call_id) {
-        if (!upstream_) return;
-        upstream_->hang_up(call_id);
-        metrics_.hangups_sent.fetch_add(1, std::memory_order_relaxed);
-    }
-
     // ---- live channels ---------------------------------------------------------------------------
     void on_channel_opened(channel_id id, const std::shared_ptr<live_channel>& channel, store_error error,
                            const channel_opening& opening) {
-        if (error != store_error::none) {
-            // The store cannot say who this is right now: close for a restart, the page comes back.
-            return channel->finish(live_channel::close_reason::restart);
-        }
-        switch (opening.what) {
-        case channel_opening::kind::unknown:
-            channel->push(unknown_ticket_message(), false);
-            return channel->finish(live_channel::close_reason::done);
-        case channel_opening::kind::ended:
-            channel->push(ended_message(opening.status.reason, settings_.cost.silence_timeout), false);
-            return channel->finish(live_channel::close_reason::done);
-        case channel_opening::kind::opened: break;
-        }
+        if (!accepts_opening(*channel, error, opening, settings_.cost.silence_timeout)) return;
         if (!channels_.add(id, opening.status.entry_id, channel)) {
             return store_->channel_closed(opening.status.entry_id);  // the store counted it: give it back
         }
@@ -455,7 +335,7 @@ private:
 
     void on_hang_ups(std::vector<std::string> call_ids) override {
         for (const auto& call_id : call_ids) {
-            hang_up(call_id);
+            upstream_calls_->hang_up(call_id);
             store_->hang_up_done(call_id);
         }
     }
@@ -473,7 +353,7 @@ private:
                     push_status(s);
                     continue;
                 }
-                release_ticket(s.entry_id);
+                join_limits_.ended(s.entry_id);
                 channels_.end(s.entry_id, ended_message(s.reason, settings_.cost.silence_timeout));
             }
         });
@@ -508,7 +388,7 @@ private:
                              talked->count() / 1000, format_usd(cost.real), format_usd(cost.estimate));
             }
         }
-        release_ticket(ev.entry_id);
+        join_limits_.ended(ev.entry_id);
         channels_.end(ev.entry_id, ended_message(ev.reason, settings_.cost.silence_timeout));
     }
 
@@ -542,15 +422,13 @@ private:
     net::strand<net::io_context::executor_type> strand_;
     config settings_;
     metrics& metrics_;
-    std::shared_ptr<realtime_upstream> upstream_;
     std::unique_ptr<session_store> store_;
     usage_tracker usage_;
     std::shared_ptr<admin_auth> admin_;
     std::unique_ptr<admin_console> console_;
     std::unique_ptr<cost_guard> cost_;
-    keyed_rate joins_per_address_;
-    keyed_quota tickets_per_address_;
-    std::unordered_map<std::uint64_t, std::string> ticket_addresses_;  // places joined here -> address
+    std::unique_ptr<upstream_calls> upstream_calls_;
+    join_limits join_limits_;
     wall_clock_mapping wall_clock_;
     steady_time started_at_;
     std::atomic<channel_id> next_channel_id_{1};

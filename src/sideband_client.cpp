@@ -5,6 +5,7 @@
 #include "voice_broker/ip_network.hpp"
 #include "voice_broker/net.hpp"
 #include "voice_broker/realtime_call_id.hpp"
+#include "upstream_url.hpp"
 
 #include <boost/beast/websocket.hpp>
 #include <nlohmann/json.hpp>
@@ -21,61 +22,6 @@ namespace voice_broker {
 namespace websocket = boost::beast::websocket;
 
 namespace {
-
-struct upstream_target {
-    bool tls = true;
-    std::string host;       // without brackets
-    std::string port;       // "443"
-    std::string base_path;  // "" or "/prefix", without a trailing slash
-    bool host_is_ip = false;
-
-    std::string authority() const {  // host[:port] for Host and CONNECT
-        const auto h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-        return h + ":" + port;
-    }
-    std::string host_header() const {
-        const auto h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-        const bool default_port = (tls && port == "443") || (!tls && port == "80");
-        return default_port ? h : h + ":" + port;
-    }
-};
-
-std::optional<upstream_target> parse_base_url(std::string_view url) {
-    upstream_target t;
-    if (url.rfind("https://", 0) == 0) {
-        t.tls = true;
-        url.remove_prefix(8);
-        t.port = "443";
-    } else if (url.rfind("http://", 0) == 0) {
-        t.tls = false;
-        url.remove_prefix(7);
-        t.port = "80";
-    } else {
-        return std::nullopt;
-    }
-    const auto slash = url.find('/');
-    auto authority = url.substr(0, slash);
-    if (slash != std::string_view::npos) t.base_path = std::string(url.substr(slash));
-    while (!t.base_path.empty() && t.base_path.back() == '/') t.base_path.pop_back();
-    if (authority.find('@') != std::string_view::npos) return std::nullopt;  // no credentials in the URL
-    if (!authority.empty() && authority.front() == '[') {
-        const auto close = authority.find(']');
-        if (close == std::string_view::npos) return std::nullopt;
-        t.host = std::string(authority.substr(1, close - 1));
-        if (close + 1 < authority.size()) {
-            if (authority[close + 1] != ':') return std::nullopt;
-            t.port = std::string(authority.substr(close + 2));
-        }
-    } else if (const auto colon = authority.rfind(':'); colon != std::string_view::npos) {
-        t.host = std::string(authority.substr(0, colon));
-        t.port = std::string(authority.substr(colon + 1));
-    } else {
-        t.host = std::string(authority);
-    }
-    if (t.host.empty() || t.port.empty() || t.port.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
-    t.host_is_ip = parse_ip(t.host).has_value();
-    return t;
-}
 
 // What the rest of the program learns about an I/O error: short, and never a secret.
 std::string describe(const error_code& ec) { return ec.message(); }

@@ -131,6 +131,41 @@ std::string gzip_compress(std::string_view data) {
     return out;
 }
 
+namespace {
+
+// One file ready to serve: its ETags, its gzip copy when that is smaller, and its response
+// heads rendered once (plain, gzip, and the immutable ones for a versioned URL).
+static_file prepare(std::string content, std::string content_type, std::string version) {
+    static_file file;
+    file.content = std::make_shared<const std::string>(std::move(content));
+    file.content_type = std::move(content_type);
+    file.etag = strong_etag(*file.content, "");
+    file.revalidate = is_html(file.content_type);
+    if (!file.revalidate) {
+        file.version = std::move(version);
+        file.versioned_query = "v=" + file.version;
+    }
+    if (compressible(file.content_type) && file.content->size() >= 256) {
+        auto gz = gzip_compress(*file.content);
+        if (gz.size() < file.content->size()) {
+            file.gzip_etag = strong_etag(*file.content, "-gz");
+            file.gzipped = std::make_shared<const std::string>(std::move(gz));
+        }
+    }
+    auto rendered = [&file](bool gzip, bool versioned) {
+        return std::make_shared<const std::string>(render_head(file, gzip, versioned));
+    };
+    file.head = rendered(false, false);
+    if (file.gzipped) file.gzip_head = rendered(true, false);
+    if (!file.versioned_query.empty()) {
+        file.immutable_head = rendered(false, true);
+        if (file.gzipped) file.immutable_gzip_head = rendered(true, true);
+    }
+    return file;
+}
+
+}  // namespace
+
 std::shared_ptr<const static_files> static_files::load(const std::string& root, static_limits limits) {
     std::error_code ec;
     const auto canonical_root = fs::canonical(root, ec);
@@ -189,31 +224,7 @@ std::shared_ptr<const static_files> static_files::load(const std::string& root, 
 
     auto versions = assign_versions(loaded);
     for (std::size_t i = 0; i < loaded.size(); ++i) {
-        static_file file;
-        file.content = std::make_shared<const std::string>(std::move(loaded[i].content));
-        file.content_type = std::move(loaded[i].content_type);
-        file.etag = strong_etag(*file.content, "");
-        file.revalidate = is_html(file.content_type);
-        if (!file.revalidate) {
-            file.version = std::move(versions[i]);
-            file.versioned_query = "v=" + file.version;
-        }
-        if (compressible(file.content_type) && file.content->size() >= 256) {
-            auto gz = gzip_compress(*file.content);
-            if (gz.size() < file.content->size()) {
-                file.gzip_etag = strong_etag(*file.content, "-gz");
-                file.gzipped = std::make_shared<const std::string>(std::move(gz));
-            }
-        }
-        auto rendered = [&file](bool gzip, bool versioned) {
-            return std::make_shared<const std::string>(render_head(file, gzip, versioned));
-        };
-        file.head = rendered(false, false);
-        if (file.gzipped) file.gzip_head = rendered(true, false);
-        if (!file.versioned_query.empty()) {
-            file.immutable_head = rendered(false, true);
-            if (file.gzipped) file.immutable_gzip_head = rendered(true, true);
-        }
+        auto file = prepare(std::move(loaded[i].content), std::move(loaded[i].content_type), std::move(versions[i]));
         result->files_.emplace(std::move(loaded[i].key), std::move(file));
     }
     return result;

@@ -9,6 +9,21 @@
 
 namespace voice_broker {
 
+bool accepts_opening(live_channel& channel, store_error error, const channel_opening& opening,
+                     std::chrono::seconds silence_timeout) {
+    if (error != store_error::none) {
+        channel.finish(live_channel::close_reason::restart);
+        return false;
+    }
+    switch (opening.what) {
+    case channel_opening::kind::unknown: channel.push(unknown_ticket_message(), false); break;
+    case channel_opening::kind::ended: channel.push(ended_message(opening.status.reason, silence_timeout), false); break;
+    case channel_opening::kind::opened: return true;
+    }
+    channel.finish(live_channel::close_reason::done);
+    return false;
+}
+
 namespace {
 
 shared_message shared_text(std::string text) { return std::make_shared<const std::string>(std::move(text)); }

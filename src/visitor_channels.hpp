@@ -9,6 +9,7 @@
 #include "voice_broker/end_reason.hpp"
 #include "voice_broker/session_broker.hpp"
 #include "voice_broker/session_service.hpp"
+#include "voice_broker/session_store.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -29,6 +30,12 @@ shared_message ended_message(end_reason why, std::chrono::seconds silence_timeou
 shared_message warning_message(std::chrono::seconds left);
 shared_message unknown_ticket_message();
 shared_message too_many_channels_message(std::size_t limit);
+
+// What the store said of a channel that opens: false when it closes at once (the ticket is
+// unknown or its session ended: the page is told; the store cannot tell: closed for a restart,
+// the page comes back).
+bool accepts_opening(live_channel& channel, store_error error, const channel_opening& opening,
+                     std::chrono::seconds silence_timeout);
 
 class visitor_channels {
 public:

@@ -79,6 +79,11 @@ public:
     // day: index 0, month: index 1.  A zero budget means off.
     void set_budget(int period, usd_amount budget, usd_amount spent);
     std::string render() const;
+
+private:
+    void render_cost(std::string& out) const;
+
+public:
 };
 
 }  // namespace voice_broker

@@ -121,6 +121,9 @@ broker_process::broker_process(std::string name, settings_map env) : name_(std::
     env.try_emplace("STATIC_DIR", make_static_site(dir_).string());
     env.try_emplace("ASAN_OPTIONS", "detect_leaks=1");
     env.try_emplace("SHUTDOWN_GRACE_SECONDS", "3");
+    // Every test client comes from 127.0.0.1: the per-address limits are off (as in test_server).
+    env.try_emplace("MAX_TICKETS_PER_ADDRESS", "0");
+    env.try_emplace("JOIN_RATE_PER_ADDRESS", "0");
     env.try_emplace("INSTANCE_ID", name_);
     process_ = std::make_unique<child_process>(voice_broker_binary(), std::vector<std::string>{}, env, dir_.path());
     if (!process_->wait_for_output("listening on", 20s)) {

@@ -129,6 +129,7 @@ substitute "certbot webroot" "root /var/www/certbot;" "root $WEBROOT;" 1
 substitute "upstream" "server 127.0.0.1:3000;" "server 127.0.0.1:$APP_PORT;" 1
 substitute "port 80" "listen 80;" "listen 127.0.0.1:$HTTP_PORT;" 1
 substitute "port 443" "listen 443 ssl http2;" "listen 127.0.0.1:$HTTPS_PORT ssl http2;" 1
+substitute "access log" "access_log /var/log/nginx/voice-broker.access.log voice_broker;" "access_log $T/nginx/logs/site-access.log voice_broker;" 2
 substitute "IPv6 port 80" "listen [::]:80;" "" 1
 substitute "IPv6 port 443" "listen [::]:443 ssl http2;" "" 1
 if grep -n 'listen' "$SITE" | grep -v "127.0.0.1:" | grep -q 'listen .*[0-9]'; then
@@ -255,6 +256,15 @@ ws_output="$(node "$HERE/ws-client.js" "wss://$DOMAIN:$HTTPS_PORT/api/session/ws
   --expect-type status --timeout-ms 10000 2>&1)" && code=0 || code=$?
 expect_code "a WebSocket through nginx to /api/session/ws receives a status push" 0 "$code" "$ws_output"
 expect_output "the pushed status is the visitor's" '"type":"status"' "$ws_output"
+
+# --- tickets never reach nginx's logs (the WebSocket URL carries one in ?ticket=) -------------
+if grep -rqF -- "$ticket" "$T/nginx/logs/"; then
+  fail "no ticket in nginx's logs (log_format voice_broker logs \$uri, not \$request)" "$(grep -rlF -- "$ticket" "$T/nginx/logs/")"
+elif grep -qF "/api/session/ws" "$T/nginx/logs/site-access.log"; then
+  pass "nginx logs the live channel's path without its ?ticket= query"
+else
+  fail "nginx logs the live channel's path without its ?ticket= query" "$(tail -n 5 "$T/nginx/logs/site-access.log")"
+fi
 
 # --- the client's address in the server's access log ----------------------------------------
 marker="/xff-probe-$RANDOM$RANDOM"
