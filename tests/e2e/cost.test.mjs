@@ -39,22 +39,22 @@ test('a spent budget: join is refused with the local reset time, in English and 
   });
 });
 
-// One session of 3 s at $0.60/min is $0.03 and the budget $0.05: the first fits, and once it has
+// One session of 6 s at $0.30/min is $0.03 and the budget $0.05: the first fits, and once it has
 // been spent the next no longer does.  The visitor waiting behind it keeps the place and is told.
 test('a visitor waiting when the budget runs out is told why nobody moves, and until when', { timeout: 60_000 }, async () => {
-  const settings = { SESSION_DURATION_SECONDS: '3', WARNING_SECONDS: '', COST_PER_MINUTE_USD: '0.6',
+  const settings = { SESSION_DURATION_SECONDS: '6', WARNING_SECONDS: '', COST_PER_MINUTE_USD: '0.3',
     DAILY_BUDGET_USD: '0.05', BUDGET_TIMEZONE: ZONE };
   await runScenario({ fake: false, broker: settings }, async ({ broker, visitor }) => {
-    // The one talking needs no browser: its join admits it, and its session runs out.
+    const { page } = await visitor('waiting');
+    // The one talking needs no browser: its join admits it, and its session runs out 6 s later,
+    // while the page (already loaded) waits behind it.
     const first = await fetch(`${broker.url}/api/session?action=join`, { method: 'POST' });
     assert.equal(first.status, 200);
     assert.equal((await first.json()).state, 'active');
-
-    const { page } = await visitor('waiting');
     await page.getByTestId('start-button').click();
     await waitForState(page, 'next');
     const busy = page.locator('#queue-busy');
-    await busy.and(page.locator('[data-hold=budget_exhausted]')).waitFor({ timeout: 8000 });
+    await busy.and(page.locator('[data-hold=budget_exhausted]')).waitFor({ timeout: 10_000 });
     assert.match(await busy.textContent(), /^The budget for conversations is spent: nobody is admitted until .+, 00:00 \(Europe\/Berlin\)\. Your place is kept\.$/);
     assert.equal(await page.getByTestId('queue-eta').textContent(), 'paused');
     assert.ok(await page.getByTestId('queue-next').isHidden(), 'not "get ready to talk" while nobody is admitted');
