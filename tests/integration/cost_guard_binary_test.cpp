@@ -191,7 +191,7 @@ TEST(cost_guard_binary, a_spent_budget_holds_the_queue_answers_join_with_the_res
         const auto cost = b.stats()["cost"];
         EXPECT_EQ(cost["timeZone"], "Europe/Berlin");
         EXPECT_GE(cost["day"]["estimatedUsd"].get<double>(), 0.02);
-        EXPECT_LT(cost["day"]["estimatedUsd"].get<double>(), 0.024);
+        EXPECT_LT(cost["day"]["estimatedUsd"].get<double>(), 0.03) << "one 2 s session, give or take a late timer";
         EXPECT_DOUBLE_EQ(cost["day"]["budgetUsd"].get<double>(), 0.024);
         EXPECT_EQ(cost["budgetExhausted"], true);
         EXPECT_NE(b.metrics().find("voice_broker_budget_exhausted 1"), std::string::npos);
