@@ -130,7 +130,7 @@ function renderQueue(s, doc) {
   etaClock.set(doc.etaSeconds ?? 0);
 }
 
-// When held admissions resume, for t(): it formats {time}, {date} and {zone} in the page's language.
+// When held admissions resume: the fields from which t() makes {time}, {date} and {zone}.
 const resetParams = ({ resetsAt, resetsAtLocal, timeZone }) => ({ resetsAt, resetsAtLocal, timeZone });
 
 // The wait is real only while the server answers: otherwise it stops and says so.
