@@ -51,13 +51,14 @@ ARG DEBIAN_SECURITY_MIRROR
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
 # Runtime libraries only: Asio and Beast are header-only, so no libboost; spdlog is shared
-# and brings libfmt9.  ca-certificates lets libcurl verify api.openai.com.
+# and brings libfmt9.  ca-certificates lets libcurl verify api.openai.com; tzdata gives
+# BUDGET_TIMEZONE its zones (without it only UTC works).
 RUN rm -f /etc/apt/sources.list \
  && printf 'Types: deb\nURIs: %s\nSuites: bookworm bookworm-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\nTypes: deb\nURIs: %s\nSuites: bookworm-security\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
       "${DEBIAN_MIRROR}" "${DEBIAN_SECURITY_MIRROR}" > /etc/apt/sources.list.d/debian.sources \
  && apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libssl3 libcurl4 libspdlog1.10 libfmt9 zlib1g libhiredis0.14 ca-certificates tini \
+      libssl3 libcurl4 libspdlog1.10 libfmt9 zlib1g libhiredis0.14 ca-certificates tzdata tini \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt/* /var/log/dpkg.log \
            /usr/share/doc/* /usr/share/man/* /usr/share/locale/* \

@@ -95,6 +95,7 @@ for ((run = 1; run <= RUNS; run++)); do
   stop_pid "$FAKE_PID"
 done
 
+# shellcheck disable=SC2016 # JavaScript, not shell: its ${...} are template literals
 node -e '
 const lines = require("fs").readFileSync(process.argv[1], "utf8").split("\n").filter(Boolean).map(JSON.parse);
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };

@@ -4,8 +4,9 @@
 set -euo pipefail
 
 mode="${1:-build}"
+# tzdata: BUDGET_TIMEZONE other than UTC reads the system's zoneinfo files (and the tests of it).
 packages=(g++ cmake ninja-build ccache pkg-config libboost1.81-dev libssl-dev nlohmann-json3-dev libspdlog-dev
-          libcurl4-openssl-dev zlib1g-dev libhiredis-dev ca-certificates openssl)
+          libcurl4-openssl-dev zlib1g-dev libhiredis-dev ca-certificates openssl tzdata)
 if [[ "$mode" == test ]]; then
   packages+=(libgtest-dev libgmock-dev redis-server redis-sentinel)
   # The attack tools (tests/attack/): testssl.sh and slowhttptest, nginx as the reference server.

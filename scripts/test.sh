@@ -41,6 +41,11 @@ VOICE_BROKER_BIN="$PWD/build/debug/voice-broker" tests/lighthouse/run.sh
 # Benchmarks, smoke size: proves the scripts still run end to end; judges no speed.
 VOICE_BROKER_BIN="$PWD/build/debug/voice-broker" bash bench/run.sh --smoke > /tmp/vb-bench-smoke.log 2>&1 || { tail -40 /tmp/vb-bench-smoke.log; echo "bench smoke failed"; exit 1; }
 echo "bench smoke: ok ($(grep -c '^|' /tmp/vb-bench-smoke.log) table rows)"
+# What one sideband costs (issue 14), smoke size, with the debug build's bench program (the full
+# run builds the release one).
+SIDEBAND_BENCH_BIN="$PWD/build/debug/sideband_bench" bash bench/sideband.sh --smoke > /tmp/vb-sideband-smoke.log 2>&1 || {
+  tail -40 /tmp/vb-sideband-smoke.log; echo "sideband bench smoke failed"; exit 1; }
+echo "sideband bench smoke: ok ($(grep -c '^|' /tmp/vb-sideband-smoke.log) table rows)"
 
 # Attack tools on loopback: testssl.sh against voice-broker's TLS and nginx (same certificate),
 # slowhttptest's three modes with 1000 connections against voice-broker and nginx.

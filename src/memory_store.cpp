@@ -39,7 +39,10 @@ public:
           strand_(strand),
           timer_(strand),
           alive_(std::make_shared<bool>(true)) {
-        if (operator_.paused) broker_.set_paused(true, clock_());
+        // Restored places wait for the spend budget's gate (set_admission_gate) before anyone
+        // is admitted: else a restart would admit past a spent budget.
+        broker_.set_paused(true, clock_());
+        held_for_gate_ = !operator_.paused;
         restore_queue();
         adopt_orphaned_calls();
         broker_.take_events();  // nobody listens yet: the restored places announce themselves
@@ -199,7 +202,13 @@ public:
         callback(store_error::none, broker_.limits());
     }
 
-    void set_admission_gate(session_broker::admission_gate gate) override { broker_.set_admission_gate(std::move(gate)); }
+    void set_admission_gate(session_broker::admission_gate gate) override {
+        broker_.set_admission_gate(std::move(gate));
+        if (!held_for_gate_) return;
+        held_for_gate_ = false;
+        broker_.set_paused(false, clock_());  // admits the restored places the gate lets in
+        broker_.take_events();                // as at start-up: they announce themselves
+    }
 
     void recheck_admissions() override {
         broker_.recheck_admissions(now());
@@ -368,6 +377,7 @@ private:
     std::vector<orphan_call> orphans_;
     std::optional<steady_time> armed_for_;
     bool closed_ = false;
+    bool held_for_gate_ = false;  // admissions wait for the first set_admission_gate()
 };
 
 }  // namespace

@@ -243,6 +243,13 @@ bool session_broker::gate_allows(steady_time now) const {
     std::vector<steady_time> running_until;
     running_until.reserve(active_.size());
     for (auto id : active_) running_until.push_back(entries_.at(id).expires_at);
+    // Ended in this step, not yet taken by the listener that books their cost.
+    for (const auto& ev : events_) {
+        if (ev.what != broker_event::kind::ended || !ev.was_active) continue;
+        if (const auto it = entries_.find(ev.entry_id); it != entries_.end()) {
+            running_until.push_back(now + (it->second.ended_at - ev.started_at));
+        }
+    }
     return gate_(now, running_until);
 }
 

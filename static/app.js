@@ -12,7 +12,7 @@ import { has, initLanguage, language, localize, setLanguage, showVerbatim } from
 
 const $ = id => document.getElementById(id);
 const VIEWS = ['idle', 'queued', 'call', 'ended', 'failed'];
-const ENDED_REASONS = ['expired', 'forced', 'left', 'abandoned', 'shutdown', 'unknown', 'removed', 'budget_exhausted'];
+const ENDED_REASONS = ['expired', 'forced', 'left', 'abandoned', 'shutdown', 'unknown', 'removed', 'budget_exhausted', 'idle', 'call_ended'];
 const LOST_TICKET = ['unknown_ticket', 'missing_ticket'];
 const NOT_RETRYABLE = ['insecure_context', 'no_webrtc'];
 const MIC_ERRORS = {
@@ -103,23 +103,35 @@ async function explainBeforeStart() {
 function renderQueue(s, doc) {
   const position = doc.position ?? 1;
   const next = position === 1;
+  // The cost guard holds the queue (budget spent, or OpenAI out of credit): say why, and until when.
+  const hold = doc.admissionPaused;
   showView('queued', next ? 'state.next' : 'state.queued');
   showVerbatim($('queue-position'), String(doc.position ?? '–'));
-  $('queue-next').hidden = !next;
+  $('queue-next').hidden = !next || Boolean(hold);  // "get ready to talk" would be wrong now
   // Why the wait: how many are ahead (not "N waiting", which counts those behind), and who holds
   // the places. What the server does not say is left out.
   if (next) showVerbatim($('queue-ahead'), '');  // the "You're next" box says it
   else localize($('queue-ahead'), 'queue.ahead', { count: position - 1 });
   const max = s.limits?.maxConcurrentUsers ?? 0;
-  if (doc.paused) localize($('queue-busy'), 'queue.paused');
+  $('queue-busy').dataset.hold = hold?.reason ?? '';
+  if (hold) localize($('queue-busy'), hold.reason === 'upstream_quota' ? 'queue.quotaPaused' : 'queue.budgetPaused', resetParams(hold));
+  else if (doc.paused) localize($('queue-busy'), 'queue.paused');
   else if (max === 1) localize($('queue-busy'), 'queue.busyOne');
   else if (max > 1) localize($('queue-busy'), 'queue.busyMany', { count: max });
   else showVerbatim($('queue-busy'), '');
   if (s.limits?.sessionSeconds) localize($('queue-length'), 'queue.length', { durationSeconds: s.limits.sessionSeconds });
   renderNotifyOffer();
   if (s.link === 'unreachable') return;
+  if (hold) {
+    etaClock.stop();
+    localize($('queue-eta'), 'queue.etaPaused');
+    return;
+  }
   etaClock.set(doc.etaSeconds ?? 0);
 }
+
+// When held admissions resume: the fields from which t() makes {time}, {date} and {zone}.
+const resetParams = ({ resetsAt, resetsAtLocal, timeZone }) => ({ resetsAt, resetsAtLocal, timeZone });
 
 // The wait is real only while the server answers: otherwise it stops and says so.
 function stopWaitClock() {
@@ -172,11 +184,20 @@ function warn(s, threshold) {
   sound?.warning();
 }
 
+// The error's own text when the table has one, else its family's (upstream_*).
+function failureKey(error) {
+  if (error.code === 'budget_exhausted') return error.details?.period === 'month' ? 'budget_exhausted_month' : 'budget_exhausted';
+  if (has(`error.${error.code}.title`)) return error.code;
+  return error.code.startsWith('upstream_') ? 'upstream' : error.code;
+}
+
 function renderFailure(error) {
-  const code = error.code.startsWith('upstream_') ? 'upstream' : error.code;
+  let code = failureKey(error);
+  const resets = error.details?.resetsAt ? resetParams(error.details) : null;
+  if (code.startsWith('budget_exhausted') && !resets) code = 'budget_exhausted_later';
   const known = has(`error.${code}.title`);
   localize($('error-title'), `error.${known ? code : 'generic'}.title`);
-  if (known) localize($('error-text'), `error.${code}.text`, { seconds: error.retryAfter ?? 60 });
+  if (known) localize($('error-text'), `error.${code}.text`, { seconds: error.retryAfter ?? 60, ...resets });
   else if (error.message && error.message !== error.code) showVerbatim($('error-text'), error.message);
   else localize($('error-text'), 'error.generic.text');
   $('error-box').dataset.code = error.code;
@@ -184,10 +205,13 @@ function renderFailure(error) {
   showView('failed');
 }
 
-function renderEnded(reason) {
+// `details`: the ended push (idle carries silenceSeconds).
+function renderEnded(reason, details = {}) {
   const known = ENDED_REASONS.includes(reason) ? reason : 'other';
   localize($('ended-title'), `ended.${known}.title`);
-  localize($('ended-text'), `ended.${known}.text`);
+  if (known === 'idle' && details.silenceSeconds > 0) localize($('ended-text'), 'ended.idle.text', { count: details.silenceSeconds });
+  else if (known === 'idle') localize($('ended-text'), 'ended.idle.textQuiet');
+  else localize($('ended-text'), `ended.${known}.text`);
   $('ended-title').dataset.reason = known;
   $('view-ended').dataset.reason = known;
   showView('ended');
@@ -264,7 +288,8 @@ async function start() {
   }
 }
 
-// A restarting server (no answer, or a proxy's 502/503) gets a few more tries with back-off.
+// A restarting server (no answer, or a proxy's 502/503) or one that cannot reach its shared store
+// (503 store_unavailable) gets a few more tries with back-off.
 async function joinWithRetry(s) {
   api.setTicket(null);
   for (let attempt = 1; ; attempt++) {
@@ -274,17 +299,24 @@ async function joinWithRetry(s) {
       return doc;
     } catch (error) {
       if (!error.unreachable || attempt >= JOIN_ATTEMPTS || !current(s)) throw error;
-      showNotice('notice.joinRetry');
-      await sleep(Math.min(15_000, 1000 * 2 ** attempt));
+      showNotice(error.code === 'store_unavailable' ? 'notice.storeRetry' : 'notice.joinRetry');
+      await sleep(retryDelay(attempt, error.retryAfter));
     }
   }
+}
+
+// Doubling waits (2 s, 4 s, ... 15 s), never sooner than the server's Retry-After, each stretched
+// by up to half at random: pages turned away together do not all come back together.
+function retryDelay(attempt, retryAfterSeconds) {
+  const wait = Math.max((retryAfterSeconds ?? 0) * 1000, Math.min(15_000, 1000 * 2 ** attempt));
+  return wait * (1 + Math.random() / 2);
 }
 
 function receive(s, message) {
   if (!current(s)) return;
   if (message.type === 'status') applyStatus(s, message);
   else if (message.type === 'warning') onWarning(s, message.remainingSeconds ?? message.minutesLeft * 60);
-  else if (message.type === 'ended') finish(s, message.reason);
+  else if (message.type === 'ended') finish(s, message.reason, message);
   else if (message.type === 'error' && LOST_TICKET.includes(message.error?.code)) finish(s, 'unknown');
 }
 
@@ -308,7 +340,7 @@ function onLink(s, link) {
 
 function applyStatus(s, doc) {
   s.limits = doc.limits ?? s.limits;
-  if (doc.state === 'ended') return finish(s, doc.reason);
+  if (doc.state === 'ended') return finish(s, doc.reason, doc);
   const waiting = s.phase === 'joining' || s.phase === 'queued';
   if (doc.state === 'queued' && waiting) {
     s.phase = 'queued';
@@ -385,13 +417,13 @@ function release(s) {
   }
 }
 
-function finish(s, reason) {
+function finish(s, reason, details) {
   if (!current(s)) return;
   const wasTalking = s.phase === 'active' || s.phase === 'connecting';
   s.phase = 'over';
   release(s);
   if (wasTalking && reason !== 'left') sound?.ended();
-  renderEnded(reason);
+  renderEnded(reason, details);
 }
 
 // A failure on this side: give the slot or place back at once rather than let it time out.

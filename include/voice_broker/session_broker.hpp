@@ -150,8 +150,10 @@ public:
     bool paused() const { return paused_; }
 
     // Asked before every admission, with the deadlines of the sessions already running (the
-    // spend budget: will one more session fit?).  False keeps the queue where it is until
-    // recheck_admissions() after the gate may have opened.
+    // spend budget: will one more session fit?).  A session that ended in this same step has not
+    // been booked by the listener yet: it is passed as `now + the time it ran`, so the gate counts
+    // its minutes as committed (else its slot could be refilled past the budget).  False keeps
+    // the queue where it is until recheck_admissions() after the gate may have opened.
     using admission_gate = std::function<bool(steady_time now, const std::vector<steady_time>& running_until)>;
     void set_admission_gate(admission_gate gate) { gate_ = std::move(gate); }
     void recheck_admissions(steady_time now);

@@ -6,16 +6,19 @@ let ticket = null;
 
 // Every failed request becomes an ApiError: the broker's {error:{code,message}}, or a code made
 // here ('unreachable': the network failed or the broker is restarting; 'http_NNN' without a code).
+// `details` is the server's whole error object (budget_exhausted says when it resets).
 export class ApiError extends Error {
-  constructor({ status = 0, code, message = '', retryAfter = null }) {
+  constructor({ status = 0, code, message = '', retryAfter = null, details = {} }) {
     super(message || code);
     this.status = status;
     this.code = code;
     this.retryAfter = retryAfter;
+    this.details = details;
   }
 
+  // Worth asking again soon: no answer, or the server cannot reach its shared store for now.
   get unreachable() {
-    return this.code === 'unreachable';
+    return this.code === 'unreachable' || this.code === 'store_unavailable';
   }
 }
 
@@ -42,19 +45,22 @@ async function request(action, { method = 'POST', body, contentType } = {}) {
 }
 
 // 502/503/504 mean "the broker is restarting" (a proxy answering for it, or the broker shutting
-// down), except for the codes by which the broker names a lasting condition.
-const LASTING_CODES = /^(queue_full|not_configured|budget_exhausted|paused|upstream_\w+)$/;
+// down), except for the codes by which the broker names a condition of its own (store_unavailable
+// is passing, but the page says it differently).
+const NAMED_CODES = /^(queue_full|not_configured|budget_exhausted|paused|store_unavailable|upstream_\w+)$/;
 
 async function errorFrom(response) {
   const retryAfter = Number.parseInt(response.headers.get('Retry-After'), 10) || null;
   const body = await response.json().catch(() => null);
-  const { code, message } = body?.error ?? {};
-  const restarting = [502, 503, 504].includes(response.status) && !LASTING_CODES.test(code ?? '');
+  const details = body?.error ?? {};
+  const { code, message } = details;
+  const restarting = [502, 503, 504].includes(response.status) && !NAMED_CODES.test(code ?? '');
   return new ApiError({
     status: response.status,
     code: restarting ? 'unreachable' : code ?? `http_${response.status}`,
     message: message ?? response.statusText,
     retryAfter,
+    details,
   });
 }
 

@@ -42,6 +42,8 @@ const STRINGS = {
     'queue.busyOne': 'Someone is talking now.',
     'queue.busyMany': { one: 'All {count} places are taken.', other: 'All {count} places are taken.' },
     'queue.paused': 'The operator has paused new conversations; your place is kept.',
+    'queue.budgetPaused': 'The budget for conversations is spent: nobody is admitted until {date}, {time} ({zone}). Your place is kept.',
+    'queue.quotaPaused': 'The voice service is out of credit with OpenAI: new conversations are paused until {time} ({zone}). Your place is kept.',
     'queue.length': 'Each conversation lasts up to {duration}.',
     'queue.keepOpen': 'Keep this page open: the call starts by itself when it’s your turn.',
     'queue.notify': 'Notify me when it’s my turn',
@@ -100,6 +102,11 @@ const STRINGS = {
     'ended.removed.text': 'The operator removed your place in the queue.',
     'ended.budget_exhausted.title': 'No more conversations today',
     'ended.budget_exhausted.text': 'The service has used up today’s budget. Please come back tomorrow.',
+    'ended.idle.title': 'The conversation went quiet',
+    'ended.idle.text': { one: 'Ended: no one spoke for {count} second.', other: 'Ended: no one spoke for {count} seconds.' },
+    'ended.idle.textQuiet': 'Ended: no one spoke for a while.',
+    'ended.call_ended.title': 'The call was lost',
+    'ended.call_ended.text': 'Ended: the call to the assistant stopped and did not come back. You can queue again.',
     'ended.other.title': 'The conversation has ended',
     'ended.other.text': 'You can queue again at any time.',
     'ended.again': 'Queue again',
@@ -108,6 +115,7 @@ const STRINGS = {
     'notice.unreachable': 'The server can’t be reached — retrying…',
     'notice.unreachableQueued': 'The server can’t be reached — retrying. The wait time is paused until it answers.',
     'notice.joinRetry': 'The server is restarting — trying again…',
+    'notice.storeRetry': 'The server is busy — trying again…',
 
     'error.retry': 'Try again',
     'error.insecure_context.title': 'The microphone needs a secure connection',
@@ -135,7 +143,15 @@ const STRINGS = {
     'error.unreachable.title': 'The server can’t be reached',
     'error.unreachable.text': 'Check your connection, then try again.',
     'error.budget_exhausted.title': 'No more conversations today',
-    'error.budget_exhausted.text': 'The service has used up today’s budget. Please come back tomorrow.',
+    'error.budget_exhausted.text': 'Today’s budget for conversations is spent. New conversations start again at {time} ({zone}).',
+    'error.budget_exhausted_month.title': 'No more conversations this month',
+    'error.budget_exhausted_month.text': 'This month’s budget for conversations is spent. New conversations start again on {date} at {time} ({zone}).',
+    'error.budget_exhausted_later.title': 'No more conversations for now',
+    'error.budget_exhausted_later.text': 'The service has used up its budget. Please come back later.',
+    'error.upstream_quota.title': 'New conversations are paused',
+    'error.upstream_quota.text': 'The voice service has run out of credit with OpenAI. Try again in a few minutes.',
+    'error.store_unavailable.title': 'The server is busy',
+    'error.store_unavailable.text': 'The server can’t reach its storage right now. Try again in a few seconds.',
     'error.paused.title': 'Conversations are paused',
     'error.paused.text': 'The operator has paused new conversations. Try again in a few minutes.',
     'error.generic.title': 'Something went wrong',
@@ -196,6 +212,8 @@ const STRINGS = {
       many: 'Все {count} мест заняты.', other: 'Все {count} места заняты.',
     },
     'queue.paused': 'Оператор приостановил новые разговоры; ваше место сохраняется.',
+    'queue.budgetPaused': 'Бюджет на разговоры исчерпан: до {date}, {time} ({zone}) новых разговоров не будет. Ваше место сохраняется.',
+    'queue.quotaPaused': 'У голосового сервиса закончился кредит в OpenAI: новые разговоры приостановлены до {time} ({zone}). Ваше место сохраняется.',
     'queue.length': 'Каждый разговор длится до {duration}.',
     'queue.keepOpen': 'Не закрывайте страницу: разговор начнётся сам, когда подойдёт ваша очередь.',
     'queue.notify': 'Уведомить, когда подойдёт очередь',
@@ -261,6 +279,11 @@ const STRINGS = {
     'ended.removed.text': 'Оператор удалил ваше место в очереди.',
     'ended.budget_exhausted.title': 'На сегодня разговоры закончились',
     'ended.budget_exhausted.text': 'Дневной бюджет сервиса исчерпан. Приходите завтра.',
+    'ended.idle.title': 'Разговор затих',
+    'ended.idle.text': { one: 'Завершено: никто не говорил {count} секунду.', few: 'Завершено: никто не говорил {count} секунды.', many: 'Завершено: никто не говорил {count} секунд.', other: 'Завершено: никто не говорил {count} секунды.' },
+    'ended.idle.textQuiet': 'Завершено: никто долго не говорил.',
+    'ended.call_ended.title': 'Звонок оборвался',
+    'ended.call_ended.text': 'Завершено: звонок с ассистентом прервался и не восстановился. Можно снова встать в очередь.',
     'ended.other.title': 'Разговор завершён',
     'ended.other.text': 'Вы можете снова встать в очередь в любой момент.',
     'ended.again': 'Снова в очередь',
@@ -269,6 +292,7 @@ const STRINGS = {
     'notice.unreachable': 'Сервер недоступен — пробуем снова…',
     'notice.unreachableQueued': 'Сервер недоступен — пробуем снова. Время ожидания остановлено, пока он не ответит.',
     'notice.joinRetry': 'Сервер перезапускается — пробуем снова…',
+    'notice.storeRetry': 'Сервер занят — пробуем снова…',
 
     'error.retry': 'Попробовать снова',
     'error.insecure_context.title': 'Микрофону нужно защищённое соединение',
@@ -296,7 +320,15 @@ const STRINGS = {
     'error.unreachable.title': 'Сервер недоступен',
     'error.unreachable.text': 'Проверьте подключение к сети и попробуйте снова.',
     'error.budget_exhausted.title': 'На сегодня разговоры закончились',
-    'error.budget_exhausted.text': 'Дневной бюджет сервиса исчерпан. Приходите завтра.',
+    'error.budget_exhausted.text': 'Дневной бюджет на разговоры исчерпан. Новые разговоры начнутся в {time} ({zone}).',
+    'error.budget_exhausted_month.title': 'В этом месяце разговоры закончились',
+    'error.budget_exhausted_month.text': 'Месячный бюджет на разговоры исчерпан. Новые разговоры начнутся {date} в {time} ({zone}).',
+    'error.budget_exhausted_later.title': 'Пока разговоров не будет',
+    'error.budget_exhausted_later.text': 'Бюджет сервиса исчерпан. Приходите позже.',
+    'error.upstream_quota.title': 'Новые разговоры приостановлены',
+    'error.upstream_quota.text': 'У голосового сервиса закончился кредит в OpenAI. Попробуйте через несколько минут.',
+    'error.store_unavailable.title': 'Сервер занят',
+    'error.store_unavailable.text': 'Сервер сейчас не может связаться со своим хранилищем. Попробуйте через несколько секунд.',
     'error.paused.title': 'Разговоры приостановлены',
     'error.paused.text': 'Оператор приостановил новые разговоры. Попробуйте через несколько минут.',
     'error.generic.title': 'Что-то пошло не так',
@@ -317,14 +349,31 @@ export function has(key) {
 }
 
 // t('queue.ahead', {count: 3}) picks the plural form for `count` and fills {placeholders};
-// {duration} is made from the durationSeconds parameter, in the current language.
+// {duration} is made from the durationSeconds parameter, {time}, {date} and {zone} from resetsAt
+// and timeZone, in the current language.
 export function t(key, params = {}) {
   let entry = STRINGS[current][key] ?? STRINGS.en[key] ?? key;
   if (typeof entry === 'object') {
     entry = entry[new Intl.PluralRules(current).select(params.count)] ?? entry.other;
   }
-  const values = 'durationSeconds' in params ? { ...params, duration: formatDuration(params.durationSeconds) } : params;
+  const values = { ...params };
+  if ('durationSeconds' in params) values.duration = formatDuration(params.durationSeconds);
+  if ('resetsAt' in params) Object.assign(values, formatReset(params));
   return entry.replace(/\{(\w+)\}/g, (match, name) => String(values[name] ?? match));
+}
+
+// The moment a held queue moves again, as a clock time and a date in the server's budget zone (its
+// midnight is what resets the budget), e.g. {time: '00:00', date: '2 December', zone: 'Europe/Berlin'}.
+export function formatReset({ resetsAt, resetsAtLocal = '', timeZone = 'UTC' }) {
+  try {
+    const at = new Date(resetsAt);
+    const time = new Intl.DateTimeFormat(current, { hour: '2-digit', minute: '2-digit', hourCycle: 'h23', timeZone }).format(at);
+    const date = new Intl.DateTimeFormat(current, { day: 'numeric', month: 'long', timeZone }).format(at);
+    return { time, date, zone: timeZone };
+  } catch {
+    // A zone this browser does not know: the server's own local time, as it wrote it.
+    return { time: resetsAtLocal.slice(11, 16), date: resetsAtLocal.slice(0, 10), zone: timeZone };
+  }
 }
 
 // "5 minutes", "30 seconds", "2 minutes 30 seconds" (in Russian in the genitive, after "до").

@@ -93,3 +93,32 @@ test('microphone refused shows how to allow it, and frees the slot', { timeout: 
     assert.equal(fake.snapshot().counts.total, 0);
   });
 });
+
+// Issue 12: an instance that cannot reach Redis answers join with 503 store_unavailable and a
+// Retry-After. The page asks again by itself, with growing waits stretched at random (never
+// sooner than Retry-After), and says it is trying. The two refusals are made in the browser
+// (page.route), the third join goes to the real broker.
+test('join refused with store_unavailable is retried by the page with jittered back-off', { timeout: 60_000 }, async () => {
+  await runScenario({ broker: LONG_SESSION }, async ({ visitor }) => {
+    const { page } = await visitor('patient');
+    const joins = [];
+    await page.route(/\/api\/session\?action=join$/, async route => {
+      joins.push(Date.now());
+      if (joins.length > 2) return route.continue();
+      return route.fulfill({
+        status: 503,
+        headers: { 'Content-Type': 'application/json', 'Retry-After': '1' },
+        body: JSON.stringify({ error: { code: 'store_unavailable', message: 'The server cannot reach its shared store right now; try again in a few seconds.' } }),
+      });
+    });
+    await page.getByTestId('start-button').click();
+    await page.getByTestId('connection-notice').getByText('The server is busy — trying again…').waitFor();
+    await waitForState(page, 'active', 15_000);
+    assert.equal(joins.length, 3);
+    const gaps = [joins[1] - joins[0], joins[2] - joins[1]];
+    // 2 s then 4 s, each stretched by up to half (a little slack for the browser's own timers).
+    assert.ok(gaps[0] >= 1950 && gaps[0] <= 3200, `first wait ${gaps[0]} ms`);
+    assert.ok(gaps[1] >= 3950 && gaps[1] <= 6200, `second wait ${gaps[1]} ms`);
+    assert.equal(await page.getByTestId('connection-notice').textContent(), '', 'the notice goes once joined');
+  });
+});

@@ -1,6 +1,6 @@
 // session_calls / call_monitor driven by a real conversation: the fake OpenAI plays its script on
 // a call, a sideband_client carries the events, and a small shell here does what the session
-// service will do (INTEGRATION.md): feed events, carry out actions, arm one timer at the next
+// service does (src/cost_guard.cpp): feed events, carry out actions, arm one timer at the next
 // deadline.  Second-scale durations; every wait ends on an event or a bounded timeout.
 #include "fake_openai_server.hpp"
 

@@ -291,6 +291,38 @@ TEST(session_broker_end, expiry_admits_the_next_visitor_with_a_full_session) {
     EXPECT_EQ(b.status("b", t0 + 60s)->expires_at, t0 + 120s);
 }
 
+// The spend budget's gate: a session that ends in the same step as the admission it frees has
+// not been booked yet, so the gate sees it as committed (now + the time it ran), and the ones
+// still running by their deadlines.  Sessions ended in an earlier step are booked by then.
+TEST(session_broker_end, the_gate_counts_a_session_ended_in_the_same_step_as_committed) {
+    session_broker b(make_limits(2, 10, 60s, {}, 3600s));
+    std::vector<std::vector<steady_time>> asked;
+    b.set_admission_gate([&asked](steady_time, const std::vector<steady_time>& running_until) {
+        asked.push_back(running_until);
+        return true;
+    });
+    b.join("a", nullptr, t0);
+    b.join("b", nullptr, t0 + 10s);
+    b.join("q", nullptr, t0 + 20s);
+    b.take_events();
+    asked.clear();
+    EXPECT_TRUE(b.leave("a", t0 + 40s));
+    ASSERT_EQ(asked.size(), 1u);
+    auto seen = asked[0];
+    std::sort(seen.begin(), seen.end());
+    // b runs until t0 + 70 s; a ran 40 s, not yet booked: counted as t0 + 40 s + 40 s.
+    EXPECT_EQ(seen, (std::vector<steady_time>{t0 + 70s, t0 + 80s}));
+    EXPECT_EQ(admitted(b, b.take_events()), (std::vector<std::string>{"q"}));
+    asked.clear();
+    b.join("r", nullptr, t0 + 41s);  // queued: both slots are taken
+    EXPECT_TRUE(b.leave("q", t0 + 45s));
+    ASSERT_EQ(asked.size(), 1u);
+    seen = asked[0];
+    std::sort(seen.begin(), seen.end());
+    // a was taken (booked) in the step before; q ran 5 s.
+    EXPECT_EQ(seen, (std::vector<steady_time>{t0 + 50s, t0 + 70s}));
+}
+
 TEST(session_broker_end, a_session_that_reaches_its_end_as_it_falls_silent_counts_as_expired) {
     session_broker b(make_limits(1, 10, 60s, {}, 30s));
     b.join("a", nullptr, t0);

@@ -15,11 +15,12 @@ export const SHORT_SESSION = { SESSION_DURATION_SECONDS: '8', WARNING_SECONDS: '
 export const LONG_SESSION = { SESSION_DURATION_SECONDS: '60', WARNING_SECONDS: '3,2,1' };
 
 // options.fake: start the fake OpenAI and give the broker its key and URL (default true).
+// options.fakeScript: the fake's conversation script (e.g. {mode: 'silent'}; default its opening).
 // options.broker: the broker's settings for this scenario.
 // options.start: what starts the server (default the real binary; the admin tests pass the admin
 // API's test double, lib/admin-double.mjs, when ADMIN_API_DOUBLE=1).
-export async function runScenario({ fake: withFake = true, broker: settings = {}, start = startBroker }, body) {
-  const fake = withFake ? await startFakeOpenAI({ realKey: OPENAI_KEY }) : null;
+export async function runScenario({ fake: withFake = true, fakeScript, broker: settings = {}, start = startBroker }, body) {
+  const fake = withFake ? await startFakeOpenAI({ realKey: OPENAI_KEY, script: fakeScript }) : null;
   const visitors = [];
   let broker = null;
   let failed = null;
