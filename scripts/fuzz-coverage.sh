@@ -14,7 +14,7 @@ out=build/fuzz-coverage/report
 rm -rf "$out"
 mkdir -p "$out"
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=($(cd tests/fuzz && ls fuzz_*.cpp | sed 's/\.cpp$//'))
+[[ ${#targets[@]} -gt 0 ]] || mapfile -t targets < <(cd tests/fuzz && for f in fuzz_*.cpp; do echo "${f%.cpp}"; done)
 for t in "${targets[@]}"; do
     corpus=${FUZZ_CORPUS_ROOT:-build/fuzz/work}/$t/corpus
     [[ -d "$corpus" ]] || corpus=tests/fuzz/corpus/$t
@@ -28,7 +28,7 @@ for t in "${targets[@]}"; do
     llvm-cov-16 report build/fuzz-coverage/fuzzers/"$t" -instr-profile="$out/$t.profdata" \
         -ignore-filename-regex='/usr/|tests/' >"$out/$t.txt"
     # llvm-cov drops the folder all listed files share: names are src/... or bare.
-    echo "== $t ($(ls "$corpus" | wc -l) inputs from $corpus): our files reached, line coverage"
+    echo "== $t ($(find "$corpus" -maxdepth 1 -type f | wc -l) inputs from $corpus): our files reached, line coverage"
     awk 'NR > 2 && $1 !~ /^-/ && $1 != "TOTAL" && $10 != "0.00%" {printf "   %-28s lines %6s of %5s  (%s)\n", $1, $8 - $9, $8, $10}' "$out/$t.txt"
     awk '$1 == "TOTAL" {printf "   TOTAL (every file of ours linked) lines %s of %s  (%s)\n", $8 - $9, $8, $10}' "$out/$t.txt"
 done

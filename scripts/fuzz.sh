@@ -28,7 +28,11 @@ work=build/fuzz/work        # this run's corpora and logs (inspect or merge them
 findings=build/fuzz/findings
 rm -rf "$work"
 mkdir -p "$work" "$findings"
-targets=(${FUZZ_TARGETS:-$(cd tests/fuzz && ls fuzz_*.cpp | sed 's/\.cpp$//')})
+if [[ -n "${FUZZ_TARGETS:-}" ]]; then
+    read -r -a targets <<<"$FUZZ_TARGETS"
+else
+    mapfile -t targets < <(cd tests/fuzz && for f in fuzz_*.cpp; do echo "${f%.cpp}"; done)
+fi
 
 # The open findings (see above), joined to whatever VB_FUZZ_KNOWN already names.
 open_findings=$(sed 's/#.*//' tests/fuzz/findings/OPEN 2>/dev/null | xargs | tr ' ' ',')
@@ -36,7 +40,10 @@ export VB_FUZZ_KNOWN="${VB_FUZZ_KNOWN:+$VB_FUZZ_KNOWN,}$open_findings"
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:symbolize=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
-command -v llvm-symbolizer-16 >/dev/null && export ASAN_SYMBOLIZER_PATH="$(command -v llvm-symbolizer-16)"
+if command -v llvm-symbolizer-16 >/dev/null; then
+    ASAN_SYMBOLIZER_PATH="$(command -v llvm-symbolizer-16)"
+    export ASAN_SYMBOLIZER_PATH
+fi
 
 run_target() {
     local t=$1 dir="$work/$1"
@@ -72,7 +79,7 @@ failed=0
 for f in tests/fuzz/findings/fuzz_*/*; do
     [[ -f "$f" ]] || continue
     t=$(basename "$(dirname "$f")") name=$(basename "$f")
-    if TMPDIR="$PWD/$work" VB_FUZZ_KNOWN= "$bin/$t" "$f" >"$work/finding-$name.log" 2>&1; then
+    if TMPDIR="$PWD/$work" VB_FUZZ_KNOWN="" "$bin/$t" "$f" >"$work/finding-$name.log" 2>&1; then
         [[ ",$VB_FUZZ_KNOWN," == *",${name%-[0-9]},"* ]] && echo "$t: $name no longer reproduces: delete ${name%-[0-9]} from tests/fuzz/findings/OPEN"
     elif [[ ",$VB_FUZZ_KNOWN," == *",${name%-[0-9]},"* ]]; then
         echo "$t: $name still reproduces (open finding, stepped over; tests/fuzz/findings/README.md)"
