@@ -3,6 +3,9 @@
 //
 //   node queue-clients.mjs --url http(s)://127.0.0.1:P --clients N --broadcasts B --pid SERVER_PID
 //                          [--mode queue|floor]
+//   --url may list several instances (comma-separated, sharing one Redis store): visitor i joins,
+//   opens its WebSocket and leaves through instance i mod n; --pid may list several pids (their
+//   memory and CPU are summed).
 //
 // queue mode (voice-broker, the Node ws server): N POST ?action=join (50 at a time, keep-alive),
 // then N WebSockets to /api/session/ws?ticket=T (200 handshakes at a time), each waiting for its
@@ -22,25 +25,32 @@ import WebSocket from 'ws';
 const args = Object.fromEntries(
   process.argv.slice(2).reduce((pairs, a, i, all) => (a.startsWith('--') ? [...pairs, [a.slice(2), all[i + 1]]] : pairs), []),
 );
-const base = new URL(args.url);
-const tls = base.protocol === 'https:';
+const bases = args.url.split(',').map((u) => new URL(u));
+const baseOf = (i) => bases[i % bases.length];
+const tls = bases[0].protocol === 'https:';
 const N = Number(args.clients);
 const B = Number(args.broadcasts ?? 3);
-const pid = Number(args.pid);
+const pids = String(args.pid).split(',').map(Number);
 const floor = args.mode === 'floor';
 const lib = tls ? https : http;
-const agent = new lib.Agent({ keepAlive: true, maxSockets: 50, rejectUnauthorized: false });
+const agents = bases.map(() => new lib.Agent({ keepAlive: true, maxSockets: 50, rejectUnauthorized: false }));
 const sourceAddress = (i) => `127.0.0.${2 + (i % 8)}`;
 const now = () => process.hrtime.bigint();
 const ms = (a, b) => Number(b - a) / 1e6;
 
-const rssKb = () => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
+const rssKb = () => pids.reduce((sum, pid) => sum + Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]), 0);
 // CPU of every thread of the server in ns (schedstat: finer than utime+stime's 10 ms ticks,
 // which matters for a broadcast that takes a few milliseconds).
 const cpuNs = () =>
-  fs.readdirSync(`/proc/${pid}/task`).reduce((sum, t) => sum + Number(fs.readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]), 0);
+  pids.reduce(
+    (total, pid) =>
+      total + fs.readdirSync(`/proc/${pid}/task`).reduce((sum, t) => sum + Number(fs.readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]), 0),
+    0,
+  );
 
-function post(path, headers = {}) {
+function post(i, path, headers = {}) {
+  const base = baseOf(i);
+  const agent = agents[i % bases.length];
   return new Promise((resolve, reject) => {
     const req = lib.request({ host: base.hostname, port: base.port, method: 'POST', path, agent, headers }, (res) => {
       const chunks = [];
@@ -62,7 +72,7 @@ async function pool(count, width, work) {
   );
 }
 
-const clients = Array.from({ length: N }, () => ({ ticket: '', ws: null, state: '', position: 0, arrived: 0n, watched: false }));
+const clients = Array.from({ length: N }, (_, i) => ({ index: i, ticket: '', ws: null, state: '', position: 0, arrived: 0n, watched: false }));
 let armed = false;
 let waiting = 0;
 let wrongPositions = 0;
@@ -90,7 +100,7 @@ function onMessage(c, data) {
 function connect(c, i) {
   return new Promise((resolve, reject) => {
     const path = floor ? '/ws' : `/api/session/ws?ticket=${c.ticket}`;
-    const ws = new WebSocket(`${tls ? 'wss' : 'ws'}://${base.host}${path}`, {
+    const ws = new WebSocket(`${tls ? 'wss' : 'ws'}://${baseOf(i).host}${path}`, {
       localAddress: sourceAddress(i),
       rejectUnauthorized: false,
       perMessageDeflate: false,
@@ -112,7 +122,7 @@ const rssBase = rssKb();
 if (!floor) {
   const t0 = now();
   await pool(N, 50, async (i) => {
-    const r = await post('/api/session?action=join');
+    const r = await post(i, '/api/session?action=join');
     if (r.status !== 200) throw new Error(`join ${i}: ${r.status} ${r.body.slice(0, 200)}`);
     clients[i].ticket = JSON.parse(r.body).ticket;
   });
@@ -144,7 +154,7 @@ for (let b = 0; b < B; b++) {
   const cpuBefore = cpuNs();
   armed = true;
   const start = now();
-  const answer = await post(floor ? '/broadcast' : '/api/session?action=leave', floor ? {} : { 'X-Session-Ticket': leaver.ticket });
+  const answer = await post(floor ? 0 : leaver.index, floor ? '/broadcast' : '/api/session?action=leave', floor ? {} : { 'X-Session-Ticket': leaver.ticket });
   if (answer.status !== 200) throw new Error(`leave: ${answer.status} ${answer.body}`);
   if (waiting > 0) await done;
   armed = false;
