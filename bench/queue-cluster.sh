@@ -10,7 +10,9 @@
 # bench/queue-clients.mjs on the client core: N joins and N WebSockets, visitor i through
 # instance i mod 3, then 3 slot releases (the slot holder leaves through its own instance).  The
 # figure is the time from sending the leave until the last visitor has received its new place,
-# the median of the 3 releases, then of RUNS runs.  Target: 3 instances <= 1.5x 1 instance in
+# the median of the 3 releases, then of RUNS runs.  Redis's CPU (schedstat) is read around the
+# joins, around each release, and over IDLE seconds with the N visitors waiting and nothing
+# happening: from these, the ceiling of one Redis in joins/s and in queued visitors.  Target: 3 instances <= 1.5x 1 instance in
 # memory mode.  Prints a table; raw results in bench/results/<date>-queue-cluster/.
 #
 # Environment: BENCH_QUEUE_CLUSTER_SIZE (10000), BENCH_QUEUE_RUNS (3), BENCH_QUIET_WAIT (10),
@@ -21,11 +23,11 @@ ROOT="$(cd "$HERE/.." && pwd)"
 # shellcheck source=bench/lib.sh
 source "$HERE/lib.sh"
 
-N="${BENCH_QUEUE_CLUSTER_SIZE:-10000}" RUNS="${BENCH_QUEUE_RUNS:-3}" INSTANCES=3 BROADCASTS=3
+N="${BENCH_QUEUE_CLUSTER_SIZE:-10000}" RUNS="${BENCH_QUEUE_RUNS:-3}" INSTANCES=3 BROADCASTS=3 IDLE=10
 export BENCH_QUIET_WAIT="${BENCH_QUIET_WAIT:-10}"
 MODE=full
 case "${1:-}" in
---smoke) N=200 RUNS=1 BENCH_QUIET_WAIT=0 MODE=smoke ;;
+--smoke) N=200 RUNS=1 IDLE=1 BENCH_QUIET_WAIT=0 MODE=smoke ;;
 "") ;;
 *) die "usage: bench/queue-cluster.sh [--smoke]" ;;
 esac
@@ -98,7 +100,7 @@ for ((run = 1; run <= RUNS; run++)); do
     quiet_check "queue-cluster $side $N visitors run $run"
     redis_before="$(cpu_ticks "$REDIS_PID")"
     json="$(taskset -c "$CLIENT_CPU" node "$HERE/queue-clients.mjs" --url "$SIDE_URLS" --clients "$N" \
-      --broadcasts "$BROADCASTS" --pid "$SIDE_PIDS" --mode queue)" || die "queue-cluster $side $N run $run: $json"
+      --broadcasts "$BROADCASTS" --pid "$SIDE_PIDS" --mode queue --redis-pid "$REDIS_PID" --idle-seconds "$IDLE")" || die "queue-cluster $side $N run $run: $json"
     redis_ms=$(((($(cpu_ticks "$REDIS_PID") - redis_before) * 1000) / CLK_TCK))
     if [[ "$side" != memory ]]; then
       [[ -n "$(redis-cli -p "$REDIS_PORT" --scan --pattern "*$side$run*")" ]] || die "$side run $run: nothing in Redis"
@@ -131,6 +133,10 @@ for (const [key, label, target] of [
   ['joinsPerSec', 'joins/s'],
   ['connectSeconds', 'WebSockets opened in, s'],
   ['kbPerClient', 'voice-broker RSS per visitor (all instances), KB'],
+  ['redisCpuUsPerJoin', 'Redis CPU per join (50 in flight), us'],
+  ['redisCpuMsPerBroadcast', 'Redis CPU per release, ms'],
+  ['redisIdleCpuPct', 'Redis CPU while the visitors wait, % of a core'],
+  ['redisIdleUsPerVisitorSec', 'Redis CPU per waiting visitor, us/s'],
   ['redisCpuMs', 'Redis CPU over the whole run, ms'],
 ]) {
   const c = pick('cluster', key), one = pick('redis1', key), m = pick('memory', key);
@@ -138,6 +144,9 @@ for (const [key, label, target] of [
   const verdict = target ? `<= ${target}x: ${ratio <= target ? 'met' : '**not met**'}` : '-';
   console.log(`| ${label} | ${spread(c)} | ${spread(one)} | ${spread(m)} | ${med(m) > 0 ? ratio.toFixed(2) + 'x' : '-'} | ${verdict} |`);
 }
+const join = med(pick('cluster', 'redisCpuUsPerJoin')), idle = med(pick('cluster', 'redisIdleUsPerVisitorSec'));
+console.log(`\nCeiling of one Redis core from the ${instances}-instance runs: ${Math.round(1e6 / join).toLocaleString('en-US')} joins/s (Redis CPU per join); ` +
+  `${Math.round(1e6 / idle).toLocaleString('en-US')} waiting visitors would use the whole core just to be kept alive (Redis CPU per waiting visitor per second).`);
 const busy = runs.map((r) => r.busyPct);
 console.log(`\nMachine busy before the runs (other work, over 0.5 s): median ${med(busy)}%, max ${Math.max(...busy)}% (${busy.length} runs). Every server and Redis on the server core, the client on the other.`);
 JS
