@@ -144,9 +144,11 @@ for (const [key, label, target] of [
   const verdict = target ? `<= ${target}x: ${ratio <= target ? 'met' : '**not met**'}` : '-';
   console.log(`| ${label} | ${spread(c)} | ${spread(one)} | ${spread(m)} | ${med(m) > 0 ? ratio.toFixed(2) + 'x' : '-'} | ${verdict} |`);
 }
-const join = med(pick('cluster', 'redisCpuUsPerJoin')), idle = med(pick('cluster', 'redisIdleUsPerVisitorSec'));
+// Per waiting visitor: the cluster's idle Redis CPU less Redis's own idle CPU (the memory side's runs, where no instance uses it).
+const join = med(pick('cluster', 'redisCpuUsPerJoin'));
+const idle = Math.max(1e-9, ((med(pick('cluster', 'redisIdleCpuPct')) - med(pick('memory', 'redisIdleCpuPct'))) / 100) * 1e6 / Number(n));
 console.log(`\nCeiling of one Redis core from the ${instances}-instance runs: ${Math.round(1e6 / join).toLocaleString('en-US')} joins/s (Redis CPU per join); ` +
-  `${Math.round(1e6 / idle).toLocaleString('en-US')} waiting visitors would use the whole core just to be kept alive (Redis CPU per waiting visitor per second).`);
+  `${Math.round(1e6 / idle).toLocaleString('en-US')} waiting visitors would use the whole core just to be kept alive (${idle.toFixed(3)} us of Redis CPU per waiting visitor per second, above Redis's own idle CPU).`);
 const busy = runs.map((r) => r.busyPct);
 console.log(`\nMachine busy before the runs (other work, over 0.5 s): median ${med(busy)}%, max ${Math.max(...busy)}% (${busy.length} runs). Every server and Redis on the server core, the client on the other.`);
 JS
