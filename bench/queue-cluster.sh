@@ -92,6 +92,27 @@ start_side() {
   SIDE_URLS="$(IFS=,; echo "${urls[*]}")"
 }
 
+# What an instance costs Redis with nobody there (its touch every 5 s, its tick, the pub/sub
+# subscription): Redis's CPU over IDLE seconds alone, then with the 3 instances started and idle.
+redis_ns() { cat /proc/"$REDIS_PID"/task/*/schedstat | awk '{n += $1} END {printf "%d", n}'; } # every thread, ns
+redis_pct() { # SECONDS -> Redis's CPU over that many seconds, % of one core
+  local before
+  before="$(redis_ns)"
+  sleep "$1"
+  awk -v t=$(($(redis_ns) - before)) -v s="$1" 'BEGIN {printf "%.3f", t / 1e9 / s * 100}'
+}
+IDLE_SECONDS=$((IDLE * 3))
+quiet_check "queue-cluster: Redis alone"
+alone="$(redis_pct "$IDLE_SECONDS")"
+start_side cluster 0
+sleep 1
+with="$(redis_pct "$IDLE_SECONDS")"
+IFS=, read -r -a pids <<<"$SIDE_PIDS"
+for pid in "${pids[@]}"; do stop_pid "$pid"; done
+redis-cli -p "$REDIS_PORT" flushall >/dev/null
+log "Redis CPU over ${IDLE_SECONDS}s: alone ${alone}%, with $INSTANCES idle instances ${with}%"
+record fig=queue-cluster-idle side=instances run=0 instances="$INSTANCES" seconds="$IDLE_SECONDS" redisAlonePct="$alone" redisWithInstancesPct="$with"
+
 SIDES=(memory cluster redis1)
 for ((run = 1; run <= RUNS; run++)); do
   order=("${SIDES[@]:$(((run - 1) % ${#SIDES[@]}))}" "${SIDES[@]:0:$(((run - 1) % ${#SIDES[@]}))}")
@@ -99,9 +120,13 @@ for ((run = 1; run <= RUNS; run++)); do
     start_side "$side" "$run"
     quiet_check "queue-cluster $side $N visitors run $run"
     redis_before="$(cpu_ticks "$REDIS_PID")"
+    mem_before="$(redis-cli -p "$REDIS_PORT" info memory | sed -n 's/^used_memory:\([0-9]*\).*/\1/p')"
     json="$(taskset -c "$CLIENT_CPU" node "$HERE/queue-clients.mjs" --url "$SIDE_URLS" --clients "$N" \
       --broadcasts "$BROADCASTS" --pid "$SIDE_PIDS" --mode queue --redis-pid "$REDIS_PID" --idle-seconds "$IDLE")" || die "queue-cluster $side $N run $run: $json"
     redis_ms=$(((($(cpu_ticks "$REDIS_PID") - redis_before) * 1000) / CLK_TCK))
+    # Redis memory per visitor: the entries outlive the client (HEARTBEAT_TIMEOUT_SECONDS=600).
+    mem_after="$(redis-cli -p "$REDIS_PORT" info memory | sed -n 's/^used_memory:\([0-9]*\).*/\1/p')"
+    redis_kb="$(awk -v a="$mem_after" -v b="$mem_before" -v n="$N" 'BEGIN {printf "%.3f", (a - b) / 1024 / n}')"
     if [[ "$side" != memory ]]; then
       [[ -n "$(redis-cli -p "$REDIS_PORT" --scan --pattern "*$side$run*")" ]] || die "$side run $run: nothing in Redis"
     fi
@@ -109,7 +134,7 @@ for ((run = 1; run <= RUNS; run++)); do
     for pid in "${pids[@]}"; do stop_pid "$pid"; done
     log "queue-cluster $side, $N visitors, run $run: $json, Redis CPU over the whole run ${redis_ms} ms"
     # shellcheck disable=SC2046 # the numeric fields become KEY=VALUE words
-    record fig=queue-cluster side="$side" clients="$N" run="$run" redisCpuMs="$redis_ms" \
+    record fig=queue-cluster side="$side" clients="$N" run="$run" redisCpuMs="$redis_ms" redisKbPerVisitor="$redis_kb" \
       $(node -e 'const o=JSON.parse(process.argv[1]);for(const[k,v] of Object.entries(o))if(typeof v==="number")console.log(k+"="+v)' "$json")
     redis-cli -p "$REDIS_PORT" flushall >/dev/null
     sleep 1 # let the closed sockets' state settle before the next servers start
@@ -119,7 +144,8 @@ done
 node - "$OUT" "$N" "$INSTANCES" <<'JS' | tee "$OUT/table.md"
 const fs = require('fs');
 const [out, n, instances] = process.argv.slice(2);
-const runs = fs.readFileSync(`${out}/runs.jsonl`, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+const all = fs.readFileSync(`${out}/runs.jsonl`, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+const runs = all.filter((r) => r.fig === 'queue-cluster');
 const med = (xs) => { const s = [...xs].sort((a, b) => a - b); const k = s.length; return k % 2 ? s[(k - 1) / 2] : (s[k / 2 - 1] + s[k / 2]) / 2; };
 const f = (x) => (Math.abs(x) >= 100 ? Math.round(x).toLocaleString('en-US') : Math.abs(x) >= 10 ? x.toFixed(1) : x.toFixed(2));
 const pick = (side, key) => runs.filter((r) => r.side === side).map((r) => r[key]);
@@ -138,6 +164,7 @@ for (const [key, label, target] of [
   ['redisIdleCpuPct', 'Redis CPU while the visitors wait, % of a core'],
   ['redisIdleUsPerVisitorSec', 'Redis CPU per waiting visitor, us/s'],
   ['redisCpuMs', 'Redis CPU over the whole run, ms'],
+  ['redisKbPerVisitor', 'Redis memory per visitor (used_memory), KB'],
 ]) {
   const c = pick('cluster', key), one = pick('redis1', key), m = pick('memory', key);
   const ratio = med(c) / med(m);
@@ -149,7 +176,13 @@ const join = med(pick('cluster', 'redisCpuUsPerJoin'));
 const idle = Math.max(1e-9, ((med(pick('cluster', 'redisIdleCpuPct')) - med(pick('memory', 'redisIdleCpuPct'))) / 100) * 1e6 / Number(n));
 console.log(`\nCeiling of one Redis core from the ${instances}-instance runs: ${Math.round(1e6 / join).toLocaleString('en-US')} joins/s (Redis CPU per join); ` +
   `${Math.round(1e6 / idle).toLocaleString('en-US')} waiting visitors would use the whole core just to be kept alive (${idle.toFixed(3)} us of Redis CPU per waiting visitor per second, above Redis's own idle CPU).`);
-const busy = runs.map((r) => r.busyPct);
+const idleRun = all.find((r) => r.fig === 'queue-cluster-idle');
+if (idleRun) {
+  const per = Math.max(0, idleRun.redisWithInstancesPct - idleRun.redisAlonePct) / instances;
+  console.log(`Idle instances: Redis CPU over ${idleRun.seconds} s alone ${idleRun.redisAlonePct}% of a core, with ${instances} idle instances ${idleRun.redisWithInstancesPct}%: ` +
+    `${per.toFixed(3)}% per instance${per > 0 ? `, so ${Math.round(100 / per).toLocaleString('en-US')} idle instances would fill the core` : ''}.`);
+}
+const busy = runs.filter((r) => r.fig === 'queue-cluster').map((r) => r.busyPct);
 console.log(`\nMachine busy before the runs (other work, over 0.5 s): median ${med(busy)}%, max ${Math.max(...busy)}% (${busy.length} runs). Every server and Redis on the server core, the client on the other.`);
 JS
 log "results: $OUT"
