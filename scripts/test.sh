@@ -41,6 +41,10 @@ VOICE_BROKER_BIN="$PWD/build/debug/voice-broker" tests/lighthouse/run.sh
 # Benchmarks, smoke size: proves the scripts still run end to end; judges no speed.
 VOICE_BROKER_BIN="$PWD/build/debug/voice-broker" bash bench/run.sh --smoke > /tmp/vb-bench-smoke.log 2>&1 || { tail -40 /tmp/vb-bench-smoke.log; echo "bench smoke failed"; exit 1; }
 echo "bench smoke: ok ($(grep -c '^|' /tmp/vb-bench-smoke.log) table rows)"
+# The Redis store's benches, smoke size (a real redis-server on a random loopback port): about 10 s and 30 s.
+VOICE_BROKER_BIN="$PWD/build/debug/voice-broker" bash bench/store.sh --smoke > /tmp/vb-bench-store-smoke.log 2>&1 || { tail -40 /tmp/vb-bench-store-smoke.log; echo "bench store smoke failed"; exit 1; }
+VOICE_BROKER_BIN="$PWD/build/debug/voice-broker" bash bench/queue-cluster.sh --smoke > /tmp/vb-bench-queue-cluster-smoke.log 2>&1 || { tail -40 /tmp/vb-bench-queue-cluster-smoke.log; echo "bench queue-cluster smoke failed"; exit 1; }
+echo "bench store + queue-cluster smoke: ok"
 
 # Attack tools on loopback: testssl.sh against voice-broker's TLS and nginx (same certificate),
 # slowhttptest's three modes with 1000 connections against voice-broker and nginx.
