@@ -3,6 +3,12 @@
 //
 //   node queue-clients.mjs --url http(s)://127.0.0.1:P --clients N --broadcasts B --pid SERVER_PID
 //                          [--mode queue|floor]
+//   --url may list several instances (comma-separated, sharing one Redis store): visitor i joins,
+//   opens its WebSocket and leaves through instance i mod n; --pid may list several pids (their
+//   memory and CPU are summed).
+//   --redis-pid P [--idle-seconds S]: also Redis's CPU (schedstat) per join, per slot release, and
+//   while the N visitors wait with nothing happening for S seconds (default 10): what holding a
+//   queue costs Redis (each instance's periodic touch of its live channels).
 //
 // queue mode (voice-broker, the Node ws server): N POST ?action=join (50 at a time, keep-alive),
 // then N WebSockets to /api/session/ws?ticket=T (200 handshakes at a time), each waiting for its
@@ -22,25 +28,37 @@ import WebSocket from 'ws';
 const args = Object.fromEntries(
   process.argv.slice(2).reduce((pairs, a, i, all) => (a.startsWith('--') ? [...pairs, [a.slice(2), all[i + 1]]] : pairs), []),
 );
-const base = new URL(args.url);
-const tls = base.protocol === 'https:';
+const bases = args.url.split(',').map((u) => new URL(u));
+const baseOf = (i) => bases[i % bases.length];
+const tls = bases[0].protocol === 'https:';
 const N = Number(args.clients);
 const B = Number(args.broadcasts ?? 3);
-const pid = Number(args.pid);
+const pids = String(args.pid).split(',').map(Number);
 const floor = args.mode === 'floor';
 const lib = tls ? https : http;
-const agent = new lib.Agent({ keepAlive: true, maxSockets: 50, rejectUnauthorized: false });
+const agents = bases.map(() => new lib.Agent({ keepAlive: true, maxSockets: 50, rejectUnauthorized: false }));
 const sourceAddress = (i) => `127.0.0.${2 + (i % 8)}`;
 const now = () => process.hrtime.bigint();
 const ms = (a, b) => Number(b - a) / 1e6;
 
-const rssKb = () => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
+const rssKb = () => pids.reduce((sum, pid) => sum + Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]), 0);
 // CPU of every thread of the server in ns (schedstat: finer than utime+stime's 10 ms ticks,
 // which matters for a broadcast that takes a few milliseconds).
-const cpuNs = () =>
+const redisPid = Number(args['redis-pid'] ?? 0);
+const idleSeconds = Number(args['idle-seconds'] ?? 10);
+const schedNs = (pid) =>
   fs.readdirSync(`/proc/${pid}/task`).reduce((sum, t) => sum + Number(fs.readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]), 0);
+const redisNs = () => (redisPid ? schedNs(redisPid) : 0);
+const cpuNs = () =>
+  pids.reduce(
+    (total, pid) =>
+      total + fs.readdirSync(`/proc/${pid}/task`).reduce((sum, t) => sum + Number(fs.readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]), 0),
+    0,
+  );
 
-function post(path, headers = {}) {
+function post(i, path, headers = {}) {
+  const base = baseOf(i);
+  const agent = agents[i % bases.length];
   return new Promise((resolve, reject) => {
     const req = lib.request({ host: base.hostname, port: base.port, method: 'POST', path, agent, headers }, (res) => {
       const chunks = [];
@@ -62,7 +80,7 @@ async function pool(count, width, work) {
   );
 }
 
-const clients = Array.from({ length: N }, () => ({ ticket: '', ws: null, state: '', position: 0, arrived: 0n, watched: false }));
+const clients = Array.from({ length: N }, (_, i) => ({ index: i, ticket: '', ws: null, state: '', position: 0, arrived: 0n, watched: false }));
 let armed = false;
 let waiting = 0;
 let wrongPositions = 0;
@@ -90,7 +108,7 @@ function onMessage(c, data) {
 function connect(c, i) {
   return new Promise((resolve, reject) => {
     const path = floor ? '/ws' : `/api/session/ws?ticket=${c.ticket}`;
-    const ws = new WebSocket(`${tls ? 'wss' : 'ws'}://${base.host}${path}`, {
+    const ws = new WebSocket(`${tls ? 'wss' : 'ws'}://${baseOf(i).host}${path}`, {
       localAddress: sourceAddress(i),
       rejectUnauthorized: false,
       perMessageDeflate: false,
@@ -110,13 +128,15 @@ function connect(c, i) {
 const result = { clients: N };
 const rssBase = rssKb();
 if (!floor) {
+  const redis0 = redisNs();
   const t0 = now();
   await pool(N, 50, async (i) => {
-    const r = await post('/api/session?action=join');
+    const r = await post(i, '/api/session?action=join');
     if (r.status !== 200) throw new Error(`join ${i}: ${r.status} ${r.body.slice(0, 200)}`);
     clients[i].ticket = JSON.parse(r.body).ticket;
   });
   result.joinsPerSec = Math.round(N / (ms(t0, now()) / 1000));
+  if (redisPid) result.redisCpuUsPerJoin = +((redisNs() - redis0) / 1e3 / N).toFixed(1);
 }
 const t1 = now();
 await pool(N, 200, (i) => connect(clients[i], i));
@@ -125,9 +145,18 @@ await new Promise((r) => setTimeout(r, 500)); // let the server finish its bookk
 result.rssBaseKb = rssBase;
 result.rssKb = rssKb();
 result.kbPerClient = +((result.rssKb - rssBase) / N).toFixed(2);
+if (redisPid && idleSeconds > 0) {
+  const before = redisNs();
+  const t = now();
+  await new Promise((r) => setTimeout(r, idleSeconds * 1000));
+  const pct = (redisNs() - before) / Number(now() - t);
+  result.redisIdleCpuPct = +(pct * 100).toFixed(2);
+  result.redisIdleUsPerVisitorSec = +((pct * 1e6) / N).toFixed(3); // Redis CPU us per waiting visitor per second
+}
 
 const broadcastMs = [];
 let cpu = 0;
+let redisCpu = 0;
 for (let b = 0; b < B; b++) {
   const leaver = floor ? null : clients.find((c) => c.state === 'active' && c.ws.readyState === WebSocket.OPEN);
   if (!floor && !leaver) throw new Error('nobody holds the slot');
@@ -142,13 +171,15 @@ for (let b = 0; b < B; b++) {
     setTimeout(() => reject(new Error(`broadcast ${b}: ${waiting} client(s) still waiting after 60 s`)), 60_000).unref();
   });
   const cpuBefore = cpuNs();
+  const redisBefore = redisNs();
   armed = true;
   const start = now();
-  const answer = await post(floor ? '/broadcast' : '/api/session?action=leave', floor ? {} : { 'X-Session-Ticket': leaver.ticket });
+  const answer = await post(floor ? 0 : leaver.index, floor ? '/broadcast' : '/api/session?action=leave', floor ? {} : { 'X-Session-Ticket': leaver.ticket });
   if (answer.status !== 200) throw new Error(`leave: ${answer.status} ${answer.body}`);
   if (waiting > 0) await done;
   armed = false;
   cpu += cpuNs() - cpuBefore;
+  redisCpu += redisNs() - redisBefore;
   let last = start;
   for (const c of clients) if (c.watched && c.arrived > last) last = c.arrived;
   broadcastMs.push(+ms(start, last).toFixed(2));
@@ -157,6 +188,7 @@ for (let b = 0; b < B; b++) {
 result.broadcastMs = broadcastMs;
 result.broadcastMsMedian = [...broadcastMs].sort((a, b) => a - b)[Math.floor(broadcastMs.length / 2)];
 result.cpuMsPerBroadcast = +(cpu / 1e6 / B).toFixed(2);
+if (redisPid) result.redisCpuMsPerBroadcast = +(redisCpu / 1e6 / B).toFixed(2);
 result.wrongPositions = wrongPositions;
 console.log(JSON.stringify(result));
 process.exit(wrongPositions ? 1 : 0);

@@ -46,6 +46,10 @@ echo "bench smoke: ok ($(grep -c '^|' /tmp/vb-bench-smoke.log) table rows)"
 SIDEBAND_BENCH_BIN="$PWD/build/debug/sideband_bench" bash bench/sideband.sh --smoke > /tmp/vb-sideband-smoke.log 2>&1 || {
   tail -40 /tmp/vb-sideband-smoke.log; echo "sideband bench smoke failed"; exit 1; }
 echo "sideband bench smoke: ok ($(grep -c '^|' /tmp/vb-sideband-smoke.log) table rows)"
+# The Redis store's benches, smoke size (a real redis-server on a random loopback port): about 10 s and 30 s.
+VOICE_BROKER_BIN="$PWD/build/debug/voice-broker" bash bench/store.sh --smoke > /tmp/vb-bench-store-smoke.log 2>&1 || { tail -40 /tmp/vb-bench-store-smoke.log; echo "bench store smoke failed"; exit 1; }
+VOICE_BROKER_BIN="$PWD/build/debug/voice-broker" bash bench/queue-cluster.sh --smoke > /tmp/vb-bench-queue-cluster-smoke.log 2>&1 || { tail -40 /tmp/vb-bench-queue-cluster-smoke.log; echo "bench queue-cluster smoke failed"; exit 1; }
+echo "bench store + queue-cluster smoke: ok"
 
 # Attack tools on loopback: testssl.sh against voice-broker's TLS and nginx (same certificate),
 # slowhttptest's three modes with 1000 connections against voice-broker and nginx.
