@@ -1,6 +1,7 @@
 #include "redis_store.hpp"
 
 #include "redis_store_lua.hpp"  // generated from redis_store.lua at configure time
+#include "redis_store_reader.hpp"
 #include "voice_broker/metrics.hpp"
 #include "voice_broker/redis_connection.hpp"
 #include "voice_broker/redis_error.hpp"
@@ -45,12 +46,6 @@ end_reason reason_from(const std::string& r) {
         if (to_string(why) == r) return why;
     }
     return end_reason::left;
-}
-
-// cjson writes an empty Lua table as {} where an array was meant.
-const json& as_array(const json& v) {
-    static const json empty = json::array();
-    return v.is_array() ? v : empty;
 }
 
 // A mirrored holder: when it started and when it expires, in Redis milliseconds.
@@ -152,9 +147,9 @@ public:
         std::vector<std::string> args{request.fresh_ticket, request.existing_ticket.value_or(""), request.client_address,
                                       std::to_string(answer_by)};
         run("join", std::move(args),
-            [this, request = std::move(request), callback = std::move(callback), retried](store_error error, const json& r) mutable {
+            [this, request = std::move(request), callback = std::move(callback), retried](store_error error, const script_answer& a) mutable {
                 join_outcome out{join_outcome::kind::queue_full, {}};
-                const auto what = error == store_error::none ? r.value("what", "") : std::string();
+                const auto what = error == store_error::none ? a.reader().text_or("what", "") : std::string();
                 if (what == "late") {
                     // It answered in time, so this instance's idea of Redis's clock was behind (a
                     // new master with another clock): once more, with the clock just learned.
@@ -163,7 +158,7 @@ public:
                 }
                 if (error == store_error::none && what != "full") {
                     out.what = what == "existing" ? join_outcome::kind::existing : join_outcome::kind::joined;
-                    out.status = status_from(r["status"], r["now"].get<std::int64_t>());
+                    out.status = status_from(a.reader().object("status"));
                 }
                 callback(error, std::move(out));
             });
@@ -182,20 +177,20 @@ public:
     }
 
     void force_end_all(done<std::size_t> callback) override {
-        run("force_end_all", {}, [callback = std::move(callback)](store_error error, const json& r) {
-            callback(error, error == store_error::none ? r.value("ended", std::size_t{0}) : 0);
+        run("force_end_all", {}, [callback = std::move(callback)](store_error error, const script_answer& a) {
+            callback(error, error == store_error::none ? a.reader().count_or("ended", 0) : 0);
         });
     }
 
     void reserve_token(const std::string& ticket, int max_per_session, done<token_reservation> callback) override {
         run("reserve_token", {ticket, std::to_string(max_per_session)},
-            [this, callback = std::move(callback)](store_error error, const json& r) {
+            [this, callback = std::move(callback)](store_error error, const script_answer& a) {
                 token_reservation out;
                 if (error == store_error::none) {
-                    const auto what = r.value("what", "unknown");
+                    const auto what = a.reader().text_or("what", "unknown");
                     if (what == "reserved") {
                         out.what = token_reservation::kind::reserved;
-                        out.status = status_from(r["status"], r["now"].get<std::int64_t>());
+                        out.status = status_from(a.reader().object("status"));
                     } else if (what == "not_active") {
                         out.what = token_reservation::kind::not_active;
                     } else if (what == "limit") {
@@ -208,8 +203,8 @@ public:
 
     void record_call(std::uint64_t entry_id, const std::string& call_id, done<call_recording> callback) override {
         run("record_call", {std::to_string(entry_id), call_id, std::to_string(max_calls)},
-            [callback = std::move(callback)](store_error error, const json& r) {
-                const auto what = error == store_error::none ? r.value("what", "") : std::string();
+            [callback = std::move(callback)](store_error error, const script_answer& a) {
+                const auto what = error == store_error::none ? a.reader().text_or("what", "") : std::string();
                 const auto out = what == "recorded" ? call_recording::recorded
                                  : what == "limit"  ? call_recording::limit_reached
                                                     : call_recording::not_active;
@@ -218,25 +213,24 @@ public:
     }
 
     void stats(done<store_stats> callback) override {
-        run("stats", {}, [this, callback = std::move(callback)](store_error error, const json& r) {
+        run("stats", {}, [this, callback = std::move(callback)](store_error error, const script_answer& a) {
             store_stats out;
             out.limits = limits_;
             if (error == store_error::none) {
-                const auto now_ms = r["now"].get<std::int64_t>();
-                const auto& active = as_array(r["active"]);
-                const auto& starts = as_array(r["starts"]);
-                for (std::size_t i = 0; i + 1 < active.size(); i += 2) {
-                    const auto started = i / 2 < starts.size() ? starts[i / 2].get<std::int64_t>() : now_ms;
-                    out.sessions.push_back({to_steady(started, now_ms), to_steady(std::stoll(active[i + 1].get<std::string>()), now_ms)});
+                const auto r = a.reader();
+                const auto active = r.id_times("active");
+                const auto starts = r.times("starts");
+                for (std::size_t i = 0; i < active.size(); ++i) {
+                    const auto started = i < starts.size() ? starts[i] : a.now;
+                    out.sessions.push_back({to_steady(started), to_steady(active[i].second)});
                 }
                 out.active = out.sessions.size();
-                out.queued = r.value("queued", std::size_t{0});
-                const auto& day = as_array(r["today"]);
+                out.queued = r.count_or("queued", 0);
+                const auto day = r.counts("today");
                 if (day.size() == 3) {
-                    out.today = shared_usage{day[0].get<std::uint64_t>(), day[1].get<std::uint64_t>(),
-                                             std::chrono::milliseconds{day[2].get<std::int64_t>()}};
+                    out.today = shared_usage{day[0], day[1], std::chrono::milliseconds{static_cast<std::int64_t>(day[2])}};
                 }
-                for (const auto& i : as_array(r["instances"])) out.instances.push_back(i.get<std::string>());
+                out.instances = r.texts("instances");
                 metrics_.instances_alive.store(static_cast<std::int64_t>(out.instances.size()), std::memory_order_relaxed);
             }
             callback(error, std::move(out));
@@ -247,22 +241,21 @@ public:
         std::vector<std::string> args;
         args.reserve(entry_ids.size());
         for (auto id : entry_ids) args.push_back(std::to_string(id));
-        run("statuses", std::move(args), [this, callback = std::move(callback)](store_error error, const json& r) {
+        run("statuses", std::move(args), [this, callback = std::move(callback)](store_error error, const script_answer& a) {
             std::vector<entry_status> out;
             if (error == store_error::none) {
-                const auto now_ms = r["now"].get<std::int64_t>();
-                for (const auto& s : as_array(r["statuses"])) out.push_back(status_from(s, now_ms));
+                for (const auto& s : a.reader().objects("statuses")) out.push_back(status_from(s));
             }
             callback(error, std::move(out));
         });
     }
 
     void channel_opened(const std::string& ticket, done<channel_opening> callback) override {
-        run("channel_open", {ticket}, [this, ticket, callback = std::move(callback)](store_error error, const json& r) {
+        run("channel_open", {ticket}, [this, ticket, callback = std::move(callback)](store_error error, const script_answer& a) {
             channel_opening out;
             if (error == store_error::none) {
-                const auto what = r.value("what", "unknown");
-                if (what != "unknown") out.status = status_from(r["status"], r["now"].get<std::int64_t>());
+                const auto what = a.reader().text_or("what", "unknown");
+                if (what != "unknown") out.status = status_from(a.reader().object("status"));
                 if (what == "opened") {
                     out.what = channel_opening::kind::opened;
                     auto& local = local_channels_[out.status.entry_id];
@@ -280,16 +273,16 @@ public:
         auto it = local_channels_.find(entry_id);
         if (it == local_channels_.end()) return;
         if (--it->second.count == 0) local_channels_.erase(it);
-        run("channel_close", {std::to_string(entry_id)}, [](store_error, const json&) {});
+        run("channel_close", {std::to_string(entry_id)}, [](store_error, const script_answer&) {});
     }
 
     void channel_heartbeat(std::uint64_t entry_id) override {
-        run("channel_heartbeat", {std::to_string(entry_id)}, [](store_error, const json&) {});
+        run("channel_heartbeat", {std::to_string(entry_id)}, [](store_error, const script_answer&) {});
     }
 
     void hang_up_done(const std::string& call_id) override {
         for (auto& [id, lease] : leases_) std::erase(lease.calls, call_id);
-        run("hangup_done", {call_id}, [](store_error, const json&) {});
+        run("hangup_done", {call_id}, [](store_error, const script_answer&) {});
     }
 
     // The operator's controls in redis mode.
@@ -350,7 +343,7 @@ private:
 
     // ---- running the script -----------------------------------------------------------------
 
-    using reply_fn = std::function<void(store_error, const json&)>;
+    using reply_fn = std::function<void(store_error, const script_answer&)>;
 
     std::vector<std::string> argv(const std::string& op, std::vector<std::string> args) const {
         std::string warnings;
@@ -387,12 +380,12 @@ private:
     // outcome unknown: the scripts are idempotent by ticket and id, so the caller may ask again)
     // all mean store_error::unavailable.  So does a durable write that too few replicas hold.
     void run(const std::string& op, std::vector<std::string> args, reply_fn done) {
-        if (!conn_ || !conn_->is_up() || closing_) return done(store_error::unavailable, json());
+        if (!conn_ || !conn_->is_up() || closing_) return done(store_error::unavailable, script_answer{});
         std::weak_ptr<redis_store_impl> weak = shared_from_this();
         if (durable(op)) {
             // Until a write has been seen to reach the replicas again, none is tried: each would
             // be a change that a failover may undo.
-            if (!replicated_) return done(store_error::unavailable, json());
+            if (!replicated_) return done(store_error::unavailable, script_answer{});
             script_.run_replicated(*conn_, {prefix_}, argv(op, std::move(args)), wait_replicas_, options_.settings.wait_timeout,
                                    options_.command_timeout + options_.settings.wait_timeout,
                                    [weak, op, done = std::move(done)](std::error_code ec, redis_reply reply, std::int64_t acked) {
@@ -410,40 +403,56 @@ private:
                     });
     }
 
-    // The script's JSON, or nullopt (counted and logged) when the call failed.
-    std::optional<json> parse_reply(const std::string& op, std::error_code ec, const redis_reply& reply) {
+    // The script's answer, checked (redis_store_reader), or nullopt (counted and logged) when the
+    // call failed or the answer is malformed.
+    std::optional<script_answer> parse_reply(const std::string& op, std::error_code ec, const redis_reply& reply) {
         if (ec || reply.is_error() || reply.type != redis_reply_type::string) {
             metrics_.store_errors.fetch_add(1, std::memory_order_relaxed);
             spdlog::warn("redis store: {} failed: {}", op, ec ? ec.message() : reply.describe());
             return std::nullopt;
         }
-        auto r = json::parse(reply.text, nullptr, false);
-        if (r.is_discarded() || !r.is_object() || !r.contains("now")) {
-            metrics_.store_errors.fetch_add(1, std::memory_order_relaxed);
-            spdlog::error("redis store: {} answered something that is not the script's JSON", op);
+        try {
+            return read_answer(reply.text);
+        } catch (const malformed_reply& e) {
+            malformed(op, e);
             return std::nullopt;
         }
-        return r;
+    }
+
+    void malformed(const std::string& op, const malformed_reply& e) {
+        metrics_.store_errors.fetch_add(1, std::memory_order_relaxed);
+        spdlog::error("redis store: {} answered something that is not the script's answer ({})", op, e.what());
     }
 
     void on_reply(const std::string& op, std::error_code ec, const redis_reply& reply, const reply_fn& done) {
-        auto r = parse_reply(op, ec, reply);
-        if (!r) return done(store_error::unavailable, json());
-        on_answer(op, std::move(r), done);
+        auto a = parse_reply(op, ec, reply);
+        if (!a) return done(store_error::unavailable, script_answer{});
+        on_answer(op, std::move(*a), done);
     }
 
-    void on_answer(const std::string& op, std::optional<json> r, const reply_fn& done) {
-        note_redis_time((*r)["now"].get<std::int64_t>());
-        if (r->contains("nd")) arm_deadline((*r)["nd"].get<std::int64_t>());
-        if (r->contains("hang")) hand_over_hang_ups((*r)["hang"]);
-        if (r->contains("batch")) {
+    void on_answer(const std::string& op, script_answer a, const reply_fn& done) {
+        note_redis_time(a.now);
+        arm_deadline(a.next_deadline);
+        hand_over_hang_ups(std::move(a.hang_ups));
+        if (a.batch) {
             // Deferred: the replicas hold it now, so everyone may hear of it.  Either way this
             // instance's listener hears of the change before the caller's answer goes out.
-            if (durable(op)) publish((*r)["batch"]);
-            on_batch(std::move((*r)["batch"]));
+            if (durable(op)) publish(a.batch->raw);
+            on_batch(*a.batch);
         }
-        done(store_error::none, *r);
-        if (op == "advance" && r->value("more", false)) advance();
+        answer(op, a, done);
+        if (op == "advance" && a.more) advance();
+    }
+
+    // Hands a checked answer to `done`; a field of it that `done` finds malformed makes it
+    // store_error::unavailable.  (A reply_fn reads every field it needs before it answers.)
+    void answer(const std::string& op, const script_answer& a, const reply_fn& done) {
+        try {
+            done(store_error::none, a);
+        } catch (const malformed_reply& e) {
+            malformed(op, e);
+            done(store_error::unavailable, script_answer{});
+        }
     }
 
     // A durable write's answer.  Fewer replicas than asked hold it (or WAIT's answer was lost):
@@ -455,22 +464,22 @@ private:
     void on_replicated_reply(const std::string& op, std::error_code ec, const redis_reply& reply, std::int64_t acked,
                              const reply_fn& done) {
         if (ec || reply.is_error() || acked >= wait_replicas_) return on_reply(op, ec, reply, done);
-        auto r = parse_reply(op, ec, reply);
-        if (!r) return done(store_error::unavailable, json());
+        auto a = parse_reply(op, ec, reply);
+        if (!a) return done(store_error::unavailable, script_answer{});
         metrics_.store_errors.fetch_add(1, std::memory_order_relaxed);
         spdlog::warn("redis store: {} reached {} of {} replica(s) within {} ms; answering 503 until a write reaches them again",
                      op, std::max<std::int64_t>(acked, 0), wait_replicas_, options_.settings.wait_timeout.count());
-        if (!r->contains("batch")) {
+        if (!a->batch) {
             // It admitted, ended and recorded nothing (a join that found its entry, a late one, an
             // advance with nothing due): nothing that anyone could be told of is at risk.
             lose_replication();
-            return on_answer(op, std::move(r), done);
+            return on_answer(op, std::move(*a), done);
         }
-        note_redis_time((*r)["now"].get<std::int64_t>());
-        if (r->contains("hang")) hand_over_hang_ups((*r)["hang"]);
-        uncertain_.push_back(std::move((*r)["batch"]));
+        note_redis_time(a->now);
+        hand_over_hang_ups(std::move(a->hang_ups));
+        uncertain_.push_back(std::move(*a->batch));
         lose_replication();
-        done(store_error::unavailable, json());
+        done(store_error::unavailable, script_answer{});
     }
 
     void lose_replication() {
@@ -493,13 +502,12 @@ private:
     void check_replication() {
         if (checking_replication_ || closing_ || !conn_ || !conn_->is_up()) return;
         checking_replication_ = true;
-        auto found = std::make_shared<std::vector<json>>();
+        auto found = std::make_shared<std::vector<event_batch>>();
         for (const auto& batch : uncertain_) {
-            const auto seq = batch.value("s", std::uint64_t{0});
-            conn_->command({"GET", prefix_ + "b:" + std::to_string(seq)}, options_.command_timeout,
+            conn_->command({"GET", prefix_ + "b:" + std::to_string(batch.seq)}, options_.command_timeout,
                            [found, batch](std::error_code ec, redis_reply reply) {
                                if (ec || reply.type != redis_reply_type::string) return;
-                               if (json::parse(reply.text, nullptr, false) == batch) found->push_back(batch);
+                               if (json::parse(reply.text, nullptr, false) == batch.raw) found->push_back(batch);
                            });
         }
         conn_->command({"SET", prefix_ + "probe:" + instance_, "1", "PX", "60000"}, options_.command_timeout,
@@ -517,14 +525,14 @@ private:
                        });
     }
 
-    void on_replication_back(const std::vector<json>& found, std::size_t asked) {
+    void on_replication_back(const std::vector<event_batch>& found, std::size_t asked) {
         spdlog::info("redis store: writes reach {} replica(s) again; {} of {} uncertain batch(es) survived", wait_replicas_,
                      found.size(), asked);
         uncertain_.erase(uncertain_.begin(), uncertain_.begin() + static_cast<std::ptrdiff_t>(std::min(asked, uncertain_.size())));
         replicated_ = true;
         metrics_.store_up.store(available() ? 1 : 0, std::memory_order_relaxed);
         for (const auto& batch : found) {
-            publish(batch);
+            publish(batch.raw);
             on_batch(batch);
         }
         arm_lease_timer();
@@ -532,17 +540,15 @@ private:
     }
 
     void run_for_status(const std::string& op, const std::string& ticket, done<std::optional<entry_status>> callback) {
-        run(op, {ticket}, [this, callback = std::move(callback)](store_error error, const json& r) {
+        run(op, {ticket}, [this, callback = std::move(callback)](store_error error, const script_answer& a) {
             std::optional<entry_status> out;
-            if (error == store_error::none && r.contains("status")) out = status_from(r["status"], r["now"].get<std::int64_t>());
+            if (error == store_error::none && a.reader().has("status")) out = status_from(a.reader().object("status"));
             callback(error, std::move(out));
         });
     }
 
-    void hand_over_hang_ups(const json& calls) {
-        std::vector<std::string> out;
-        for (const auto& c : as_array(calls)) out.push_back(c.get<std::string>());
-        if (!out.empty() && listener_) listener_->on_hang_ups(std::move(out));
+    void hand_over_hang_ups(std::vector<std::string> calls) {
+        if (!calls.empty() && listener_) listener_->on_hang_ups(std::move(calls));
     }
 
     // ---- Redis time and statuses --------------------------------------------------------------
@@ -552,9 +558,8 @@ private:
         offset_ms_ = redis_now_ms - ms(clock_().time_since_epoch());
         clock_known_ = true;
     }
-    steady_time to_steady(std::int64_t redis_ms, std::int64_t) const {
-        return steady_time{std::chrono::milliseconds{redis_ms - offset_ms_}};
-    }
+    // Times are read within script_doc::time_bound_ms of Redis's clock, so this cannot overflow.
+    steady_time to_steady(std::int64_t redis_ms) const { return steady_time{std::chrono::milliseconds{redis_ms - offset_ms_}}; }
     std::int64_t redis_now() const { return ms(clock_().time_since_epoch()) + offset_ms_; }
 
     slot_schedule schedule(std::size_t places, std::int64_t now_ms) const {
@@ -565,19 +570,20 @@ private:
                                           std::chrono::duration_cast<slot_schedule::duration>(limits_.session_duration), places);
     }
 
-    entry_status status_from(const json& s, std::int64_t now_ms) const {
+    // A status document of the script (status_of in redis_store.lua).  Throws malformed_reply.
+    entry_status status_from(const script_doc& s) const {
+        const auto now_ms = s.now();
         entry_status out;
-        out.entry_id = s.value("id", std::uint64_t{0});
-        out.ticket = s.value("t", "");
-        out.queue_length = s.value("ql", std::size_t{0});
-        const auto st = s.value("st", "e");
+        out.entry_id = s.has("id") ? s.id("id") : 0;
+        out.ticket = s.text_or("t", "");
+        out.queue_length = s.count_or("ql", 0);
+        const auto st = s.text_or("st", "e");
         if (st == "q") {
             out.state = entry_state::queued;
-            out.position = s.value("pos", std::size_t{0});
+            out.position = s.count_or("pos", 0);
             std::vector<slot_schedule::duration> frees;
-            const auto& exp = as_array(s["exp"]);
-            for (std::size_t i = 1; i < exp.size(); i += 2) {
-                frees.emplace_back(std::chrono::milliseconds{std::max<std::int64_t>(0, std::stoll(exp[i].get<std::string>()) - now_ms)});
+            for (const auto& [id, expires] : s.id_times("exp")) {
+                frees.emplace_back(std::chrono::milliseconds{std::max<std::int64_t>(0, expires - now_ms)});
             }
             const auto etas = slot_schedule::for_holders(std::move(frees), limits_.max_concurrent_users,
                                                          std::chrono::duration_cast<slot_schedule::duration>(limits_.session_duration),
@@ -585,47 +591,57 @@ private:
             out.eta_seconds = etas.eta_seconds(out.position);
         } else if (st == "a") {
             out.state = entry_state::active;
-            const auto expires = s.value("x", std::int64_t{0});
-            out.started_at = to_steady(s.value("s", std::int64_t{0}), now_ms);
-            out.expires_at = to_steady(expires, now_ms);
+            const auto expires = s.time_or("x", now_ms);
+            out.started_at = to_steady(s.time_or("s", now_ms));
+            out.expires_at = to_steady(expires);
             out.remaining_seconds = std::max<std::int64_t>(0, (expires - now_ms + 999) / 1000);
-            out.confirmed = s.value("c", 0) == 1;
+            out.confirmed = s.small_or("c", 0) == 1;
         } else {
             out.state = entry_state::ended;
-            out.reason = reason_from(s.value("r", "left"));
+            out.reason = reason_from(s.text_or("r", "left"));
         }
         return out;
     }
 
     // ---- the event stream and the mirror ----------------------------------------------------
 
+    // A message on the events channel.  Anything that is not a batch is ignored; a batch that is
+    // malformed is dropped, and the mirror is read again (it may have missed a real one).
     void on_message(const std::string& payload) {
-        auto batch = json::parse(payload, nullptr, false);
-        if (batch.is_discarded() || !batch.is_object() || !batch.contains("s")) return;
-        on_batch(std::move(batch));
+        const auto doc = json::parse(payload, nullptr, false);
+        if (doc.is_discarded() || !doc.is_object() || !doc.contains("s")) return;
+        try {
+            on_batch(read_batch(doc, clock_known_ ? std::optional<std::int64_t>(redis_now()) : std::nullopt));
+        } catch (const malformed_reply& e) {
+            metrics_.store_errors.fetch_add(1, std::memory_order_relaxed);
+            spdlog::error("redis store: a malformed event batch ({}); reading the state again", e.what());
+            resync();
+        }
     }
 
     // A batch, from the subscription or from a script's own answer (whichever comes first; the
     // other is then old news).  Batches may arrive out of order: from two connections, and, with
     // durable admissions, published by each instance after its own WAIT.  A gap is waited for a
     // moment; if it stays open, a batch was lost, and the mirror is read again.
-    void on_batch(json batch) {
-        const auto seq = batch.value("s", std::uint64_t{0});
-        if (synced_ && seq <= last_seq_) return;  // already in the mirror
+    void on_batch(const event_batch& batch) {
+        if (synced_ && batch.seq <= last_seq_) return;  // already in the mirror
         learn_leases(batch);
-        buffered_.push_back(std::move(batch));
+        buffered_.push_back(batch);
         if (synced_) drain_buffered();
     }
 
     // Applies the buffered batches that follow the mirror without a gap; waits for a gap.
     void drain_buffered() {
-        std::sort(buffered_.begin(), buffered_.end(), [](const json& a, const json& b) { return a["s"] < b["s"]; });
+        std::sort(buffered_.begin(), buffered_.end(), [](const event_batch& a, const event_batch& b) { return a.seq < b.seq; });
         std::size_t i = 0;
         for (; i < buffered_.size(); ++i) {
-            const auto seq = buffered_[i]["s"].get<std::uint64_t>();
+            const auto seq = buffered_[i].seq;
             if (seq <= last_seq_) continue;
             if (seq != last_seq_ + 1) break;
-            apply(buffered_[i]);
+            if (!apply(buffered_[i])) {
+                buffered_.clear();
+                return resync();
+            }
         }
         buffered_.erase(buffered_.begin(), buffered_.begin() + static_cast<std::ptrdiff_t>(i));
         if (buffered_.empty()) {
@@ -656,75 +672,112 @@ private:
 
     // Cost safety does not wait for the order of batches: a lease and its calls are known from
     // the moment any batch names them (at worst one is ended here again, harmlessly).
-    void learn_leases(const json& batch) {
-        for (const auto& ev : as_array(batch["ev"])) {
-            const auto kind = ev.value("k", "");
-            const auto id = ev.value("id", std::uint64_t{0});
-            if (kind == "adm") {
-                leases_[id].expires = ev.value("x", std::int64_t{0});
-            } else if (kind == "call") {
-                auto& calls = leases_[id].calls;
-                const auto call = ev.value("call", "");
-                if (std::find(calls.begin(), calls.end(), call) == calls.end()) calls.push_back(call);
-                if (leases_[id].expires == 0) leases_[id].expires = ev.value("x", std::int64_t{0});
+    void learn_leases(const event_batch& batch) {
+        for (const auto& ev : batch.events) {
+            if (ev.what == store_event::kind::admitted) {
+                leases_[ev.id].expires = ev.expires;
+            } else if (ev.what == store_event::kind::call) {
+                auto& lease = leases_[ev.id];
+                if (std::find(lease.calls.begin(), lease.calls.end(), ev.call) == lease.calls.end()) lease.calls.push_back(ev.call);
+                if (lease.expires == 0) lease.expires = ev.expires;
             }
         }
     }
 
-    void apply(const json& batch) {
-        last_seq_ = batch["s"].get<std::uint64_t>();
-        const auto t = batch["t"].get<std::int64_t>();
+    // Whether the batch's new entries join the queue's end, as entry ids only grow.
+    bool appends_in_order(const event_batch& batch) const {
+        auto last = queue_.empty() ? std::uint64_t{0} : *(queue_.end() - 1);
+        for (const auto& ev : batch.events) {
+            if (ev.what != store_event::kind::queued) continue;
+            if (ev.id <= last) return false;
+            last = ev.id;
+        }
+        return true;
+    }
+
+    // Applies the next batch to the mirror and tells the listener; false (nothing applied) for
+    // one that cannot follow the mirror.
+    bool apply(const event_batch& batch) {
+        if (!appends_in_order(batch)) {
+            metrics_.store_errors.fetch_add(1, std::memory_order_relaxed);
+            spdlog::error("redis store: batch {} queues an entry out of join order; reading the state again", batch.seq);
+            return false;
+        }
+        last_seq_ = batch.seq;
+        const auto t = batch.t;
         mirror_now_ms_ = std::max(mirror_now_ms_, t);
-        const bool here = batch.value("by", "") == instance_;
-        arm_deadline(batch.value("nd", std::int64_t{-1}));
+        arm_deadline(batch.next_deadline);
         std::vector<broker_event> events;
-        for (const auto& ev : as_array(batch["ev"])) {
-            const auto kind = ev.value("k", "");
-            const auto id = ev.value("id", std::uint64_t{0});
-            if (kind == "q+") {
-                queue_.push_back(id);
-            } else if (kind == "adm") {
-                events.push_back(admitted(ev, id, t));
-            } else if (kind == "warn") {
-                broker_event w{broker_event::kind::warning, id};
-                w.seconds_left = std::chrono::seconds{ev.value("left", 0)};
+        for (const auto& ev : batch.events) {
+            if (ev.what == store_event::kind::queued) {
+                queue_.push_back(ev.id);
+            } else if (ev.what == store_event::kind::admitted) {
+                events.push_back(admitted(ev, t));
+            } else if (ev.what == store_event::kind::warning) {
+                broker_event w{broker_event::kind::warning, ev.id};
+                w.seconds_left = std::chrono::seconds{ev.seconds_left};
                 events.push_back(std::move(w));
-            } else if (kind == "end") {
-                events.push_back(ended(ev, id, t));
+            } else if (ev.what == store_event::kind::ended) {
+                events.push_back(ended(ev));
             }
         }
-        if (batch.value("qc", 0) == 1 && !queue_.empty()) events.push_back({broker_event::kind::queue_changed, 0});
-        if (listener_ && !events.empty()) listener_->on_events(events, to_steady(t, t), here);
+        if (batch.queue_changed && !queue_.empty()) events.push_back({broker_event::kind::queue_changed, 0});
+        if (listener_ && !events.empty()) listener_->on_events(events, to_steady(t), batch.by == instance_);
+        return true;
     }
 
-    broker_event admitted(const json& ev, std::uint64_t id, std::int64_t t) {
-        queue_.erase(id);
-        holder h{ev.value("s", t), ev.value("x", t)};
-        holders_[id] = h;
-        leases_[id].expires = h.expires;
-        broker_event out{broker_event::kind::admitted, id};
-        out.waited_since = to_steady(ev.value("j", t), t);
+    broker_event admitted(const store_event& ev, std::int64_t t) {
+        queue_.erase(ev.id);
+        holder h{ev.started, ev.expires};
+        holders_[ev.id] = h;
+        leases_[ev.id].expires = h.expires;
+        broker_event out{broker_event::kind::admitted, ev.id};
+        out.waited_since = to_steady(ev.joined);
         auto& s = out.status;
-        s.entry_id = id;
-        if (const auto local = local_channels_.find(id); local != local_channels_.end()) s.ticket = local->second.ticket;
+        s.entry_id = ev.id;
+        if (const auto local = local_channels_.find(ev.id); local != local_channels_.end()) s.ticket = local->second.ticket;
         s.state = entry_state::active;
         s.queue_length = queue_.size();
-        s.started_at = to_steady(h.started, t);
-        s.expires_at = to_steady(h.expires, t);
+        s.started_at = to_steady(h.started);
+        s.expires_at = to_steady(h.expires);
         s.remaining_seconds = std::max<std::int64_t>(0, (h.expires - t + 999) / 1000);
-        s.confirmed = ev.value("c", 0) == 1;
+        s.confirmed = ev.confirmed;
         return out;
     }
 
-    broker_event ended(const json& ev, std::uint64_t id, std::int64_t t) {
-        queue_.erase(id);
-        holders_.erase(id);
-        leases_.erase(id);
-        broker_event out{broker_event::kind::ended, id};
-        out.reason = reason_from(ev.value("r", "left"));
-        out.was_active = ev.value("wa", 0) == 1;
-        out.started_at = to_steady(ev.value("st", t), t);
+    broker_event ended(const store_event& ev) {
+        queue_.erase(ev.id);
+        holders_.erase(ev.id);
+        leases_.erase(ev.id);
+        broker_event out{broker_event::kind::ended, ev.id};
+        out.reason = reason_from(ev.reason);
+        out.was_active = ev.was_active;
+        out.started_at = to_steady(ev.started);
         return out;
+    }
+
+    // What a snapshot answer says, checked.
+    struct snapshot {
+        std::uint64_t seq = 0;
+        std::vector<std::uint64_t> queue;                              // sorted, each once
+        std::vector<std::pair<std::uint64_t, std::int64_t>> active;    // id, expires
+        std::vector<std::int64_t> starts;
+        std::vector<std::vector<std::string>> calls;
+        std::vector<std::uint64_t> gone;
+    };
+
+    static snapshot read_snapshot(const script_answer& a) {
+        const auto r = a.reader();
+        snapshot s;
+        s.seq = r.number_or("seq", 0);
+        s.queue = r.id_texts("queue");
+        std::sort(s.queue.begin(), s.queue.end());
+        s.queue.erase(std::unique(s.queue.begin(), s.queue.end()), s.queue.end());
+        s.active = r.id_times("active");
+        s.starts = r.times("starts");
+        s.calls = r.text_lists("calls");
+        s.gone = r.id_texts("gone");
+        return s;
     }
 
     // Reads the queue and the holders again (at start, after a reconnect, after a lost batch),
@@ -737,55 +790,53 @@ private:
         for (const auto& [id, lease] : leases_) {
             if (!lease.orphan) known.push_back(std::to_string(id));
         }
-        run("snapshot", std::move(known), [this](store_error error, const json& r) {
+        run("snapshot", std::move(known), [this](store_error error, const script_answer& a) {
             resyncing_ = false;
             if (error != store_error::none) return;  // the next (re)connect or tick tries again
-            queue_ = waiting_queue();
-            std::vector<std::uint64_t> ids;
-            for (const auto& id : as_array(r["queue"])) ids.push_back(std::stoull(id.get<std::string>()));
-            std::sort(ids.begin(), ids.end());
-            for (auto id : ids) queue_.push_back(id);
-            holders_.clear();
-            const auto& active = as_array(r["active"]);
-            const auto& starts = as_array(r["starts"]);
-            const auto& calls = as_array(r["calls"]);
-            // Leases: Redis's holders with their calls (a batch about them may have been missed),
-            // plus those Redis no longer has at all (lost with its data): those stay, as orphans
-            // that this instance ends at their deadline.  The others it knew ended meanwhile, and
-            // their hang-ups went to whoever ended them.
-            std::unordered_map<std::uint64_t, known_lease> leases;
-            for (const auto& gone : as_array(r["gone"])) {
-                const auto id = std::stoull(gone.get<std::string>());
-                if (auto it = leases_.find(id); it != leases_.end()) {
-                    it->second.orphan = true;
-                    leases.emplace(id, std::move(it->second));
-                }
-            }
-            for (auto& [id, lease] : leases_) {
-                if (lease.orphan) leases.emplace(id, std::move(lease));
-            }
-            for (std::size_t i = 0; i + 1 < active.size(); i += 2) {
-                const auto id = std::stoull(active[i].get<std::string>());
-                holder h{i / 2 < starts.size() ? starts[i / 2].get<std::int64_t>() : 0, std::stoll(active[i + 1].get<std::string>())};
-                holders_[id] = h;
-                auto& lease = leases[id];
-                lease.expires = h.expires;
-                lease.orphan = false;
-                if (i / 2 < calls.size()) {
-                    for (const auto& c : as_array(calls[i / 2])) lease.calls.push_back(c.get<std::string>());
-                }
-            }
-            leases_ = std::move(leases);
-            arm_lease_timer();
-            last_seq_ = r.value("seq", std::uint64_t{0});
-            mirror_now_ms_ = r["now"].get<std::int64_t>();
-            synced_ = true;
-            gap_since_.reset();
-            drain_buffered();
-            if (listener_) listener_->on_resync();
-            touch();
-            advance();
+            auto s = read_snapshot(a);               // throws before anything changes
+            adopt_snapshot(std::move(s), a.now);
         });
+    }
+
+    void adopt_snapshot(snapshot s, std::int64_t now_ms) {
+        queue_ = waiting_queue();
+        for (auto id : s.queue) queue_.push_back(id);
+        holders_.clear();
+        // Leases: Redis's holders with their calls (a batch about them may have been missed),
+        // plus those Redis no longer has at all (lost with its data): those stay, as orphans
+        // that this instance ends at their deadline.  The others it knew ended meanwhile, and
+        // their hang-ups went to whoever ended them.
+        std::unordered_map<std::uint64_t, known_lease> leases;
+        for (const auto id : s.gone) {
+            if (auto it = leases_.find(id); it != leases_.end()) {
+                it->second.orphan = true;
+                leases.emplace(id, std::move(it->second));
+            }
+        }
+        for (auto& [id, lease] : leases_) {
+            if (lease.orphan) leases.emplace(id, std::move(lease));
+        }
+        for (std::size_t i = 0; i < s.active.size(); ++i) {
+            const auto [id, expires] = s.active[i];
+            holder h{i < s.starts.size() ? s.starts[i] : 0, expires};
+            holders_[id] = h;
+            auto& lease = leases[id];
+            lease.expires = h.expires;
+            lease.orphan = false;
+            if (i < s.calls.size()) {
+                for (auto& c : s.calls[i]) lease.calls.push_back(std::move(c));
+            }
+        }
+        leases_ = std::move(leases);
+        arm_lease_timer();
+        last_seq_ = s.seq;
+        mirror_now_ms_ = now_ms;
+        synced_ = true;
+        gap_since_.reset();
+        drain_buffered();
+        if (listener_) listener_->on_resync();
+        touch();
+        advance();
     }
 
     // ---- time: deadlines, touches, and leases while Redis is away --------------------------
@@ -801,7 +852,7 @@ private:
         if (closing_ || next_ms < 0) return;
         if (armed_deadline_ms_ && *armed_deadline_ms_ <= next_ms && *armed_deadline_ms_ > redis_now()) return;
         armed_deadline_ms_ = next_ms;
-        deadline_timer_.expires_at(to_steady(next_ms, 0));
+        deadline_timer_.expires_at(to_steady(next_ms));
         std::weak_ptr<redis_store_impl> weak = shared_from_this();
         deadline_timer_.async_wait([weak, next_ms](boost::system::error_code ec) {
             auto self = weak.lock();
@@ -812,7 +863,7 @@ private:
     }
 
     void advance() {
-        run("advance", {}, [](store_error, const json&) {});
+        run("advance", {}, [](store_error, const script_answer&) {});
     }
 
     // This instance's live channels are signs of life; the touch also says the instance is alive.
@@ -820,7 +871,7 @@ private:
         std::vector<std::string> ids;
         ids.reserve(local_channels_.size());
         for (const auto& [id, c] : local_channels_) ids.push_back(std::to_string(id));
-        run("touch", std::move(ids), [](store_error, const json&) {});
+        run("touch", std::move(ids), [](store_error, const script_answer&) {});
     }
 
     void arm_tick() {
@@ -891,7 +942,7 @@ private:
             lease_timer_.cancel();
             return;
         }
-        lease_timer_.expires_at(to_steady(*first, 0));
+        lease_timer_.expires_at(to_steady(*first));
         std::weak_ptr<redis_store_impl> weak = shared_from_this();
         lease_timer_.async_wait([weak](boost::system::error_code ec) {
             auto self = weak.lock();
@@ -937,7 +988,7 @@ private:
     int wait_replicas_ = 0;           // durable admissions: replicas each such write waits for
     bool replicated_ = true;          // false from an unacknowledged durable write until a WAIT succeeds
     bool checking_replication_ = false;
-    std::vector<json> uncertain_;     // batches of writes whose replication is not known
+    std::vector<event_batch> uncertain_;     // batches of writes whose replication is not known
     std::optional<std::uint64_t> gap_since_;  // the mirror's seq when a gap began to be waited for
 
     std::int64_t offset_ms_ = 0;  // Redis ms - local steady ms
@@ -949,7 +1000,7 @@ private:
     std::uint64_t last_seq_ = 0;
     std::int64_t mirror_now_ms_ = 0;
     bool synced_ = false, resyncing_ = false;
-    std::vector<json> buffered_;
+    std::vector<event_batch> buffered_;
     std::unordered_map<std::uint64_t, local_channel> local_channels_;  // by entry id
 
     std::optional<std::int64_t> armed_deadline_ms_;
