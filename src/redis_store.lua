@@ -10,7 +10,9 @@
 --                         channel_lease_ms retention_ms max_ended
 --   ARGV[11]: the caller's instance id; ARGV[12]: 0, or how long (ms) to keep the batch as
 --   <prefix>b:<seq>; ARGV[13]: 1 when the caller publishes the batch itself (below), else 0;
---   op args start at ARGV[14].
+--   ARGV[14]: 1 when the caller's admission gate (its cost guard) holds admissions: this run
+--   admits nobody; op args start at ARGV[15].
+-- The operator's pause (P paused) and limits (P limits: users, session ms) override the caller's.
 -- Returns a JSON object (cjson).  What happened is one batch:
 --   {"s":seq,"t":now,"by":instance,"nd":next_deadline,"qc":0|1,"ev":[...]}
 -- with events {"k":"adm"|"warn"|"end"|"q+"|"call", ...}; seq grows by one per batch, so a
@@ -35,10 +37,14 @@
 --   P i                         zset: instances, score = last seen
 --   P b:<seq>                   durable admissions: a batch its caller publishes after WAIT
 --   P probe:<instance>          durable admissions: the write a WAIT after a reconnect waits for
+--   P paused                    "1" while the operator has paused admissions
+--   P limits                    hash: the operator's max users and session ms (each optional)
+--   P ic                        hash: each instance's open live channels (its last touch)
 --   P clock                     test only: milliseconds added to TIME
 -- Entry fields: t ticket, st q|a|e, j joined, ls last seen, cu channel alive until, s started,
 --   x expires, ad admission deadline, c confirmed 0|1, wl warning offsets (s, csv, largest
---   first), w next warning, r reason, en ended, tk keys minted, l lease (fencing number), ip.
+--   first), w next warning, r reason, en ended, tk keys minted, l lease (fencing number), ip,
+--   in the instance where it joined, then the one that admitted it.
 
 local P = KEYS[1]
 local OP = ARGV[1]
@@ -50,7 +56,8 @@ local L = {
 local BY = ARGV[11]
 local KEEP = tonumber(ARGV[12]) or 0
 local DEFER = ARGV[13] == '1'
-local A0 = 13 -- op arguments: ARGV[A0 + 1], ...
+local HOLD = ARGV[14] == '1'
+local A0 = 14 -- op arguments: ARGV[A0 + 1], ...
 local CLAIM_MS = 30000 -- an instance that claimed a hang-up has this long to report it done
 
 local function now_ms()
@@ -61,6 +68,15 @@ local function now_ms()
   return ms
 end
 local NOW = now_ms()
+
+local PAUSED = redis.call('GET', P .. 'paused') == '1'
+do
+  local shared = redis.call('HMGET', P .. 'limits', 'users', 'session')
+  if shared[1] then L.users = tonumber(shared[1]) end
+  if shared[2] then L.session = tonumber(shared[2]) end
+end
+-- Whether this run may admit: not paused by the operator, not held by the caller's gate.
+local function admitting() return not PAUSED and not HOLD end
 
 local EVENTS, HANG = {}, {}
 local QUEUE_CHANGED = false
@@ -195,7 +211,8 @@ local function admit(e)
   if e.c ~= '1' then e.c = '0' end
   e.ad = NOW + L.grace
   e.l = redis.call('INCR', P .. 'fence')
-  redis.call('HSET', ekey(e.id), 'st', 'a', 's', e.s, 'x', e.x, 'w', 0, 'wl', e.wl, 'c', e.c, 'ad', e.ad, 'l', e.l)
+  e['in'] = BY
+  redis.call('HSET', ekey(e.id), 'st', 'a', 's', e.s, 'x', e.x, 'w', 0, 'wl', e.wl, 'c', e.c, 'ad', e.ad, 'l', e.l, 'in', BY)
   redis.call('ZADD', P .. 'a', e.x, e.id)
   reindex(e)
   local day = day_key(NOW)
@@ -205,6 +222,7 @@ local function admit(e)
 end
 
 admit_waiting = function()
+  if not admitting() then return end
   local admitted = false
   while redis.call('ZCARD', P .. 'a') < L.users do
     local head = redis.call('ZRANGE', P .. 'q', 0, 0)[1]
@@ -284,6 +302,7 @@ end
 local function status_of(e)
   local s = { id = e.id, t = e.t, st = e.st, ql = redis.call('ZCARD', P .. 'q') }
   if e.st == 'q' then
+    if PAUSED then s.pd = 1 end
     s.pos = redis.call('ZRANK', P .. 'q', e.id) + 1
     s.exp = redis.call('ZRANGE', P .. 'a', 0, -1, 'WITHSCORES')
   elseif e.st == 'a' then
@@ -292,6 +311,12 @@ local function status_of(e)
     s.r = e.r
   end
   return s
+end
+
+-- The operator's rules as every instance's mirror keeps them (only what the operator set).
+local function config_event()
+  local shared = redis.call('HMGET', P .. 'limits', 'users', 'session')
+  return { k = 'cfg', users = tonumber(shared[1]), session = tonumber(shared[2]), paused = PAUSED and 1 or 0 }
 end
 
 local function next_deadline()

@@ -63,6 +63,7 @@ public:
                      redis_store_options options, metrics& counters)
         : strand_(strand),
           clock_(std::move(clock)),
+          config_limits_(limits),
           limits_(limits),
           options_(std::move(options)),
           metrics_(counters),
@@ -100,16 +101,17 @@ public:
     void channel_heartbeat(std::uint64_t entry_id) override;
     void hang_up_done(const std::string& call_id) override;
 
-    // The operator's controls in redis mode.
-    void admin_view(done<store_admin_view> callback) override { callback(store_error::unavailable, {}); }
-    void end_session(std::uint64_t, end_reason, done<bool> callback) override { callback(store_error::unavailable, false); }
-    void set_admission_gate(session_broker::admission_gate) override {}
-    void recheck_admissions() override {}
-    void remove_queued(std::uint64_t, done<bool> callback) override { callback(store_error::unavailable, false); }
-    void set_paused(bool, done<bool> callback) override { callback(store_error::unavailable, false); }
-    void change_limits(limits_change, done<session_limits> callback) override { callback(store_error::unavailable, limits_); }
-
-    void reload(const session_limits& limits) override { limits_ = limits; }
+    // ---- the operator's controls (redis_store_admin.cpp) -------------------------------------
+    void admin_view(done<store_admin_view> callback) override;
+    void end_session(std::uint64_t entry_id, end_reason why, done<bool> callback) override;
+    void remove_queued(std::uint64_t entry_id, done<bool> callback) override;
+    void set_paused(bool paused, done<bool> callback) override;
+    void change_limits(limits_change change, done<session_limits> callback) override;
+    void set_admission_gate(session_broker::admission_gate gate) override { gate_ = std::move(gate); }
+    // The gate may have opened: an advance admits whoever can be admitted now.
+    void recheck_admissions() override;
+    // New config: the operator's shared rules still override it.
+    void reload(const session_limits& limits) override;
     const session_limits& limits() const override { return limits_; }
     void for_each_queued_status(const std::function<void(const entry_status&)>& f) const override;
     std::size_t active_count() const override { return holders_.size(); }
@@ -125,6 +127,12 @@ private:
     };
     std::string sanitized_instance() const;
 
+    // The operator's rules (from Redis) over this instance's config: limits_ is the result.
+    void adopt_rules(const shared_rules& rules);
+    store_admin_view read_admin_view(const script_answer& a) const;
+    // Whether this instance's admission gate holds admissions now (asked before each script run).
+    bool admissions_held() const;
+
     // ---- running the script (redis_store_script_calls.cpp) -----------------------------------------------------------------
 
     using reply_fn = std::function<void(store_error, const script_answer&)>;
@@ -133,6 +141,9 @@ private:
     // With durable admissions, each is followed by WAIT, and its batch is published by this
     // instance once enough replicas hold it.
     bool durable(const std::string& op) const;
+    // The operations whose script may admit (it ends a session, or lets the queue move): the
+    // admission gate is asked before each of them.
+    static bool may_admit(const std::string& op);
     // Runs one operation.  An unreachable Redis, an error, or an answer that did not come (its
     // outcome unknown: the scripts are idempotent by ticket and id, so the caller may ask again)
     // all mean store_error::unavailable.  So does a durable write that too few replicas hold.
@@ -207,6 +218,7 @@ private:
         std::vector<std::int64_t> starts;
         std::vector<std::vector<std::string>> calls;
         std::vector<std::uint64_t> gone;
+        std::optional<shared_rules> rules;  // absent from an older script
     };
     static snapshot read_snapshot(const script_answer& a);
     // Reads the queue and the holders again (at start, after a reconnect, after a lost batch),
@@ -235,7 +247,10 @@ private:
 
     net::any_io_executor strand_;
     std::function<steady_time()> clock_;
-    session_limits limits_;
+    session_limits config_limits_;  // this instance's config (SIGHUP)
+    session_limits limits_;         // the config with the operator's shared rules over it
+    shared_rules shared_;
+    session_broker::admission_gate gate_;
     redis_store_options options_;
     metrics& metrics_;
     std::string prefix_;

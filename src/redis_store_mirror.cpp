@@ -126,6 +126,8 @@ bool redis_store_impl::apply(const event_batch& batch) {
             events.push_back(std::move(w));
         } else if (ev.what == store_event::kind::ended) {
             events.push_back(ended(ev));
+        } else if (ev.what == store_event::kind::config) {
+            adopt_rules(ev.rules);  // positions, ETAs and the paused flag: queue_changed below
         }
     }
     if (batch.queue_changed && !queue_.empty()) events.push_back({broker_event::kind::queue_changed, 0});
@@ -174,6 +176,7 @@ redis_store_impl::snapshot redis_store_impl::read_snapshot(const script_answer& 
     s.starts = r.times("starts");
     s.calls = r.text_lists("calls");
     s.gone = r.id_texts("gone");
+    if (r.has("cfg")) s.rules = read_rules(r.object("cfg"));
     return s;
 }
 
@@ -225,6 +228,7 @@ void redis_store_impl::adopt_snapshot(snapshot s, std::int64_t now_ms) {
         }
     }
     leases_ = std::move(leases);
+    if (s.rules) adopt_rules(*s.rules);
     arm_lease_timer();
     last_seq_ = s.seq;
     mirror_now_ms_ = now_ms;

@@ -84,6 +84,7 @@ void redis_store_impl::stats(done<store_stats> callback) {
     run("stats", {}, [this, callback = std::move(callback)](store_error error, const script_answer& a) {
         store_stats out;
         out.limits = limits_;
+        out.paused = shared_.paused;
         if (error == store_error::none) {
             const auto r = a.reader();
             const auto active = r.id_times("active");
@@ -158,6 +159,7 @@ void redis_store_impl::for_each_queued_status(const std::function<void(const ent
     const auto etas = schedule(queue_.size(), now_ms);
     entry_status s;
     s.state = entry_state::queued;
+    s.paused = shared_.paused;
     s.queue_length = queue_.size();
     std::size_t position = 0;
     for (auto id : queue_) {
@@ -196,6 +198,7 @@ entry_status redis_store_impl::status_from(const script_doc& s) const {
     const auto st = s.text_or("st", "e");
     if (st == "q") {
         out.state = entry_state::queued;
+        out.paused = s.small_or("pd", 0) == 1;
         out.position = s.count_or("pos", 0);
         std::vector<slot_schedule::duration> frees;
         for (const auto& [id, expires] : s.id_times("exp")) {

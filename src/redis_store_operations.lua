@@ -17,12 +17,12 @@ OPS.join = function()
     touch(e, false) -- asking again is a sign of life
     out.what, out.status = 'existing', status_of(e)
   else
-    local slot_free = redis.call('ZCARD', P .. 'a') < L.users and redis.call('ZCARD', P .. 'q') == 0
+    local slot_free = admitting() and redis.call('ZCARD', P .. 'a') < L.users and redis.call('ZCARD', P .. 'q') == 0
     if not slot_free and redis.call('ZCARD', P .. 'q') >= L.queue then
       out.what = 'full'
     else
       local id = next_number(P .. 'seq')
-      redis.call('HSET', ekey(id), 't', fresh, 'st', 'q', 'j', NOW, 'ls', NOW, 'cu', 0, 'tk', 0, 'c', 0, 'ip', ip)
+      redis.call('HSET', ekey(id), 't', fresh, 'st', 'q', 'j', NOW, 'ls', NOW, 'cu', 0, 'tk', 0, 'c', 0, 'ip', ip, 'in', BY)
       redis.call('SET', P .. 't:' .. fresh, id)
       e = load(id)
       if slot_free then
@@ -134,6 +134,7 @@ OPS.touch = function()
     i = i + 1
   end
   redis.call('ZADD', P .. 'i', NOW, BY)
+  redis.call('HSET', P .. 'ic', BY, i - 1)
 end
 
 OPS.channel_heartbeat = function()
@@ -143,6 +144,7 @@ end
 
 OPS.advance = function()
   out.more = advance(200)
+  admit_waiting() -- after a pause, a held gate or a raised limit: whoever can be admitted now
   claim_orphaned_hang_ups()
   redis.call('ZADD', P .. 'i', NOW, BY)
 end
@@ -179,6 +181,7 @@ OPS.snapshot = function()
   out.queue = redis.call('ZRANGE', P .. 'q', 0, -1)
   out.active = redis.call('ZRANGE', P .. 'a', 0, -1, 'WITHSCORES')
   out.starts, out.calls, out.gone = {}, {}, {}
+  out.cfg = config_event()
   for i = 1, #out.active, 2 do
     out.starts[#out.starts + 1] = num(redis.call('HGET', ekey(out.active[i]), 's'))
     out.calls[#out.calls + 1] = redis.call('LRANGE', P .. 'c:' .. out.active[i], 0, -1)

@@ -198,6 +198,17 @@ std::vector<std::vector<std::string>> script_doc::text_lists(const char* key) co
     return out;
 }
 
+shared_rules read_rules(const script_doc& cfg) {
+    shared_rules out;
+    if (cfg.has("users")) out.users = cfg.count_or("users", 0);
+    if (cfg.has("session")) {
+        const auto session_ms = std::min<std::uint64_t>(cfg.number_or("session", 0), 366ULL * 24 * 3600 * 1000);
+        out.session = std::chrono::milliseconds{static_cast<std::int64_t>(session_ms)};
+    }
+    out.paused = cfg.small_or("paused", 0) == 1;
+    return out;
+}
+
 namespace {
 
 store_event read_event(const script_doc& ev, std::int64_t t) {
@@ -208,7 +219,12 @@ store_event read_event(const script_doc& ev, std::int64_t t) {
     else if (k == "warn") out.what = store_event::kind::warning;
     else if (k == "end") out.what = store_event::kind::ended;
     else if (k == "call") out.what = store_event::kind::call;
+    else if (k == "cfg") out.what = store_event::kind::config;
     if (out.what == store_event::kind::other) return out;  // a newer script's event: not for this version
+    if (out.what == store_event::kind::config) {
+        out.rules = read_rules(ev);
+        return out;
+    }
     out.id = ev.id("id");
     out.started = ev.time_or("s", t);
     out.expires = ev.time_or("x", out.what == store_event::kind::call ? 0 : t);

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -73,9 +74,19 @@ private:
     std::int64_t now_;
 };
 
+// The operator's rules shared through Redis: only what the operator set (the rest is config).
+struct shared_rules {
+    std::optional<std::size_t> users;
+    std::optional<std::chrono::milliseconds> session;
+    bool paused = false;
+};
+
+// Reads {"users":n,"session":ms,"paused":0|1} (a "cfg" event, or an answer's "cfg").
+shared_rules read_rules(const script_doc& cfg);
+
 // One event of a batch: what the mirror and the listener need of it.
 struct store_event {
-    enum class kind { queued, admitted, warning, ended, call, other };
+    enum class kind { queued, admitted, warning, ended, call, config, other };
     kind what = kind::other;
     std::uint64_t id = 0;
     std::int64_t started = 0, expires = 0, joined = 0;  // admitted (expires also: call)
@@ -84,6 +95,7 @@ struct store_event {
     std::string reason;                                 // ended
     bool was_active = false;                            // ended
     std::string call;                                   // call
+    shared_rules rules;                                 // config
 };
 
 // A batch: {"s":seq,"t":now,"by":instance,"nd":next deadline,"qc":0|1,"ev":[...]}.

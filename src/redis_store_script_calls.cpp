@@ -30,17 +30,22 @@ std::vector<std::string> redis_store_impl::argv(const std::string& op, std::vect
                                  std::to_string(max_ended),
                                  instance_,
                                  std::to_string(durable(op) || options_.keep_batches ? options_.batch_retention.count() : 0),
-                                 durable(op) ? "1" : "0"};
+                                 durable(op) ? "1" : "0",
+                                 may_admit(op) && admissions_held() ? "1" : "0"};
     for (auto& a : args) out.push_back(std::move(a));
     return out;
+}
+
+bool redis_store_impl::may_admit(const std::string& op) {
+    return op == "join" || op == "leave" || op == "force_end_all" || op == "advance" || op == "end_session" ||
+           op == "remove_queued" || op == "set_paused" || op == "change_limits";
 }
 
 // The operations that may admit, end or record a call (the only ones that make batches).
 // With durable admissions, each is followed by WAIT, and its batch is published by this
 // instance once enough replicas hold it.
 bool redis_store_impl::durable(const std::string& op) const {
-    return wait_replicas_ > 0 &&
-           (op == "join" || op == "leave" || op == "force_end_all" || op == "advance" || op == "record_call");
+    return wait_replicas_ > 0 && (may_admit(op) || op == "record_call");
 }
 
 // Runs one operation.  An unreachable Redis, an error, or an answer that did not come (its
