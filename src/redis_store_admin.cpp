@@ -102,9 +102,13 @@ void redis_store_impl::change_limits(limits_change change, done<session_limits> 
     });
 }
 
-// The gate, asked now with the holders this instance's mirror knows.
-bool redis_store_impl::admissions_held() const {
-    if (!gate_) return false;
+// The gate, asked (as the memory store's broker asks it) only when the run could admit someone
+// as far as this instance's mirror knows: a join with a slot free and nobody waiting, or any
+// other run that may admit while somebody waits.  The holders' deadlines are the mirror's.
+bool redis_store_impl::admissions_held(const std::string& op) const {
+    if (!gate_ || !may_admit(op)) return false;
+    const bool slot_free = holders_.size() < limits_.max_concurrent_users;
+    if (op == "join" ? !(slot_free && queue_.empty()) : queue_.empty()) return false;
     std::vector<steady_time> running_until;
     running_until.reserve(holders_.size());
     for (const auto& [id, h] : holders_) running_until.push_back(to_steady(h.expires));

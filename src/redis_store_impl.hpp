@@ -130,8 +130,8 @@ private:
     // The operator's rules (from Redis) over this instance's config: limits_ is the result.
     void adopt_rules(const shared_rules& rules);
     store_admin_view read_admin_view(const script_answer& a) const;
-    // Whether this instance's admission gate holds admissions now (asked before each script run).
-    bool admissions_held() const;
+    // Whether this instance's admission gate holds the admissions of a run of `op` now.
+    bool admissions_held(const std::string& op) const;
 
     // ---- running the script (redis_store_script_calls.cpp) -----------------------------------------------------------------
 

@@ -9,8 +9,27 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cctype>
 
 namespace voice_broker::redis_store_detail {
+
+namespace {
+
+// A failed script call for a log line: the error's code (its first word: BUSY, NOSCRIPT,
+// READONLY...), never the rest of its text, which Redis may relay from anyone (a script's error
+// message, a client's PUBLISH) and which could carry anything, a secret included.
+std::string failure_of(std::error_code ec, const redis_reply& reply) {
+    if (ec) return ec.message();
+    if (!reply.is_error()) return "an answer that is not a bulk string";
+    std::string code;
+    for (char c : reply.text) {
+        if (!(std::isupper(static_cast<unsigned char>(c)) || c == '_') || code.size() == 24) break;
+        code += c;
+    }
+    return "-" + (code.empty() ? std::string("ERR") : code) + " (" + std::to_string(reply.text.size()) + " bytes)";
+}
+
+}  // namespace
 
 std::vector<std::string> redis_store_impl::argv(const std::string& op, std::vector<std::string> args) const {
     std::string warnings;
@@ -31,7 +50,7 @@ std::vector<std::string> redis_store_impl::argv(const std::string& op, std::vect
                                  instance_,
                                  std::to_string(durable(op) || options_.keep_batches ? options_.batch_retention.count() : 0),
                                  durable(op) ? "1" : "0",
-                                 may_admit(op) && admissions_held() ? "1" : "0"};
+                                 admissions_held(op) ? "1" : "0"};
     for (auto& a : args) out.push_back(std::move(a));
     return out;
 }
@@ -80,7 +99,7 @@ void redis_store_impl::run(const std::string& op, std::vector<std::string> args,
 std::optional<script_answer> redis_store_impl::parse_reply(const std::string& op, std::error_code ec, const redis_reply& reply) {
     if (ec || reply.is_error() || reply.type != redis_reply_type::string) {
         metrics_.store_errors.fetch_add(1, std::memory_order_relaxed);
-        spdlog::warn("redis store: {} failed: {}", op, ec ? ec.message() : reply.describe());
+        spdlog::warn("redis store: {} failed: {}", op, failure_of(ec, reply));
         return std::nullopt;
     }
     try {
