@@ -228,7 +228,7 @@ store_event read_event(const script_doc& ev, std::int64_t t) {
     out.id = ev.id("id");
     out.started = ev.time_or("s", t);
     out.expires = ev.time_or("x", out.what == store_event::kind::call ? 0 : t);
-    out.joined = ev.time_or("j", t);
+    out.joined = std::min(ev.time_or("j", t), t);  // joined before this batch (a new master's clock may lag)
     out.confirmed = ev.small_or("c", 0) == 1;
     out.seconds_left = ev.small_or("left", 0);
     out.reason = ev.text_or("r", "left");
