@@ -81,7 +81,7 @@ public:
     void close();
     void set_listener(store_listener* listener) override { listener_ = listener; }
 
-    // ---- operations (redis_store_operations.cpp) ---------------------------------------------------------------------------
+    // ---- operations (redis_store_operations.cpp) ------------------------------------------------
 
     // A join carries the Redis time after which it must not run any more: the moment this
     // instance stops waiting for it (its command deadline).  One that sat in a paused Redis's
@@ -101,7 +101,7 @@ public:
     void channel_heartbeat(std::uint64_t entry_id) override;
     void hang_up_done(const std::string& call_id) override;
 
-    // ---- the operator's controls (redis_store_admin.cpp) -------------------------------------
+    // ---- the operator's controls (redis_store_admin.cpp) ----------------------------------------
     void admin_view(done<store_admin_view> callback) override;
     void end_session(std::uint64_t entry_id, end_reason why, done<bool> callback) override;
     void remove_queued(std::uint64_t entry_id, done<bool> callback) override;
@@ -113,6 +113,8 @@ public:
     // New config: the operator's shared rules still override it.
     void reload(const session_limits& limits) override;
     const session_limits& limits() const override { return limits_; }
+
+    // ---- what this instance knows now (the mirror) -------------------------------------------
     void for_each_queued_status(const std::function<void(const entry_status&)>& f) const override;
     std::size_t active_count() const override { return holders_.size(); }
     std::size_t queue_length() const override { return queue_.size(); }
@@ -133,7 +135,7 @@ private:
     // Whether this instance's admission gate holds the admissions of a run of `op` now.
     bool admissions_held(const std::string& op) const;
 
-    // ---- running the script (redis_store_script_calls.cpp) -----------------------------------------------------------------
+    // ---- running the script (redis_store_script_calls.cpp) --------------------------------------
 
     using reply_fn = std::function<void(store_error, const script_answer&)>;
     std::vector<std::string> argv(const std::string& op, std::vector<std::string> args) const;
@@ -175,7 +177,7 @@ private:
     void on_replication_back(const std::vector<event_batch>& found, std::size_t asked);
     void hand_over_hang_ups(std::vector<std::string> calls);
 
-    // ---- Redis time and statuses --------------------------------------------------------------
+    // ---- Redis time and statuses ----------------------------------------------------------------
 
     // Redis's clock in this process's steady time: offset = Redis ms - local steady ms.
     void note_redis_time(std::int64_t redis_now_ms);
@@ -187,7 +189,7 @@ private:
     // A status document of the script (status_of in redis_store.lua).  Throws malformed_reply.
     entry_status status_from(const script_doc& s) const;
 
-    // ---- the event stream and the mirror (redis_store_mirror.cpp) ----------------------------------------------------
+    // ---- the event stream and the mirror (redis_store_mirror.cpp) -------------------------------
 
     // A message on the events channel.  Anything that is not a batch is ignored; a batch that is
     // malformed is dropped, and the mirror is read again (it may have missed a real one).
@@ -226,7 +228,7 @@ private:
     void resync();
     void adopt_snapshot(snapshot s, std::int64_t now_ms);
 
-    // ---- time: deadlines, touches, and leases while Redis is away (redis_store_timekeeping.cpp) --------------------------
+    // ---- time: deadlines, touches, and leases while Redis is away (redis_store_timekeeping.cpp) ---
 
     std::chrono::milliseconds channel_lease() const { return 3 * touch_period(); }
     std::chrono::milliseconds touch_period() const;
