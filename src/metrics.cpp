@@ -12,7 +12,11 @@ void histogram::observe(double value) {
         if (value <= bounds_[i]) buckets_[i].fetch_add(1, std::memory_order_relaxed);
     }
     count_.fetch_add(1, std::memory_order_relaxed);
-    sum_micros_.fetch_add(static_cast<std::uint64_t>(value * 1e6), std::memory_order_relaxed);
+    // A negative or absurd observation (clocks that disagree) adds nothing to the sum rather than
+    // wrapping it (the cast of a negative or huge double is undefined).
+    const double micros = value * 1e6;
+    const auto add = micros > 0 && micros < 1e18 ? static_cast<std::uint64_t>(micros) : std::uint64_t{0};
+    sum_micros_.fetch_add(add, std::memory_order_relaxed);
 }
 
 namespace {

@@ -11,6 +11,13 @@
 //
 // While Redis cannot be reached, joins get 503 store_unavailable, and every lease this instance
 // knows still ends at its deadline: its calls are hung up from here.
+//
+// Nothing Redis says is trusted: every answer and batch is read through one checked reader
+// (redis_store_reader.hpp); a malformed answer is 503, a malformed batch makes the mirror resync.
+// The operator's controls are scripts too (redis_store_admin.lua): an operator on any instance
+// sees and steers every instance's visitors; the pause and the operator's limits live in Redis.
+// The cost guard's admission gate is this instance's: asked before each of its runs that could
+// admit, a closed gate makes that run admit nobody.
 #pragma once
 
 #include "voice_broker/config.hpp"

@@ -10,7 +10,9 @@
 --                         channel_lease_ms retention_ms max_ended
 --   ARGV[11]: the caller's instance id; ARGV[12]: 0, or how long (ms) to keep the batch as
 --   <prefix>b:<seq>; ARGV[13]: 1 when the caller publishes the batch itself (below), else 0;
---   op args start at ARGV[14].
+--   ARGV[14]: 1 when the caller's admission gate (its cost guard) holds admissions: this run
+--   admits nobody; op args start at ARGV[15].
+-- The operator's pause (P paused) and limits (P limits: users, session ms) override the caller's.
 -- Returns a JSON object (cjson).  What happened is one batch:
 --   {"s":seq,"t":now,"by":instance,"nd":next_deadline,"qc":0|1,"ev":[...]}
 -- with events {"k":"adm"|"warn"|"end"|"q+"|"call", ...}; seq grows by one per batch, so a
@@ -35,10 +37,14 @@
 --   P i                         zset: instances, score = last seen
 --   P b:<seq>                   durable admissions: a batch its caller publishes after WAIT
 --   P probe:<instance>          durable admissions: the write a WAIT after a reconnect waits for
+--   P paused                    "1" while the operator has paused admissions
+--   P limits                    hash: the operator's max users and session ms (each optional)
+--   P ic                        hash: each instance's open live channels (its last touch)
 --   P clock                     test only: milliseconds added to TIME
 -- Entry fields: t ticket, st q|a|e, j joined, ls last seen, cu channel alive until, s started,
 --   x expires, ad admission deadline, c confirmed 0|1, wl warning offsets (s, csv, largest
---   first), w next warning, r reason, en ended, tk keys minted, l lease (fencing number), ip.
+--   first), w next warning, r reason, en ended, tk keys minted, l lease (fencing number), ip,
+--   in the instance where it joined, then the one that admitted it.
 
 local P = KEYS[1]
 local OP = ARGV[1]
@@ -50,7 +56,8 @@ local L = {
 local BY = ARGV[11]
 local KEEP = tonumber(ARGV[12]) or 0
 local DEFER = ARGV[13] == '1'
-local A0 = 13 -- op arguments: ARGV[A0 + 1], ...
+local HOLD = ARGV[14] == '1'
+local A0 = 14 -- op arguments: ARGV[A0 + 1], ...
 local CLAIM_MS = 30000 -- an instance that claimed a hang-up has this long to report it done
 
 local function now_ms()
@@ -61,6 +68,15 @@ local function now_ms()
   return ms
 end
 local NOW = now_ms()
+
+local PAUSED = redis.call('GET', P .. 'paused') == '1'
+do
+  local shared = redis.call('HMGET', P .. 'limits', 'users', 'session')
+  if shared[1] then L.users = tonumber(shared[1]) end
+  if shared[2] then L.session = tonumber(shared[2]) end
+end
+-- Whether this run may admit: not paused by the operator, not held by the caller's gate.
+local function admitting() return not PAUSED and not HOLD end
 
 local EVENTS, HANG = {}, {}
 local QUEUE_CHANGED = false
@@ -195,7 +211,8 @@ local function admit(e)
   if e.c ~= '1' then e.c = '0' end
   e.ad = NOW + L.grace
   e.l = redis.call('INCR', P .. 'fence')
-  redis.call('HSET', ekey(e.id), 'st', 'a', 's', e.s, 'x', e.x, 'w', 0, 'wl', e.wl, 'c', e.c, 'ad', e.ad, 'l', e.l)
+  e['in'] = BY
+  redis.call('HSET', ekey(e.id), 'st', 'a', 's', e.s, 'x', e.x, 'w', 0, 'wl', e.wl, 'c', e.c, 'ad', e.ad, 'l', e.l, 'in', BY)
   redis.call('ZADD', P .. 'a', e.x, e.id)
   reindex(e)
   local day = day_key(NOW)
@@ -205,6 +222,7 @@ local function admit(e)
 end
 
 admit_waiting = function()
+  if not admitting() then return end
   local admitted = false
   while redis.call('ZCARD', P .. 'a') < L.users do
     local head = redis.call('ZRANGE', P .. 'q', 0, 0)[1]
@@ -284,6 +302,7 @@ end
 local function status_of(e)
   local s = { id = e.id, t = e.t, st = e.st, ql = redis.call('ZCARD', P .. 'q') }
   if e.st == 'q' then
+    if PAUSED then s.pd = 1 end
     s.pos = redis.call('ZRANK', P .. 'q', e.id) + 1
     s.exp = redis.call('ZRANGE', P .. 'a', 0, -1, 'WITHSCORES')
   elseif e.st == 'a' then
@@ -294,184 +313,20 @@ local function status_of(e)
   return s
 end
 
+-- The operator's rules as every instance's mirror keeps them (only what the operator set).
+local function config_event()
+  local shared = redis.call('HMGET', P .. 'limits', 'users', 'session')
+  return { k = 'cfg', users = tonumber(shared[1]), session = tonumber(shared[2]), paused = PAUSED and 1 or 0 }
+end
+
 local function next_deadline()
   local first = redis.call('ZRANGE', P .. 'd', 0, 0, 'WITHSCORES')
   if #first == 0 then return -1 end
   return tonumber(first[2])
 end
 
--- ---- operations ---------------------------------------------------------------------------------
-
+-- The operations: OPS[name] = function() ... end (redis_store_admin.lua, redis_store_operations.lua),
+-- each writing its answer into `out`; redis_store_operations.lua runs the one asked for.
 local function arg(i) return ARGV[A0 + i] end
 local out = {}
-
-if OP == 'join' then
-  local fresh, existing, ip, answer_by = arg(1), arg(2), arg(3), tonumber(arg(4)) or 0
-  local e = by_ticket(existing)
-  if answer_by > 0 and NOW > answer_by then
-    -- The instance gave up on this join before it ran (Redis was paused or slow, and the
-    -- command sat in a socket buffer): the visitor was told 503, so nobody may be given a
-    -- place or a slot for it now.
-    out.what = 'late'
-  elseif e and e.st ~= 'e' then
-    touch(e, false) -- asking again is a sign of life
-    out.what, out.status = 'existing', status_of(e)
-  else
-    local slot_free = redis.call('ZCARD', P .. 'a') < L.users and redis.call('ZCARD', P .. 'q') == 0
-    if not slot_free and redis.call('ZCARD', P .. 'q') >= L.queue then
-      out.what = 'full'
-    else
-      local id = next_number(P .. 'seq')
-      redis.call('HSET', ekey(id), 't', fresh, 'st', 'q', 'j', NOW, 'ls', NOW, 'cu', 0, 'tk', 0, 'c', 0, 'ip', ip)
-      redis.call('SET', P .. 't:' .. fresh, id)
-      e = load(id)
-      if slot_free then
-        e.c = '1' -- the visitor is here: this very request proves it
-        redis.call('HSET', ekey(id), 'c', '1')
-        admit(e)
-      else
-        redis.call('ZADD', P .. 'q', id, id)
-        reindex(e)
-        emit({ k = 'q+', id = id, j = NOW }) -- appending moves nobody: no queue_changed
-      end
-      out.what, out.status = 'joined', status_of(e)
-    end
-  end
-elseif OP == 'status' then
-  local e = by_ticket(arg(1))
-  if e then out.status = status_of(e) end
-elseif OP == 'heartbeat' then
-  local e = by_ticket(arg(1))
-  if e and e.st ~= 'e' then touch(e, false) end
-  if e then out.status = status_of(e) end
-elseif OP == 'leave' then
-  local e = by_ticket(arg(1))
-  if e and e.st ~= 'e' then end_entry(e, 'left') end
-  if e then out.status = status_of(e) end
-elseif OP == 'force_end_all' then
-  local holders = redis.call('ZRANGE', P .. 'a', 0, -1)
-  local ended = 0
-  for _, id in ipairs(holders) do
-    local e = load(id)
-    if e and e.st == 'a' then
-      end_entry(e, 'forced')
-      ended = ended + 1
-    end
-  end
-  out.ended = ended
-elseif OP == 'reserve_token' then
-  local e, max = by_ticket(arg(1)), tonumber(arg(2))
-  if not e then
-    out.what = 'unknown'
-  elseif e.st ~= 'a' or NOW >= num(e.x) then
-    out.what = 'not_active'
-  elseif num(e.tk) >= max then
-    out.what = 'limit'
-  else
-    redis.call('HINCRBY', ekey(e.id), 'tk', 1)
-    touch(e, false) -- minting proves presence
-    out.what, out.status = 'reserved', status_of(e)
-  end
-elseif OP == 'record_call' then
-  local e, call, max = load(arg(1)), arg(2), tonumber(arg(3))
-  if not e or e.st ~= 'a' or NOW >= num(e.x) then
-    out.what = 'not_active'
-  else
-    local calls = redis.call('LRANGE', P .. 'c:' .. e.id, 0, -1)
-    local known = false
-    for _, c in ipairs(calls) do if c == call then known = true end end
-    if known then
-      out.what = 'recorded'
-    elseif #calls >= max then
-      out.what = 'limit'
-    else
-      redis.call('RPUSH', P .. 'c:' .. e.id, call)
-      emit({ k = 'call', id = e.id, call = call, x = num(e.x) })
-      out.what = 'recorded'
-    end
-  end
-elseif OP == 'channel_open' then
-  local e = by_ticket(arg(1))
-  if not e then
-    out.what = 'unknown'
-  else
-    if e.st ~= 'e' then touch(e, true) end
-    out.what = e.st == 'e' and 'ended' or 'opened'
-    out.status = status_of(e)
-  end
-elseif OP == 'channel_close' then
-  local e = load(arg(1))
-  if e and e.st ~= 'e' then
-    -- The heartbeat timeout runs from now; another instance's channel renews it on its touch.
-    e.ls, e.cu = NOW, NOW
-    redis.call('HSET', ekey(e.id), 'ls', NOW, 'cu', NOW)
-    reindex(e)
-  end
-elseif OP == 'touch' then
-  -- This instance's open channels: each is a sign of life until the lease runs out.
-  local i = 1
-  while arg(i) do
-    local e = load(arg(i))
-    if e and e.st ~= 'e' then touch(e, true) end
-    i = i + 1
-  end
-  redis.call('ZADD', P .. 'i', NOW, BY)
-elseif OP == 'channel_heartbeat' then
-  local e = load(arg(1))
-  if e and e.st ~= 'e' then touch(e, false) end
-elseif OP == 'advance' then
-  out.more = advance(200)
-  claim_orphaned_hang_ups()
-  redis.call('ZADD', P .. 'i', NOW, BY)
-elseif OP == 'hangup_done' then
-  redis.call('ZREM', P .. 'h', arg(1))
-elseif OP == 'statuses' then
-  out.statuses = {}
-  local i = 1
-  while arg(i) do
-    local e = load(arg(i))
-    if e then out.statuses[#out.statuses + 1] = status_of(e) end
-    i = i + 1
-  end
-elseif OP == 'stats' then
-  out.active = redis.call('ZRANGE', P .. 'a', 0, -1, 'WITHSCORES')
-  out.starts = {}
-  for i = 1, #out.active, 2 do out.starts[#out.starts + 1] = num(redis.call('HGET', ekey(out.active[i]), 's')) end
-  out.queued = redis.call('ZCARD', P .. 'q')
-  local day = redis.call('HMGET', day_key(NOW), 'started', 'completed', 'talked_ms')
-  out.today = { num(day[1]), num(day[2]), num(day[3]) }
-  out.instances = redis.call('ZRANGEBYSCORE', P .. 'i', NOW - 15000, '+inf')
-elseif OP == 'snapshot' then
-  -- The mirror's state, the holders' calls, and which of the leases the caller knows (its
-  -- arguments) no longer exist at all (Redis lost them: the caller still ends them on time).
-  if redis.call('EXISTS', P .. 'ev') == 0 then redis.call('SET', P .. 'ev', NOW) end -- see next_number
-  out.seq = tonumber(redis.call('GET', P .. 'ev'))
-  out.queue = redis.call('ZRANGE', P .. 'q', 0, -1)
-  out.active = redis.call('ZRANGE', P .. 'a', 0, -1, 'WITHSCORES')
-  out.starts, out.calls, out.gone = {}, {}, {}
-  for i = 1, #out.active, 2 do
-    out.starts[#out.starts + 1] = num(redis.call('HGET', ekey(out.active[i]), 's'))
-    out.calls[#out.calls + 1] = redis.call('LRANGE', P .. 'c:' .. out.active[i], 0, -1)
-  end
-  local i = 1
-  while arg(i) do
-    if redis.call('EXISTS', ekey(arg(i))) == 0 then out.gone[#out.gone + 1] = arg(i) end
-    i = i + 1
-  end
-else
-  return redis.error_reply('unknown operation ' .. tostring(OP))
-end
-
-if #EVENTS > 0 then
-  local batch = { s = next_number(P .. 'ev'), t = NOW, by = BY, nd = next_deadline(),
-                  qc = QUEUE_CHANGED and 1 or 0, ev = EVENTS }
-  local text = cjson.encode(batch)
-  if KEEP > 0 then redis.call('SET', P .. 'b:' .. batch.s, text, 'PX', KEEP) end
-  if not DEFER then redis.call('PUBLISH', P .. 'events', text) end
-  out.seq = batch.s
-  out.batch = batch
-end
-out.now = NOW
-out.nd = next_deadline()
-if #HANG > 0 then out.hang = HANG end
-return cjson.encode(out)
+local OPS = {}

@@ -49,7 +49,11 @@ slot_schedule::duration slot_schedule::wait(std::size_t place) const {
     if (place <= simulated_.size()) return simulated_[place - 1];
     const auto after = place - 1 - simulated_.size();
     const auto rounds = static_cast<duration::rep>(after / cycle_.size());
-    return cycle_[after % cycle_.size()] + session_ * rounds;
+    // Saturates at a hundred years (a million places of day-long sessions would overflow).
+    constexpr duration cap = std::chrono::hours{24 * 366 * 100};
+    const auto first = cycle_[after % cycle_.size()];
+    if (first >= cap || (session_.count() > 0 && rounds > (cap - first) / session_)) return cap;
+    return first + session_ * rounds;
 }
 
 std::int64_t slot_schedule::eta_seconds(std::size_t place) const {

@@ -24,11 +24,12 @@
 // Properties: nothing crashes (ASan, UBSan) or hangs; every API request is answered exactly once,
 // within 2 s; every answer has a known status and, for an error, the JSON error shape; neither
 // the admin token nor the OpenAI key in any answer, push or log line; no exception escapes a
-// handler.  Open finding redis-reply-shape (tests/fuzz/findings/README.md): a reply or batch
+// handler.  Finding redis-reply-shape (fixed; tests/fuzz/findings/README.md): a reply or batch
 // that is the script's JSON in form but not in content (a field missing or of another type, a
-// time centuries away) is undefined behaviour or an exception in redis_store.cpp today; with
-// VB_FUZZ_KNOWN=redis-reply-shape the fake Redis keeps to the script's contract (script_contract
-// below: such a reply becomes -ERR, such a batch is not published).
+// time centuries away) was undefined behaviour or an exception; the store now reads both through
+// redis_store_reader.  With VB_FUZZ_KNOWN=redis-reply-shape the fake Redis still keeps to the
+// script's contract (script_contract below: such a reply becomes -ERR, such a batch is not
+// published), for bisecting.
 #include "session_api_harness.hpp"
 
 #include "redis_store.hpp"
@@ -64,9 +65,8 @@ bool one_complete_reply(const std::string& resp) {
 // ---- the script's contract -------------------------------------------------------------------
 // What redis_store.lua can answer (and publish), as far as redis_store.cpp reads it: every field
 // it reads present with its type, every time within 50 years of Redis's clock, positions and
-// counts of a believable size.  A reply outside it is the open finding redis-reply-shape (see
-// the header comment); VB_FUZZ_KNOWN=redis-reply-shape sends -ERR instead (and drops such a
-// batch), which the store must handle today.
+// counts of a believable size.  A reply outside it was the finding redis-reply-shape (see the
+// header comment); VB_FUZZ_KNOWN=redis-reply-shape sends -ERR instead (and drops such a batch).
 class script_contract {
 public:
     // `queued_floor`: the highest id queued so far (ids come from INCR: a new one is larger).

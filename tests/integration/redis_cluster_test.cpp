@@ -146,6 +146,9 @@ settings_map cluster_env(const redis_test_server& redis, const std::string& pref
                      {"REDIS_URL", "redis://127.0.0.1:" + std::to_string(redis.port()) + "/0"},
                      {"REDIS_KEY_PREFIX", prefix},
                      {"TRUSTED_PROXIES", "127.0.0.1"},
+                     // Every test visitor comes from loopback: no per-address fair-use limits.
+                     {"MAX_TICKETS_PER_ADDRESS", "0"},
+                     {"JOIN_RATE_PER_ADDRESS", "0"},
                      {"LOG_LEVEL", "info"}};
     for (auto& [k, v] : extra) env[k] = v;
     return env;
