@@ -235,7 +235,7 @@ public:
                 }
                 if (ec) break;
                 if (parser.is_header_done() && !refused) {
-                    if (const auto problem = framing_problem(head_facts(parser.get()))) {
+                    if (const auto problem = framing_problem(head_facts(parser))) {
                         refused = router::read_failure_answer(read_failure::malformed, *problem);
                         break;
                     }
@@ -414,14 +414,6 @@ private:
         req.websocket_upgrade = beast::websocket::is_upgrade(msg);
         req.body = std::move(msg.body());
         return req;
-    }
-    static request_head_facts head_facts(const request_message& msg) {
-        request_head_facts facts;
-        facts.version = msg.version();
-        facts.host_fields = msg.count(http::field::host);
-        facts.transfer_encoding = msg[http::field::transfer_encoding];
-        facts.has_content_length = msg.count(http::field::content_length) > 0;
-        return facts;
     }
     static read_failure classify(const error_code& ec) {
         if (ec == http::error::body_limit) return read_failure::body_too_large;
