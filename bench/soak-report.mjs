@@ -61,8 +61,8 @@ const vb = side('vb');
 const ngx = side('ngx');
 
 const mib = (kb) => (kb / 1024).toFixed(1);
-// A ratio of two small figures means little: none when the anchor's is under `floor`.
-const ratio = (a, b, floor = 1) => (Math.abs(b) < floor ? 'n/a' : (a / b).toFixed(2));
+// A ratio to a small (or negative) figure means little: none when the anchor's is under `floor`.
+const ratio = (a, b, floor = 1) => (b < floor ? 'n/a' : (a / b).toFixed(2));
 const table = [
   ['resident memory at the baseline (MiB)', mib(vb.rssBaseKb), mib(ngx.rssBaseKb), ratio(vb.rssBaseKb, ngx.rssBaseKb)],
   ['resident memory, peak under load (MiB)', mib(vb.rssPeakKb), mib(ngx.rssPeakKb), ratio(vb.rssPeakKb, ngx.rssPeakKb)],
