@@ -41,6 +41,10 @@ VOICE_BROKER_BIN="$PWD/build/debug/voice-broker" tests/lighthouse/run.sh
 # Benchmarks, smoke size: proves the scripts still run end to end; judges no speed.
 VOICE_BROKER_BIN="$PWD/build/debug/voice-broker" bash bench/run.sh --smoke > /tmp/vb-bench-smoke.log 2>&1 || { tail -40 /tmp/vb-bench-smoke.log; echo "bench smoke failed"; exit 1; }
 echo "bench smoke: ok ($(grep -c '^|' /tmp/vb-bench-smoke.log) table rows)"
+# Soak, smoke size: 60 s of visitors and hostile clients beside nginx; fails if descriptors or
+# connections do not return to the baseline or memory keeps growing.
+VOICE_BROKER_BIN="$PWD/build/debug/voice-broker" bash bench/soak.sh --smoke > /tmp/vb-soak-smoke.log 2>&1 || { tail -40 /tmp/vb-soak-smoke.log; echo "soak smoke failed"; exit 1; }
+echo "soak smoke: ok"
 
 # Attack tools on loopback: testssl.sh against voice-broker's TLS and nginx (same certificate),
 # slowhttptest's three modes with 1000 connections against voice-broker and nginx.
