@@ -26,6 +26,7 @@
 #include "voice_broker/config.hpp"
 #include "voice_broker/metrics.hpp"
 #include "voice_broker/net.hpp"
+#include "voice_broker/parsed_head.hpp"
 #include "voice_broker/realtime_upstream.hpp"
 #include "voice_broker/request_framing.hpp"
 #include "voice_broker/router.hpp"
