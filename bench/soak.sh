@@ -107,7 +107,7 @@ vb_gauge() { # vb_gauge NAME...: the values of /metrics gauges, space-separated 
     awk -v n="$name" '$1 == n {v = $2} END {print (v == "" ? -1 : v)}' <<<"$text"
   done | xargs
 }
-ngx_conns() { curl -s --max-time 2 "http://127.0.0.1:$NGX_STATUS_PORT/status" | awk '/^Active connections:/ {print $3; f=1} END {if (!f) print -1}'; }
+ngx_conns() { { curl -s --max-time 2 "http://127.0.0.1:$NGX_STATUS_PORT/status" || true; } | awk '/^Active connections:/ {print $3; f=1} END {if (!f) print -1}'; }
 T0=$(date +%s.%N)
 sample() { # sample PHASE: one line of samples.tsv
   local vb_conns vb_ws vb_queue n_conns
