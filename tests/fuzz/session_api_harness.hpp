@@ -172,7 +172,7 @@ public:
             return issued_.back();
         };
         options.make_store = [this](const boost::asio::any_io_executor& strand, std::function<steady_time()> clock) {
-            auto made = make_memory_store(strand, settings_.session, std::move(clock));
+            auto made = make_memory_store(strand, {settings_.session, {}, "fuzz-instance", std::move(clock), {}});
             store_ = made.get();
             return std::unique_ptr<session_store>(std::move(made));
         };
