@@ -22,11 +22,13 @@
 # bench/results/<date>-soak[-smoke]/ (git-ignored): samples.tsv, load-*.json, runs.jsonl,
 # table.md, logs/.
 #
-#   --smoke   60 seconds, samples every 2 s: proves the script and the verdict work (CI).
+#   --smoke   60 seconds, samples every 2 s: proves the script works and judges descriptors and
+#             connections (CI); too short to judge the RSS slope.
 #
 # Environment (optional): SOAK_SECONDS (1800; smoke 60), SOAK_SAMPLE_SECONDS (5; smoke 2),
-#   SOAK_DRAIN_SECONDS (20), SOAK_RSS_SLOPE_KIB_PER_MIN (256; smoke 2048: a minute of an ASan build
-#   is still filling its quarantine), SOAK_LOAD (extra soak-load.mjs flags, e.g. "--visitors 40"),
+#   SOAK_DRAIN_SECONDS (20), SOAK_RSS_SLOPE_KIB_PER_MIN (256; smoke: none, the slope is shown but
+#   not judged: memory still grows by design for the first minutes, see bench/README.md),
+#   SOAK_LOAD (extra soak-load.mjs flags, e.g. "--visitors 40"),
 #   VOICE_BROKER_BIN (default: build/release/voice-broker, built with the release preset).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -52,7 +54,7 @@ fi
 [[ -d "$HERE/node_modules/ws" ]] || (cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 
 if ((SMOKE)); then
-  SECONDS_LOAD="${SOAK_SECONDS:-60}" SAMPLE="${SOAK_SAMPLE_SECONDS:-2}" SLOPE_LIMIT="${SOAK_RSS_SLOPE_KIB_PER_MIN:-2048}"
+  SECONDS_LOAD="${SOAK_SECONDS:-60}" SAMPLE="${SOAK_SAMPLE_SECONDS:-2}" SLOPE_LIMIT="${SOAK_RSS_SLOPE_KIB_PER_MIN:-none}"
 else
   SECONDS_LOAD="${SOAK_SECONDS:-1800}" SAMPLE="${SOAK_SAMPLE_SECONDS:-5}" SLOPE_LIMIT="${SOAK_RSS_SLOPE_KIB_PER_MIN:-256}"
 fi
