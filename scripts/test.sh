@@ -50,6 +50,10 @@ echo "sideband bench smoke: ok ($(grep -c '^|' /tmp/vb-sideband-smoke.log) table
 VOICE_BROKER_BIN="$PWD/build/debug/voice-broker" bash bench/store.sh --smoke > /tmp/vb-bench-store-smoke.log 2>&1 || { tail -40 /tmp/vb-bench-store-smoke.log; echo "bench store smoke failed"; exit 1; }
 VOICE_BROKER_BIN="$PWD/build/debug/voice-broker" bash bench/queue-cluster.sh --smoke > /tmp/vb-bench-queue-cluster-smoke.log 2>&1 || { tail -40 /tmp/vb-bench-queue-cluster-smoke.log; echo "bench queue-cluster smoke failed"; exit 1; }
 echo "bench store + queue-cluster smoke: ok"
+# Soak, smoke size: 60 s of visitors and hostile clients beside nginx; fails if descriptors or
+# connections do not return to the baseline or memory keeps growing.
+VOICE_BROKER_BIN="$PWD/build/debug/voice-broker" bash bench/soak.sh --smoke > /tmp/vb-soak-smoke.log 2>&1 || { tail -40 /tmp/vb-soak-smoke.log; echo "soak smoke failed"; exit 1; }
+echo "soak smoke: ok"
 
 # Attack tools on loopback: testssl.sh against voice-broker's TLS and nginx (same certificate),
 # slowhttptest's three modes with 1000 connections against voice-broker and nginx.

@@ -8,6 +8,7 @@
 #include "voice_broker/ascii.hpp"
 #include "voice_broker/logging.hpp"
 #include "voice_broker/metrics.hpp"
+#include "voice_broker/parsed_head.hpp"
 #include "voice_broker/request_framing.hpp"
 #include "voice_broker/request_id.hpp"
 #include "voice_broker/responder.hpp"
@@ -50,15 +51,6 @@ http_request to_plain_request(request_message& msg) {
 
 // Bytes of chunk framing (sizes, extensions, trailers) a request may carry beyond its body.
 constexpr std::size_t framing_allowance = 16 * 1024;
-
-request_head_facts head_facts(const request_message& msg) {
-    request_head_facts facts;
-    facts.version = msg.version();
-    facts.host_fields = msg.count(http::field::host);
-    facts.transfer_encoding = msg[http::field::transfer_encoding];
-    facts.has_content_length = msg.count(http::field::content_length) > 0;
-    return facts;
-}
 
 read_failure classify(const error_code& ec) {
     if (ec == http::error::body_limit) return read_failure::body_too_large;
@@ -192,7 +184,7 @@ protected:
             if (ec) break;
             if (parser_->is_header_done() && !head_checked_) {
                 head_checked_ = true;
-                if (const auto problem = framing_problem(head_facts(parser_->get()))) {
+                if (const auto problem = framing_problem(head_facts(*parser_))) {
                     return reply_and_close(router::read_failure_answer(read_failure::malformed, *problem));
                 }
             }

@@ -1,18 +1,26 @@
 // request_framing: the RFC 9112 rules a request head must meet before its body can be read or
 // it can be answered at all.  A request that breaks one is answered 400 and its connection
 // closed, because where the next request starts can no longer be known.  No I/O: the HTTP
-// session asks once the head has been read.
+// session asks once the head has been read (parsed_head.hpp gathers the facts from Beast).
 #pragma once
 
+#include <cstddef>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace voice_broker {
 
 struct request_head_facts {
-    unsigned version = 11;             // 10 or 11
-    std::size_t host_fields = 0;       // how many Host fields
-    std::string_view transfer_encoding;  // the Transfer-Encoding value(s), comma-joined; empty: none
+    unsigned version = 11;           // 10 or 11
+    std::size_t host_fields = 0;     // how many Host fields
+    std::string transfer_encoding;   // every Transfer-Encoding field's value, comma-joined; empty: none
+    std::size_t transfer_encoding_fields = 0;  // how many Transfer-Encoding fields, empty ones too
+    // The parser's own verdict: it reads the body as chunked.  Beast sets this only when
+    // "chunked" is the last item of a list it could read (a transfer-parameter or a byte that is
+    // not a token stops its reading early), so a Transfer-Encoding it did not read as chunked
+    // would leave the body to be read as the next request.
+    bool read_as_chunked = false;
     bool has_content_length = false;
 };
 

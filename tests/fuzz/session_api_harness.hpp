@@ -26,6 +26,7 @@
 #include "voice_broker/config.hpp"
 #include "voice_broker/metrics.hpp"
 #include "voice_broker/net.hpp"
+#include "voice_broker/parsed_head.hpp"
 #include "voice_broker/realtime_upstream.hpp"
 #include "voice_broker/request_framing.hpp"
 #include "voice_broker/router.hpp"
@@ -235,7 +236,7 @@ public:
                 }
                 if (ec) break;
                 if (parser.is_header_done() && !refused) {
-                    if (const auto problem = framing_problem(head_facts(parser.get()))) {
+                    if (const auto problem = framing_problem(head_facts(parser))) {
                         refused = router::read_failure_answer(read_failure::malformed, *problem);
                         break;
                     }
@@ -414,14 +415,6 @@ private:
         req.websocket_upgrade = beast::websocket::is_upgrade(msg);
         req.body = std::move(msg.body());
         return req;
-    }
-    static request_head_facts head_facts(const request_message& msg) {
-        request_head_facts facts;
-        facts.version = msg.version();
-        facts.host_fields = msg.count(http::field::host);
-        facts.transfer_encoding = msg[http::field::transfer_encoding];
-        facts.has_content_length = msg.count(http::field::content_length) > 0;
-        return facts;
     }
     static read_failure classify(const error_code& ec) {
         if (ec == http::error::body_limit) return read_failure::body_too_large;

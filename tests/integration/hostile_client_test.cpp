@@ -193,6 +193,30 @@ TEST(hostile_client, transfer_encoding_not_ending_in_chunked_is_400_and_smuggles
     }
 }
 
+// A regression test for the fuzz finding transfer-encoding-mismatch (tests/fuzz/findings): a
+// Transfer-Encoding that ends in chunked on paper but that Beast's parser does not read as
+// chunked (a transfer-parameter, a byte that is not a token), or one split over two fields of
+// which only the first was checked.  Beast read no body, so the GET behind the head was answered
+// as a second request (it failed before the fix: two answers, the connection kept open).
+TEST(hostile_client, transfer_encoding_the_parser_cannot_read_is_400_and_smuggles_nothing) {
+    test_server s;
+    const std::string smuggled = "GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    for (const std::string te_fields : {"Transfer-Encoding: gzip;q=1, chunked\r\n", "Transfer-Encoding: gzi\xe1p, chunked\r\n",
+                                        "Transfer-Encoding:\r\nTransfer-Encoding: gzip\r\n", "Transfer-Encoding:\r\n"}) {
+        SCOPED_TRACE(te_fields);
+        raw_connection c(s.port());
+        ASSERT_TRUE(c.send("POST /api/session?action=join HTTP/1.1\r\nHost: 127.0.0.1\r\n" + te_fields + "\r\n" + smuggled));
+        const bool closed = c.receive_until_closed(std::chrono::milliseconds(3000));
+        const auto& answer = c.received();
+        EXPECT_EQ(status_line(answer).rfind("HTTP/1.1 400", 0), 0u) << answer;
+        EXPECT_NE(answer.find("Content-Type: application/json"), std::string::npos) << answer;
+        EXPECT_NE(answer.find("{\"error\":{\"code\":\"bad_request\""), std::string::npos) << answer;
+        EXPECT_EQ(count(answer, "HTTP/1.1 "), 1u) << "a smuggled request was answered:\n" << answer;
+        EXPECT_EQ(answer.find("\"status\":\"ok\""), std::string::npos) << "the health answer was smuggled:\n" << answer;
+        EXPECT_TRUE(closed) << "the connection must be closed after the 400";
+    }
+}
+
 // A regression test for issue 15: a missing Host on HTTP/1.1 is refused (it failed before the fix).
 TEST(hostile_client, http_1_1_without_host_is_400) {
     test_server s;

@@ -1,0 +1,109 @@
+// bench/soak.sh's figures and verdict, from OUT/samples.tsv and OUT/load-soak-{vb,nginx}.json.
+//
+//   node soak-report.mjs OUT --slope-limit KIB_PER_MIN --alive 0|1 --drained-after S --seconds S --mode M
+//
+// Prints a Markdown table (voice-broker, nginx, ratio) and the verdict on voice-broker; appends
+// one JSON line to OUT/runs.jsonl; exits 1 when the verdict fails.
+import fs from 'node:fs';
+
+const out = process.argv[2];
+const args = Object.fromEntries(
+  process.argv.slice(3).reduce((pairs, a, i, all) => (a.startsWith('--') ? [...pairs, [a.slice(2), all[i + 1]]] : pairs), []),
+);
+const slopeLimit = Number(args['slope-limit']);
+
+const [header, ...lines] = fs.readFileSync(`${out}/samples.tsv`, 'utf8').trim().split('\n');
+const names = header.split('\t');
+const rows = lines.map((l) => Object.fromEntries(l.split('\t').map((v, i) => [names[i], i === 1 ? v : Number(v)])));
+const phase = (p) => rows.filter((r) => r.phase === p);
+const baseline = phase('baseline').at(-1);
+const during = phase('load');
+const after = phase('after').at(-1);
+if (!baseline || !after || during.length < 4) {
+  console.error(`soak-report: too few samples (${during.length} during the load)`);
+  process.exit(1);
+}
+const loads = Object.fromEntries(['vb', 'nginx'].map((k) => [k, JSON.parse(fs.readFileSync(`${out}/load-soak-${k}.json`, 'utf8'))]));
+
+// Least-squares slope of RSS (KiB per minute) over the samples in the last half of the load.
+function slope(key) {
+  const t0 = during[0].t;
+  const t1 = during.at(-1).t;
+  const half = during.filter((r) => r.t >= (t0 + t1) / 2);
+  const n = half.length;
+  const mt = half.reduce((s, r) => s + r.t, 0) / n;
+  const mv = half.reduce((s, r) => s + r[key], 0) / n;
+  const num = half.reduce((s, r) => s + (r.t - mt) * (r[key] - mv), 0);
+  const den = half.reduce((s, r) => s + (r.t - mt) ** 2, 0);
+  return den > 0 ? (num / den) * 60 : 0;
+}
+const peak = (key) => Math.max(...during.map((r) => r[key]));
+const endOfLoad = during.at(-1);
+
+const side = (p) => ({
+  rssBaseKb: baseline[`${p}_rss_kb`],
+  rssPeakKb: peak(`${p}_rss_kb`),
+  rssEndKb: endOfLoad[`${p}_rss_kb`],
+  rssAfterKb: after[`${p}_rss_kb`],
+  rssGrowthKb: endOfLoad[`${p}_rss_kb`] - baseline[`${p}_rss_kb`],
+  rssSlopeKbPerMin: +slope(`${p}_rss_kb`).toFixed(1),
+  fdsBase: baseline[`${p}_fds`],
+  fdsPeak: peak(`${p}_fds`),
+  fdsAfter: after[`${p}_fds`],
+  threadsBase: baseline[`${p}_threads`],
+  threadsPeak: peak(`${p}_threads`),
+  threadsAfter: after[`${p}_threads`],
+  connsBase: baseline[`${p}_conns`],
+  connsPeak: peak(`${p}_conns`),
+  connsAfter: after[`${p}_conns`],
+});
+const vb = side('vb');
+const ngx = side('ngx');
+
+const mib = (kb) => (kb / 1024).toFixed(1);
+// A ratio to a small (or negative) figure means little: none when the anchor's is under `floor`.
+const ratio = (a, b, floor = 1) => (b < floor ? 'n/a' : (a / b).toFixed(2));
+const table = [
+  ['resident memory at the baseline (MiB)', mib(vb.rssBaseKb), mib(ngx.rssBaseKb), ratio(vb.rssBaseKb, ngx.rssBaseKb)],
+  ['resident memory, peak under load (MiB)', mib(vb.rssPeakKb), mib(ngx.rssPeakKb), ratio(vb.rssPeakKb, ngx.rssPeakKb)],
+  ['resident memory at the end of the load (MiB)', mib(vb.rssEndKb), mib(ngx.rssEndKb), ratio(vb.rssEndKb, ngx.rssEndKb)],
+  ['RSS growth, baseline to end of load (KiB)', vb.rssGrowthKb, ngx.rssGrowthKb, ratio(vb.rssGrowthKb, ngx.rssGrowthKb, 64)],
+  ['RSS slope, last half of the load (KiB/min)', vb.rssSlopeKbPerMin, ngx.rssSlopeKbPerMin, ratio(vb.rssSlopeKbPerMin, ngx.rssSlopeKbPerMin, 16)],
+  ['open descriptors: baseline / peak / after', `${vb.fdsBase} / ${vb.fdsPeak} / ${vb.fdsAfter}`, `${ngx.fdsBase} / ${ngx.fdsPeak} / ${ngx.fdsAfter}`, ratio(vb.fdsPeak, ngx.fdsPeak)],
+  ['threads: baseline / peak / after', `${vb.threadsBase} / ${vb.threadsPeak} / ${vb.threadsAfter}`, `${ngx.threadsBase} / ${ngx.threadsPeak} / ${ngx.threadsAfter}`, ''],
+  ['client connections: baseline / peak / after', `${vb.connsBase} / ${vb.connsPeak} / ${vb.connsAfter}`, `${ngx.connsBase} / ${ngx.connsPeak} / ${ngx.connsAfter}`, ratio(vb.connsPeak, ngx.connsPeak)],
+];
+const roundsOf = (l) => Object.entries(l.rounds).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ');
+const troubles = (l) => Object.entries(l.surprises).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n} surprise(s)`)
+  .concat(Object.entries(l.errors).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n} error(s)`));
+
+const checks = [
+  ['voice-broker alive at the end', args.alive === '1'],
+  [`descriptors back to the baseline (${vb.fdsAfter} after, ${vb.fdsBase} before)`, vb.fdsAfter <= vb.fdsBase],
+  [`client connections back to the baseline (${vb.connsAfter} after, ${vb.connsBase} before; the sampler's own is one)`, vb.connsAfter >= 0 && vb.connsAfter <= vb.connsBase],
+  [`no live-channel WebSocket left (${after.vb_ws})`, after.vb_ws === 0],
+  Number.isFinite(slopeLimit)
+    ? [`RSS slope over the last half of the load ${vb.rssSlopeKbPerMin} KiB/min <= ${slopeLimit}`, vb.rssSlopeKbPerMin <= slopeLimit]
+    : [`RSS slope over the last half of the load ${vb.rssSlopeKbPerMin} KiB/min: not judged (too short a run)`, true],
+  [`the load met only expected answers${troubles(loads.vb).length ? ` (${troubles(loads.vb).join(', ')}: ${JSON.stringify(loads.vb.examples)})` : ''}`, troubles(loads.vb).length === 0],
+];
+const pass = checks.every(([, ok]) => ok);
+
+const text = [
+  `## Soak (${args.mode}${args.asan === '1' ? ', an ASan build with a 1 MiB quarantine' : ''}): ${args.seconds} s of load, ${during.length} samples; drained in ${args['drained-after']} s`,
+  '',
+  '| figure | voice-broker | nginx (anchor) | ratio |',
+  '| --- | --- | --- | --- |',
+  ...table.map((r) => `| ${r.join(' | ')} |`),
+  '',
+  `voice-broker load rounds: ${roundsOf(loads.vb)}`,
+  `nginx load rounds: ${roundsOf(loads.nginx)}${troubles(loads.nginx).length ? ` (anchor: ${troubles(loads.nginx).join(', ')}: ${JSON.stringify(loads.nginx.examples)})` : ''}`,
+  '',
+  'Verdict on voice-broker:',
+  ...checks.map(([what, ok]) => `- ${ok ? 'ok' : 'FAIL'}: ${what}`),
+  '',
+  `soak: ${pass ? 'PASS' : 'FAIL'}`,
+].join('\n');
+console.log(text);
+fs.appendFileSync(`${out}/runs.jsonl`, `${JSON.stringify({ fig: 'soak', mode: args.mode, seconds: Number(args.seconds), pass, vb, nginx: ngx, loads })}\n`);
+process.exit(pass ? 0 : 1);
