@@ -176,7 +176,9 @@ namespace {
 
 // The proxying of nginx.example.conf (its HTTPS server block), on plain HTTP: the same map for
 // Connection, the same headers, timeouts and locations; the upstream lists every instance.
-std::string nginx_config(const fs::path& dir, std::uint16_t port, const std::vector<std::uint16_t>& instances) {
+std::string nginx_config(const fs::path& dir, std::uint16_t port, const std::vector<std::uint16_t>& instances,
+                         nginx_process::flavour flavour) {
+    const bool several = flavour == nginx_process::flavour::several_instances;
     std::ostringstream c;
     c << "daemon off;\nmaster_process off;\nworker_processes 1;\n"
       << "pid " << (dir / "nginx.pid").string() << ";\n"
@@ -190,9 +192,9 @@ std::string nginx_config(const fs::path& dir, std::uint16_t port, const std::vec
       << "    uwsgi_temp_path " << (dir / "uwsgi").string() << ";\n"
       << "    scgi_temp_path " << (dir / "scgi").string() << ";\n"
       << "    map $http_upgrade $voice_broker_connection {\n        default upgrade;\n        ''      '';\n    }\n"
-      << "    upstream voice_broker {\n";
-    for (auto p : instances) c << "        server 127.0.0.1:" << p << ";\n";
-    c << "        keepalive 16;\n    }\n"
+      << "    upstream voice_broker {\n" << (several ? "        least_conn;\n" : "");
+    for (auto p : instances) c << "        server 127.0.0.1:" << p << (several ? " max_fails=0" : "") << ";\n";
+    c << (several ? "        keepalive 32;\n" : "        keepalive 16;\n") << "    }\n"
       << "    server {\n"
       << "        listen 127.0.0.1:" << port << ";\n"
       << "        client_max_body_size 64k;\n"
@@ -204,7 +206,9 @@ std::string nginx_config(const fs::path& dir, std::uint16_t port, const std::vec
       << "        proxy_set_header X-Real-IP $remote_addr;\n"
       << "        proxy_set_header Upgrade $http_upgrade;\n"
       << "        proxy_set_header Connection $voice_broker_connection;\n"
-      << "        proxy_connect_timeout 5s;\n"
+      << (several ? "        proxy_connect_timeout 2s;\n        proxy_next_upstream error timeout;\n"
+                    "        proxy_next_upstream_tries 3;\n        proxy_next_upstream_timeout 10s;\n"
+                  : "        proxy_connect_timeout 5s;\n")
       << "        proxy_read_timeout 60s;\n"
       << "        proxy_send_timeout 60s;\n"
       << "        location = /api/session/ws {\n"
@@ -231,11 +235,11 @@ bool port_answers(std::uint16_t port) {
 
 }  // namespace
 
-nginx_process::nginx_process(const std::vector<std::uint16_t>& instance_ports) {
+nginx_process::nginx_process(const std::vector<std::uint16_t>& instance_ports, flavour f) {
     std::string why;
     for (int attempt = 0; attempt < 5; ++attempt) {
         port_ = free_loopback_port();
-        const auto conf = dir_.write("nginx.conf", nginx_config(dir_.path(), port_, instance_ports));
+        const auto conf = dir_.write("nginx.conf", nginx_config(dir_.path(), port_, instance_ports, f));
         process_ = std::make_unique<child_process>("/usr/sbin/nginx", std::vector<std::string>{"-p", dir_.path().string(), "-c", conf.string()},
                                                    settings_map{}, dir_.path());
         // nginx announces nothing on stdout when ready: the listening socket answering is the sign.

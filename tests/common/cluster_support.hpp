@@ -85,7 +85,11 @@ private:
 // upstream of the given instances and the proxying of nginx.example.conf.
 class nginx_process {
 public:
-    explicit nginx_process(const std::vector<std::uint16_t>& instance_ports);
+    // example: the proxying of nginx.example.conf (round robin, nginx's default passive health);
+    // several_instances: the upstream of docker/nginx/voice-broker-upstream.conf (least_conn,
+    // max_fails=0, proxy_next_upstream error timeout, 3 tries).
+    enum class flavour { example, several_instances };
+    explicit nginx_process(const std::vector<std::uint16_t>& instance_ports, flavour f = flavour::example);
     ~nginx_process();
 
     std::uint16_t port() const { return port_; }

@@ -22,7 +22,9 @@
 #include <csignal>
 #include <latch>
 #include <map>
+#include <random>
 #include <set>
+#include <sstream>
 
 namespace voice_broker::testing {
 namespace {
@@ -472,6 +474,319 @@ TEST(redis_cluster, a_lease_that_redis_lost_still_ends_at_its_deadline) {
     EXPECT_TRUE(talker_channel.wait([](const std::vector<json>& m, bool) { return has_type(m, "ended"); }, 5s))
         << "the talker's page was not told";
     EXPECT_TRUE(set[1].wait_log("Redis lost it", 1s)) << set[1].output();
+}
+
+// ---- a rolling restart of every instance during a live call and a queue ----------------------
+
+// One visitor's live channel as the page keeps it: through nginx, a heartbeat every 5 s, and on
+// close 1012 ("service restart") back at once with the same ticket (after 0-250 ms, the page's
+// spread), retrying while nginx finds no instance.  Every message of every connection is kept.
+class page_channel {
+public:
+    page_channel(std::uint16_t port, std::string ticket) : port_(port), ticket_(std::move(ticket)) {
+        thread_ = std::thread([this] { run(); });
+    }
+    ~page_channel() {
+        stop_ = true;
+        if (thread_.joinable()) thread_.join();
+    }
+
+    std::vector<json> messages() const {
+        std::lock_guard lock(mutex_);
+        return messages_;
+    }
+    // How many connections opened, and the close codes seen (in order).
+    int connections() const {
+        std::lock_guard lock(mutex_);
+        return connections_;
+    }
+    std::vector<int> close_codes() const {
+        std::lock_guard lock(mutex_);
+        return close_codes_;
+    }
+    // The longest time between a close and the next open (ms).
+    std::int64_t longest_gap_ms() const {
+        std::lock_guard lock(mutex_);
+        return longest_gap_ms_;
+    }
+    std::string failure() const {
+        std::lock_guard lock(mutex_);
+        return failure_;
+    }
+    // Messages received on the current connection (since it opened).
+    std::vector<json> current_messages() const {
+        std::lock_guard lock(mutex_);
+        return {messages_.begin() + static_cast<std::ptrdiff_t>(current_from_), messages_.end()};
+    }
+    bool connected() const {
+        std::lock_guard lock(mutex_);
+        return connected_;
+    }
+    // What the page knows at one moment.
+    struct view {
+        const std::vector<json>& all;  // every message of every connection
+        std::vector<json> current;     // those of the open connection
+        bool connected;
+    };
+    // Waits until `done(view)` holds; false at the timeout.
+    template <class Pred>
+    bool wait(Pred done, std::chrono::milliseconds timeout) const {
+        std::unique_lock lock(mutex_);
+        return changed_.wait_for(lock, timeout, [&] {
+            return done(view{messages_, {messages_.begin() + static_cast<std::ptrdiff_t>(current_from_), messages_.end()}, connected_});
+        });
+    }
+
+private:
+    void run() {
+        std::mt19937 random{std::random_device{}()};
+        steady::time_point closed_at{};
+        auto give_up = steady::now() + 20s;
+        while (!stop_) {
+            std::unique_ptr<ws_client> ws;
+            try {
+                ws = std::make_unique<ws_client>(port_, "/api/session/ws?ticket=" + ticket_);
+            } catch (const std::exception& e) {
+                if (steady::now() > give_up) {
+                    std::lock_guard lock(mutex_);
+                    failure_ = std::string("no reconnect within 20 s: ") + e.what();
+                    changed_.notify_all();
+                    return;
+                }
+                std::this_thread::sleep_for(50ms);  // the retry back-off of a page, not a synchronisation
+                continue;
+            }
+            {
+                std::lock_guard lock(mutex_);
+                ++connections_;
+                connected_ = true;
+                current_from_ = messages_.size();
+                if (closed_at != steady::time_point{}) {
+                    longest_gap_ms_ = std::max<std::int64_t>(
+                        longest_gap_ms_, std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - closed_at).count());
+                }
+                changed_.notify_all();
+            }
+            auto next_heartbeat = steady::now() + 5s;
+            int code = 0;
+            while (!stop_) {
+                auto msg = ws->next(100ms);
+                if (!ws->is_closed() && steady::now() >= next_heartbeat) {
+                    try {
+                        ws->send(R"({"type":"heartbeat"})");
+                    } catch (const std::exception&) {
+                    }
+                    next_heartbeat = steady::now() + 5s;
+                }
+                std::lock_guard lock(mutex_);
+                if (msg) messages_.push_back(std::move(*msg));
+                if (ws->is_closed()) {
+                    code = ws->close_code();
+                    close_codes_.push_back(code);
+                    connected_ = false;
+                    closed_at = steady::now();
+                    changed_.notify_all();
+                    break;
+                }
+                if (msg) changed_.notify_all();
+            }
+            if (stop_ || code != 1012) return;  // only a restart brings the page back
+            give_up = steady::now() + 20s;
+            std::this_thread::sleep_for(std::chrono::milliseconds{std::uniform_int_distribution<int>(0, 250)(random)});
+        }
+    }
+
+    std::uint16_t port_;
+    std::string ticket_;
+    std::thread thread_;
+    std::atomic<bool> stop_{false};
+    mutable std::mutex mutex_;
+    mutable std::condition_variable changed_;
+    std::vector<json> messages_;
+    std::size_t current_from_ = 0;
+    bool connected_ = false;
+    int connections_ = 0;
+    std::vector<int> close_codes_;
+    std::int64_t longest_gap_ms_ = 0;
+    std::string failure_;
+};
+
+bool health_answers(std::uint16_t port) {
+    try {
+        return fetch(port, "GET", "/api/health").status == 200;
+    } catch (const std::exception&) {
+        return false;
+    }
+}
+
+TEST(redis_cluster, a_rolling_restart_during_a_call_and_a_queue_of_20_loses_no_place_no_call_and_no_warning) {
+    constexpr int waiters = 20;
+    constexpr int session_s = 30;
+    // One warning per restart: instance i gets SIGTERM 500 ms before warning i, so that each
+    // warning falls while an instance is down or starting (and after the pages it held came back).
+    const std::vector<int> warnings{24, 17, 10};
+    redis_test_server redis;
+    fake_openai_process fake;
+    const auto prefix = unique_prefix("cluster-rolling");
+    // Fixed ports: nginx's upstream names them, and a restarted instance takes its old one again.
+    std::vector<std::uint16_t> ports;
+    while (ports.size() < 3) {
+        const auto p = free_loopback_port();
+        if (std::find(ports.begin(), ports.end(), p) == ports.end()) ports.push_back(p);
+    }
+    const std::vector<std::string> names{"vb-a", "vb-b", "vb-c"};
+    std::vector<settings_map> envs;
+    broker_set set;
+    for (std::size_t i = 0; i < 3; ++i) {
+        envs.push_back(merged(cluster_env(redis, prefix,
+                                          {{"MAX_CONCURRENT_USERS", "1"},
+                                           {"MAX_QUEUE_LENGTH", "50"},
+                                           {"SESSION_DURATION_SECONDS", std::to_string(session_s)},
+                                           {"WARNING_SECONDS", "24,17,10"},
+                                           {"PORT", std::to_string(ports[i])}}),
+                              upstream_env(fake)));
+        set.brokers.push_back(std::make_unique<broker_process>(names[i], envs[i]));
+    }
+    // The upstream that docker/ ships for several instances (the one a rolling restart runs behind).
+    nginx_process nginx(ports, nginx_process::flavour::several_instances);
+
+    const auto t = start_talking(nginx.port(), nginx.port(), nginx.port(), fake);
+    page_channel talker_channel(nginx.port(), t.ticket);
+    std::vector<std::string> tickets;
+    std::vector<std::unique_ptr<page_channel>> channels;
+    for (int i = 0; i < waiters; ++i) {
+        const auto j = fetch(nginx.port(), "POST", "/api/session?action=join").json();
+        ASSERT_EQ(j["position"], i + 1) << j.dump();
+        tickets.push_back(j["ticket"]);
+        channels.push_back(std::make_unique<page_channel>(nginx.port(), tickets.back()));
+    }
+    const auto has_status = [](const page_channel::view& v) { return newest_status(v.current).has_value(); };
+    ASSERT_TRUE(talker_channel.wait(has_status, 5s));
+    for (auto& c : channels) ASSERT_TRUE(c->wait(has_status, 5s)) << c->failure();
+    const auto first_warning_at = t.expires_unix_ms - warnings[0] * 1000;
+    ASSERT_GT(first_warning_at - 500 - unix_now_ms(), 0) << "too slow a start: the first warning is already due";
+
+    holder_sampler sampler(redis, prefix, ports);
+    struct restart_record {
+        std::int64_t sigterm_at, exited_at, listening_at, healthy_at;
+    };
+    std::vector<restart_record> restarts;
+    for (std::size_t i = 0; i < 3; ++i) {
+        // Scheduling (when to act), not synchronisation: the restart starts 500 ms before warning i.
+        const auto start_at = t.expires_unix_ms - warnings[i] * 1000 - 500;
+        if (const auto wait = start_at - unix_now_ms(); wait > 0) std::this_thread::sleep_for(std::chrono::milliseconds{wait});
+        restart_record r{};
+        r.sigterm_at = unix_now_ms();
+        const auto code = set[i].terminate(15s);
+        r.exited_at = unix_now_ms();
+        ASSERT_EQ(code, 0) << names[i] << " did not stop cleanly:\n" << set[i].output();
+        if (auto report = set[i].sanitizer_report()) ADD_FAILURE() << names[i] << ": " << *report;
+        set.brokers[i] = std::make_unique<broker_process>(names[i], envs[i]);
+        r.listening_at = unix_now_ms();
+        ASSERT_EQ(set[i].port(), ports[i]);
+        ASSERT_TRUE(eventually([&] { return health_answers(ports[i]); }, 10s)) << set[i].output();
+        r.healthy_at = unix_now_ms();
+        restarts.push_back(r);
+    }
+    ASSERT_LT(unix_now_ms(), t.expires_unix_ms - 1000) << "too slow: the restarts ran past the session";
+
+    // Every page that was closed with 1012 came back with its ticket and was told its state again.
+    for (auto* c : [&] {
+             std::vector<page_channel*> all{&talker_channel};
+             for (auto& c : channels) all.push_back(c.get());
+             return all;
+         }()) {
+        EXPECT_TRUE(c->wait([](const page_channel::view& v) { return v.connected && newest_status(v.current).has_value(); }, 3s))
+            << c->failure();
+        for (int code : c->close_codes()) EXPECT_EQ(code, 1012);
+    }
+    if (HasFailure()) {
+        std::istringstream log(nginx.error_log());
+        std::string line, kept;
+        int no_live = 0;
+        while (std::getline(log, line)) {
+            if (line.find("no live upstreams") != std::string::npos) ++no_live;
+            else if (kept.size() < 12000) kept += line + "\n";
+        }
+        FAIL() << "at deadline " << std::showpos << unix_now_ms() - t.expires_unix_ms << std::noshowpos << " ms; nginx (and " << no_live << " \"no live upstreams\"):\n" << kept;
+    }
+    // The talker still holds the slot, with the same deadline, on every instance; no hang-up yet.
+    for (auto port : ports) {
+        const auto s = status_of(port, t.ticket);
+        ASSERT_EQ(s.value("state", ""), "active") << "at deadline" << unix_now_ms() - t.expires_unix_ms << " ms on :" << port << ": "
+                                                  << s.dump() << "\nhang-up: " << hang_up_time(fake, t.call_id).value_or(0) - t.expires_unix_ms
+                                                  << "\n" << set[0].output() << set[1].output() << set[2].output();
+        EXPECT_NEAR(iso_to_unix_ms(s.value("expiresAt", "")), t.expires_unix_ms, 50) << s.dump();
+    }
+    const auto talker_now = newest_status(talker_channel.current_messages());
+    ASSERT_TRUE(talker_now);
+    ASSERT_EQ(talker_now->value("state", ""), "active") << talker_now->dump();
+    EXPECT_NEAR(iso_to_unix_ms((*talker_now)["expiresAt"]), t.expires_unix_ms, 50) << talker_now->dump();
+    EXPECT_FALSE(hang_up_time(fake, t.call_id)) << "the call was hung up during the restarts";
+    // Each waiter keeps its place on every (new) instance and on its page: 1..20, in join order.
+    for (int i = 0; i < waiters; ++i) {
+        for (auto port : ports) {
+            const auto s = status_of(port, tickets[i]);
+            EXPECT_EQ(s.value("state", ""), "queued") << "waiter " << i << ": " << s.dump();
+            EXPECT_EQ(s.value("position", 0), i + 1) << "waiter " << i << " on :" << port << ": " << s.dump();
+        }
+        const auto pushed = newest_status(channels[i]->current_messages());
+        ASSERT_TRUE(pushed) << "waiter " << i;
+        EXPECT_EQ(pushed->value("position", 0), i + 1) << "waiter " << i << ": " << pushed->dump();
+    }
+    const auto checked_at = unix_now_ms();
+    ASSERT_LT(checked_at, t.expires_unix_ms) << "the checks above ran past the deadline: the places may have moved";
+
+    // The call is hung up at its deadline, not before, within 1 s.  (The fake's wait is asked in
+    // steps shorter than the test client's 10 s request timeout.)
+    bool hung_up = false;
+    const auto give_up = steady::now() + std::chrono::milliseconds{std::max<std::int64_t>(0, t.expires_unix_ms - unix_now_ms()) + 5000};
+    while (!hung_up && steady::now() < give_up) {
+        hung_up = fake.wait_hangups(1, std::min<std::chrono::milliseconds>(
+                                           8s, std::chrono::duration_cast<std::chrono::milliseconds>(give_up - steady::now()) + 1ms));
+    }
+    ASSERT_TRUE(hung_up) << set[0].output() << set[1].output() << set[2].output();
+    const auto hung_up_at = hang_up_time(fake, t.call_id);
+    ASSERT_TRUE(hung_up_at) << fake.state()["requests"].dump();
+    EXPECT_GE(*hung_up_at, t.expires_unix_ms - 100) << "hung up before the deadline";
+    EXPECT_LE(*hung_up_at, t.expires_unix_ms + 1000) << "hung up more than 1 s after the deadline";
+    ASSERT_TRUE(talker_channel.wait([](const page_channel::view& v) { return has_type(v.all, "ended"); }, 5s));
+    // Every configured warning reached the talker's page exactly once, across its reconnects.
+    EXPECT_EQ(warnings_in(talker_channel.messages()), warnings);
+    // The first waiter gets the slot; the others move up by one.
+    EXPECT_TRUE(channels[0]->wait([](const page_channel::view& v) {
+        const auto s = newest_status(v.current);
+        return s && (*s)["state"] == "active";
+    }, 5s));
+    for (int i = 1; i < waiters; ++i) {
+        EXPECT_TRUE(channels[i]->wait([&](const page_channel::view& v) {
+            const auto s = newest_status(v.current);
+            return s && s->value("position", 0) == i;
+        }, 5s)) << "waiter " << i;
+    }
+    sampler.stop();
+    const auto samples = sampler.samples();
+    ASSERT_GT(samples.size(), 20u);
+    for (const auto& [source, n] : samples) EXPECT_EQ(n, 1) << source << ": more than one holder, or none";
+
+    int reconnects = 0;
+    std::int64_t longest_gap = talker_channel.longest_gap_ms();
+    for (auto& c : channels) {
+        reconnects += c->connections() - 1;
+        longest_gap = std::max(longest_gap, c->longest_gap_ms());
+    }
+    std::cout << "rolling restart (Unix ms relative to the talker's deadline " << t.expires_unix_ms << "):\n";
+    for (std::size_t i = 0; i < restarts.size(); ++i) {
+        const auto& r = restarts[i];
+        std::cout << "  " << names[i] << ": SIGTERM at " << r.sigterm_at - t.expires_unix_ms << ", exited +" << r.exited_at - r.sigterm_at
+                  << " ms, listening +" << r.listening_at - r.sigterm_at << " ms, healthy +" << r.healthy_at - r.sigterm_at
+                  << " ms; warning " << warnings[i] << " s due at +" << (t.expires_unix_ms - warnings[i] * 1000) - r.sigterm_at
+                  << " ms\n";
+    }
+    std::cout << "  talker: " << talker_channel.connections() << " connection(s); waiters: " << reconnects
+              << " reconnect(s); longest gap " << longest_gap << " ms; hung up at deadline"
+              << (*hung_up_at >= t.expires_unix_ms ? "+" : "") << *hung_up_at - t.expires_unix_ms << " ms; " << samples.size()
+              << " holder samples, all 1\n";
 }
 
 // How Redis goes away in the next test.
