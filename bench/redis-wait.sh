@@ -3,7 +3,7 @@
 #
 # One Debian redis-server master and one replica on loopback ports (AOF off, like a tmpfs-backed
 # cache: the figure is replication, not disk), the master and replica pinned to core 0; the real
-# Redis store (src/redis_store.cpp and its Lua script, -O2, bench/redis_wait.cpp) on core 1 runs
+# Redis store (the release preset's library, bench/redis_wait.cpp -O2) on core 1 runs
 # join -> leave cycles (each one admission and one end) with 1 visitor at a time (latency) and
 # 8 at once (throughput), with WAIT 1 and without WAIT (the anchor), interleaved, median of RUNS.
 # Prints a table with the ratio (WAIT / no WAIT); results in bench/results/<date>-redis-wait/.
@@ -32,20 +32,14 @@ trap cleanup EXIT
 
 # The store under test, optimised, from the sources (no build tree needed); the Lua script is
 # embedded the way CMake's configure_file does it.
-mkdir -p "$WORK/generated"
-python3 - "$ROOT/src/redis_store_lua.hpp.in" "$ROOT/src/redis_store.lua" "$WORK/generated/redis_store_lua.hpp" <<'PY'
-import sys
-template, lua, out = sys.argv[1:4]
-open(out, 'w').write(open(template).read().replace('@REDIS_STORE_LUA@', open(lua).read()))
-PY
 BIN="$WORK/redis_wait"
-echo "building bench/redis_wait.cpp (-O2) ..." >&2
+# The real Redis store from the release preset's library (the same code the server runs).
+echo "building the release preset's library and bench/redis_wait.cpp (-O2) ..." >&2
+(cd "$ROOT" && cmake --preset release >/dev/null && cmake --build --preset release --target voice_broker_core >/dev/null)
 # shellcheck disable=SC2046 # pkg-config's words are meant to split
-g++ -std=c++20 -O2 -DNDEBUG -DBOOST_ASIO_NO_DEPRECATED -I"$ROOT/include" -I"$ROOT/src" -I"$WORK/generated" \
-  -o "$BIN" "$HERE/redis_wait.cpp" "$ROOT/src/redis_store.cpp" "$ROOT/src/session_broker.cpp" \
-  "$ROOT/src/slot_schedule.cpp" "$ROOT/src/metrics.cpp" "$ROOT/src/time_format.cpp" \
-  "$ROOT"/src/redis_{endpoint,url,reply,error,asio_adapter,link,connection,master_locator,subscriber,script}.cpp \
-  "$ROOT/src/reconnect_backoff.cpp" $(pkg-config --cflags --libs hiredis spdlog openssl) -pthread
+g++ -std=c++20 -O2 -DNDEBUG -DBOOST_ASIO_NO_DEPRECATED -I"$ROOT/include" -I"$ROOT/src" \
+  -o "$BIN" "$HERE/redis_wait.cpp" "$ROOT/build/release/libvoice_broker_core.a" \
+  $(pkg-config --cflags --libs hiredis spdlog fmt openssl libcurl zlib) -pthread
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 MASTER_PORT=$(free_port)
