@@ -21,9 +21,10 @@ api_world& the_world() {
 
 bool valid_call_id(const nlohmann::json& body) {
     if (!body.is_object() || !body.contains("callId") || !body["callId"].is_string()) return false;
+    // An OpenAI Realtime call id: "rtc_" and at least one of [A-Za-z0-9_-], at most 128 in all.
     const auto id = body["callId"].get<std::string>();
-    if (id.empty() || id.size() > 128) return false;
-    for (char c : id) {
+    if (id.size() <= 4 || id.size() > 128 || id.compare(0, 4, "rtc_") != 0) return false;
+    for (char c : id.substr(4)) {
         const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
         if (!ok) return false;
     }
