@@ -94,11 +94,30 @@ struct log_capture::impl {
     std::shared_ptr<capture_sink> sink = std::make_shared<capture_sink>();
 };
 
-log_capture::log_capture(std::vector<std::string> secrets) : impl_(std::make_shared<impl>()) {
+namespace {
+// The process's one default logger: two in-process servers (a test of two instances) share one
+// capture, so that the second never swaps the logger while the first one's threads log through
+// it (spdlog's default_logger_raw() is read without a lock: a data race under TSan).
+std::mutex capture_mutex;
+std::weak_ptr<void> current_capture;
+}  // namespace
+
+log_capture::log_capture(std::vector<std::string> secrets) {
+    std::lock_guard lock(capture_mutex);
+    if (auto shared = std::static_pointer_cast<impl>(current_capture.lock()); shared && secrets.empty()) {
+        impl_ = std::move(shared);
+        return;
+    }
+    impl_ = std::make_shared<impl>();
     setup_logging(log_format::text, "debug", std::move(secrets), impl_->sink);
+    current_capture = impl_;
 }
 
-log_capture::~log_capture() { spdlog::set_default_logger(std::make_shared<spdlog::logger>("null")); }
+log_capture::~log_capture() {
+    std::lock_guard lock(capture_mutex);
+    if (impl_.use_count() > 1) return;  // another server still logs through it
+    spdlog::set_default_logger(std::make_shared<spdlog::logger>("null"));
+}
 
 std::string log_capture::text() const { return impl_->sink->text(); }
 
