@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <fstream>
+#include <mutex>
 #include <random>
 #include <stdexcept>
 
