@@ -79,7 +79,7 @@ WORK="$TMP/work"
 engine_copy_tree "$WORK"
 export NO_COLOR=1 VB_START_TIMEOUT=120
 ADMIN_TOKEN="test-admin-token-$RANDOM$RANDOM"
-API_KEY="sk-test-not-a-real-key-$RANDOM"
+API_KEY="sk-test.not.a.real.key.$RANDOM"
 ops() { (cd "$WORK" && ./docker-ops.sh "$@"); }
 networks_before="$(docker network ls -q | sort)"
 

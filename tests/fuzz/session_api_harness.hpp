@@ -54,7 +54,7 @@
 namespace voice_broker::fuzzing {
 
 inline const std::string admin_token = "fuzz-admin-token-0123456789abcdef";
-inline const std::string openai_key = "sk-fuzz-openai-key-0123456789abcdef";
+inline const std::string openai_key = "sk-fuzz.openai.key.0123456789abcdef";
 
 inline std::string fuzz_ticket(int n) { return "tk" + std::to_string(n) + "_fuzzticket000000"; }
 
