@@ -59,6 +59,30 @@ wait_http() {
 # (a queue left over from the previous figure: its first visitor would hold the slot).
 fresh_data_dir() { mktemp -d "${OUT:-/tmp}/data.XXXXXX"; }
 
+# start_redis DIR: Debian's redis-server on a free loopback port, its files in DIR, AOF on with
+# appendfsync everysec (as docker/redis/redis.conf), stopped with the other started servers;
+# sets REDIS_PORT and REDIS_PID once it answers PING.
+start_redis() {
+  local dir="$1" i
+  REDIS_PORT="$(free_port)"
+  cat >"$dir/redis.conf" <<CONF
+bind 127.0.0.1
+port $REDIS_PORT
+dir $dir
+save ""
+appendonly yes
+appendfsync everysec
+client-output-buffer-limit pubsub 32mb 8mb 60
+CONF
+  start_bg redis redis-server "$dir/redis.conf"
+  REDIS_PID=$BG_PID
+  for ((i = 0; i < 100; i++)); do
+    redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && return 0
+    sleep 0.05
+  done
+  die "redis-server did not start (logs/redis.log)"
+}
+
 free_port() {
   node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
 }

@@ -56,23 +56,7 @@ cd "$OUT"
   echo "voice-broker: $("$BIN" --version), THREADS=1; $(redis-server --version | cut -d' ' -f1-3), AOF everysec, TCP loopback"
 } | tee "$OUT/machine.txt"
 
-REDIS_PORT="$(free_port)"
-cat >"$WORK/redis.conf" <<CONF
-bind 127.0.0.1
-port $REDIS_PORT
-dir $WORK
-save ""
-appendonly yes
-appendfsync everysec
-client-output-buffer-limit pubsub 32mb 8mb 60
-CONF
-start_bg redis redis-server "$WORK/redis.conf"
-REDIS_PID=$BG_PID
-for ((i = 0; i < 100; i++)); do
-  redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
-  sleep 0.05
-done
-redis-cli -p "$REDIS_PORT" ping >/dev/null || die "redis-server did not start (logs/redis.log)"
+start_redis "$WORK" # sets REDIS_PORT and REDIS_PID
 
 # start_side SIDE RUN: fresh servers of that side; sets SIDE_PIDS (comma-separated) and SIDE_URLS.
 start_side() {
