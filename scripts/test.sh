@@ -74,11 +74,7 @@ else
   # docker/compose.scale.yml and compose.sentinel.yml through docker-ops.sh: one queue across
   # instances, a rolling restart under live WebSockets, Redis down and killed, a Sentinel failover.
   # Same data root as docker.sh, so the voice-broker image build is all cache hits.
-  # The Sentinel part (compose.sentinel.yml: the master stopped, the instances follow) is held
-  # out of CI for now: after the failover the new master has no replica, so durable admissions
-  # (WAIT 1, the default with Sentinel) fail on every admitting write and the store keeps taking
-  # itself down (issue 13). Run it with: sudo tests/deploy/docker-scale.sh
-  VB_SKIP_SENTINEL=1 tests/deploy/docker-scale.sh
+  tests/deploy/docker-scale.sh
 fi
 
 echo "all suites passed in $(( $(date +%s) - start )) s"

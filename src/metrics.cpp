@@ -148,6 +148,9 @@ std::string metrics::render() const {
     scalar(out, "voice_broker_store_errors_total", "counter", "Store operations that failed or got no answer.", store_errors);
     scalar(out, "voice_broker_instances_alive", "gauge", "Instances that touched the shared store in the last seconds.",
            instances_alive);
+    scalar(out, "voice_broker_store_durable_replicas", "gauge",
+           "Replicas each admitting write waits for now (REDIS_WAIT_REPLICAS; fewer while Sentinel could promote fewer).",
+           store_durable_replicas);
 
     render_cost(out);
     return out;

@@ -34,6 +34,7 @@ end_reason reason_from(const std::string& r) {
 }
 
 void redis_store_impl::start() {
+    metrics_.store_durable_replicas.store(wait_replicas_, std::memory_order_relaxed);
     redis_client_options client;
     if (auto parsed = redis_url::parse(options_.settings.redis_url); std::holds_alternative<redis_url>(parsed)) {
         client.url = std::get<redis_url>(parsed);
@@ -50,6 +51,7 @@ void redis_store_impl::start() {
         locator_ = redis_master_locator::create(strand_, s);
         locator_->start();
         client.sentinel = locator_;
+        if (wait_replicas_ > 0) census_ = redis_replica_census::create(strand_, s);
     }
     client.client_name = "voice-broker:" + sanitized_instance();
     client.log_name = "store";
@@ -80,6 +82,7 @@ void redis_store_impl::close() {
     gap_timer_.cancel();
     if (sub_) sub_->close();
     if (conn_) conn_->close();
+    if (census_) census_->close();
     if (locator_) locator_->close();
 }
 

@@ -13,6 +13,7 @@
 #include "voice_broker/metrics.hpp"
 #include "voice_broker/redis_connection.hpp"
 #include "voice_broker/redis_master_locator.hpp"
+#include "voice_broker/redis_replica_census.hpp"
 #include "voice_broker/redis_script.hpp"
 #include "voice_broker/redis_subscriber.hpp"
 #include "voice_broker/slot_schedule.hpp"
@@ -138,11 +139,17 @@ private:
     // ---- running the script (redis_store_script_calls.cpp) --------------------------------------
 
     using reply_fn = std::function<void(store_error, const script_answer&)>;
-    std::vector<std::string> argv(const std::string& op, std::vector<std::string> args) const;
-    // The operations that may admit, end or record a call (the only ones that make batches).
-    // With durable admissions, each is followed by WAIT, and its batch is published by this
-    // instance once enough replicas hold it.
-    bool durable(const std::string& op) const;
+    // `wait`: the replicas this run waits for (0: not durable; the script publishes its batch).
+    std::vector<std::string> argv(const std::string& op, std::vector<std::string> args, int wait) const;
+    // The replicas a run of `op` waits for.  The operations that may admit, end or record a call
+    // (the only ones that make batches) are durable: each is followed by WAIT, and its batch is
+    // published by this instance once enough replicas hold it.  Decided once per run.
+    int replicas_for(const std::string& op) const;
+    // REDIS_WAIT_REPLICAS, but never more than the replicas the sentinels could promote: when a
+    // failover has no replica to pick, there is nothing a write must reach first.
+    int replicas_to_wait() const;
+    // With Sentinel: asks the census how many replicas could be promoted (every tick).
+    void count_replicas();
     // The operations whose script may admit (it ends a session, or lets the queue move): the
     // admission gate is asked before each of them.
     static bool may_admit(const std::string& op);
@@ -154,8 +161,8 @@ private:
     // call failed or the answer is malformed.
     std::optional<script_answer> parse_reply(const std::string& op, std::error_code ec, const redis_reply& reply);
     void malformed(const std::string& op, const malformed_reply& e);
-    void on_reply(const std::string& op, std::error_code ec, const redis_reply& reply, const reply_fn& done);
-    void on_answer(const std::string& op, script_answer a, const reply_fn& done);
+    void on_reply(const std::string& op, bool durable, std::error_code ec, const redis_reply& reply, const reply_fn& done);
+    void on_answer(const std::string& op, bool durable, script_answer a, const reply_fn& done);
     // Hands a checked answer to `done`; a field of it that `done` finds malformed makes it
     // store_error::unavailable.  (A reply_fn reads every field it needs before it answers.)
     void answer(const std::string& op, const script_answer& a, const reply_fn& done);
@@ -165,8 +172,8 @@ private:
     // and once a write is seen to reach the replicas the batch is looked up and published if the
     // master (perhaps a new one) has it.  Hang-ups it handed over are done all the same: the
     // session's end was asked for or due.
-    void on_replicated_reply(const std::string& op, std::error_code ec, const redis_reply& reply, std::int64_t acked,
-                             const reply_fn& done);
+    void on_replicated_reply(const std::string& op, int wait, std::error_code ec, const redis_reply& reply,
+                             std::int64_t acked, const reply_fn& done);
     void lose_replication();
     void publish(const json& batch);
     // After a reconnect, or on every tick while durability is lost: a fresh write and a WAIT
@@ -174,7 +181,7 @@ private:
     // it, so the uncertain batches this master still has are now safe to publish; those it
     // lacks (a failover lost them) never happened.
     void check_replication();
-    void on_replication_back(const std::vector<event_batch>& found, std::size_t asked);
+    void on_replication_back(const std::vector<event_batch>& found, std::size_t asked, int wait);
     void hand_over_hang_ups(std::vector<std::string> calls);
 
     // ---- Redis time and statuses ----------------------------------------------------------------
@@ -261,12 +268,15 @@ private:
     std::shared_ptr<redis_connection> conn_;
     std::shared_ptr<redis_subscriber> sub_;
     std::shared_ptr<redis_master_locator> locator_;
+    std::shared_ptr<redis_replica_census> census_;  // with Sentinel and durable writes
     net::steady_timer deadline_timer_;
     net::steady_timer tick_timer_;
     net::steady_timer lease_timer_;
     net::steady_timer gap_timer_;
     store_listener* listener_ = nullptr;
     int wait_replicas_ = 0;           // durable admissions: replicas each such write waits for
+    std::optional<int> promotable_;   // replicas the sentinels could promote (census_); unknown: wait_replicas_
+    bool counting_ = false;
     bool replicated_ = true;          // false from an unacknowledged durable write until a WAIT succeeds
     bool checking_replication_ = false;
     std::vector<event_batch> uncertain_;     // batches of writes whose replication is not known

@@ -4,6 +4,9 @@
 // taken before the operation reads its own.  With durable admissions, a write that may admit, end
 // or record a call is followed by WAIT, and its batch is published by this instance only once
 // enough replicas hold it; until a write is seen to reach them again, durable writes answer 503.
+// With Sentinel, "enough" is never more than the replicas the sentinels could promote (the
+// census, asked every tick): after a failover that left the new master without one, waiting
+// would refuse every admission and protect nothing.
 #include "redis_store_impl.hpp"
 
 #include <spdlog/spdlog.h>
@@ -31,7 +34,7 @@ std::string failure_of(std::error_code ec, const redis_reply& reply) {
 
 }  // namespace
 
-std::vector<std::string> redis_store_impl::argv(const std::string& op, std::vector<std::string> args) const {
+std::vector<std::string> redis_store_impl::argv(const std::string& op, std::vector<std::string> args, int wait) const {
     std::string warnings;
     for (auto w : limits_.warnings) {
         if (!warnings.empty()) warnings += ',';
@@ -48,8 +51,8 @@ std::vector<std::string> redis_store_impl::argv(const std::string& op, std::vect
                                  std::to_string(ended_retention.count()),
                                  std::to_string(max_ended),
                                  instance_,
-                                 std::to_string(durable(op) || options_.keep_batches ? options_.batch_retention.count() : 0),
-                                 durable(op) ? "1" : "0",
+                                 std::to_string(wait > 0 || options_.keep_batches ? options_.batch_retention.count() : 0),
+                                 wait > 0 ? "1" : "0",
                                  admissions_held(op) ? "1" : "0"};
     for (auto& a : args) out.push_back(std::move(a));
     return out;
@@ -60,11 +63,39 @@ bool redis_store_impl::may_admit(const std::string& op) {
            op == "remove_queued" || op == "set_paused" || op == "change_limits";
 }
 
-// The operations that may admit, end or record a call (the only ones that make batches).
-// With durable admissions, each is followed by WAIT, and its batch is published by this
-// instance once enough replicas hold it.
-bool redis_store_impl::durable(const std::string& op) const {
-    return wait_replicas_ > 0 && (may_admit(op) || op == "record_call");
+int redis_store_impl::replicas_for(const std::string& op) const {
+    return may_admit(op) || op == "record_call" ? replicas_to_wait() : 0;
+}
+
+int redis_store_impl::replicas_to_wait() const {
+    return promotable_ ? std::min(wait_replicas_, *promotable_) : wait_replicas_;
+}
+
+void redis_store_impl::count_replicas() {
+    if (!census_ || counting_ || closing_) return;
+    counting_ = true;
+    std::weak_ptr<redis_store_impl> weak = shared_from_this();
+    census_->count([weak](std::error_code ec, int promotable) {
+        auto self = weak.lock();
+        if (!self || self->closing_) return;
+        self->counting_ = false;
+        // No sentinel answered: wait for as many as configured (the safe side).
+        const std::optional<int> counted = ec ? std::nullopt : std::optional<int>(promotable);
+        const int before = self->replicas_to_wait();
+        self->promotable_ = counted;
+        const int now = self->replicas_to_wait();
+        self->metrics_.store_durable_replicas.store(now, std::memory_order_relaxed);
+        if (now == before) return;
+        if (now < self->wait_replicas_) {
+            spdlog::warn("redis store: the sentinels could promote {} replica(s) of the master; durable writes wait for {} "
+                         "(REDIS_WAIT_REPLICAS {}): a failover has no other replica to lose them to",
+                         promotable, now, self->wait_replicas_);
+        } else {
+            spdlog::info("redis store: durable writes wait for {} replica(s) again", now);
+        }
+        // Fewer to wait for: a WAIT may now succeed where the last one failed.
+        if (!self->replicated_) self->check_replication();
+    });
 }
 
 // Runs one operation.  An unreachable Redis, an error, or an answer that did not come (its
@@ -73,24 +104,25 @@ bool redis_store_impl::durable(const std::string& op) const {
 void redis_store_impl::run(const std::string& op, std::vector<std::string> args, reply_fn done) {
     if (!conn_ || !conn_->is_up() || closing_) return done(store_error::unavailable, script_answer{});
     std::weak_ptr<redis_store_impl> weak = shared_from_this();
-    if (durable(op)) {
+    const int wait = replicas_for(op);
+    if (wait > 0) {
         // Until a write has been seen to reach the replicas again, none is tried: each would
         // be a change that a failover may undo.
         if (!replicated_) return done(store_error::unavailable, script_answer{});
-        script_.run_replicated(*conn_, {prefix_}, argv(op, std::move(args)), wait_replicas_, options_.settings.wait_timeout,
+        script_.run_replicated(*conn_, {prefix_}, argv(op, std::move(args), wait), wait, options_.settings.wait_timeout,
                                options_.command_timeout + options_.settings.wait_timeout,
-                               [weak, op, done = std::move(done)](std::error_code ec, redis_reply reply, std::int64_t acked) {
+                               [weak, op, wait, done = std::move(done)](std::error_code ec, redis_reply reply, std::int64_t acked) {
                                    auto self = weak.lock();
                                    if (!self) return;
-                                   self->on_replicated_reply(op, ec, reply, acked, done);
+                                   self->on_replicated_reply(op, wait, ec, reply, acked, done);
                                });
         return;
     }
-    script_.run(*conn_, {prefix_}, argv(op, std::move(args)), options_.command_timeout,
+    script_.run(*conn_, {prefix_}, argv(op, std::move(args), 0), options_.command_timeout,
                 [weak, op, done = std::move(done)](std::error_code ec, redis_reply reply) {
                     auto self = weak.lock();
                     if (!self) return;  // the store is gone: the callback is dropped unrun
-                    self->on_reply(op, ec, reply, done);
+                    self->on_reply(op, false, ec, reply, done);
                 });
 }
 
@@ -115,20 +147,21 @@ void redis_store_impl::malformed(const std::string& op, const malformed_reply& e
     spdlog::error("redis store: {} answered something that is not the script's answer ({})", op, e.what());
 }
 
-void redis_store_impl::on_reply(const std::string& op, std::error_code ec, const redis_reply& reply, const reply_fn& done) {
+void redis_store_impl::on_reply(const std::string& op, bool durable, std::error_code ec, const redis_reply& reply,
+                                const reply_fn& done) {
     auto a = parse_reply(op, ec, reply);
     if (!a) return done(store_error::unavailable, script_answer{});
-    on_answer(op, std::move(*a), done);
+    on_answer(op, durable, std::move(*a), done);
 }
 
-void redis_store_impl::on_answer(const std::string& op, script_answer a, const reply_fn& done) {
+void redis_store_impl::on_answer(const std::string& op, bool durable, script_answer a, const reply_fn& done) {
     note_redis_time(a.now);
     arm_deadline(a.next_deadline);
     hand_over_hang_ups(std::move(a.hang_ups));
     if (a.batch) {
         // Deferred: the replicas hold it now, so everyone may hear of it.  Either way this
         // instance's listener hears of the change before the caller's answer goes out.
-        if (durable(op)) publish(a.batch->raw);
+        if (durable) publish(a.batch->raw);
         on_batch(*a.batch);
     }
     answer(op, a, done);
@@ -152,19 +185,19 @@ void redis_store_impl::answer(const std::string& op, const script_answer& a, con
 // and once a write is seen to reach the replicas the batch is looked up and published if the
 // master (perhaps a new one) has it.  Hang-ups it handed over are done all the same: the
 // session's end was asked for or due.
-void redis_store_impl::on_replicated_reply(const std::string& op, std::error_code ec, const redis_reply& reply, std::int64_t acked,
-                         const reply_fn& done) {
-    if (ec || reply.is_error() || acked >= wait_replicas_) return on_reply(op, ec, reply, done);
+void redis_store_impl::on_replicated_reply(const std::string& op, int wait, std::error_code ec, const redis_reply& reply,
+                                           std::int64_t acked, const reply_fn& done) {
+    if (ec || reply.is_error() || acked >= wait) return on_reply(op, true, ec, reply, done);
     auto a = parse_reply(op, ec, reply);
     if (!a) return done(store_error::unavailable, script_answer{});
     metrics_.store_errors.fetch_add(1, std::memory_order_relaxed);
     spdlog::warn("redis store: {} reached {} of {} replica(s) within {} ms; answering 503 until a write reaches them again",
-                 op, std::max<std::int64_t>(acked, 0), wait_replicas_, options_.settings.wait_timeout.count());
+                 op, std::max<std::int64_t>(acked, 0), wait, options_.settings.wait_timeout.count());
     if (!a->batch) {
         // It admitted, ended and recorded nothing (a join that found its entry, a late one, an
         // advance with nothing due): nothing that anyone could be told of is at risk.
         lose_replication();
-        return on_answer(op, std::move(*a), done);
+        return on_answer(op, true, std::move(*a), done);
     }
     note_redis_time(a->now);
     hand_over_hang_ups(std::move(a->hang_ups));
@@ -205,19 +238,20 @@ void redis_store_impl::check_replication() {
                    [](std::error_code, redis_reply) {});
     std::weak_ptr<redis_store_impl> weak = shared_from_this();
     const auto asked = uncertain_.size();
-    conn_->command({"WAIT", std::to_string(wait_replicas_), std::to_string(options_.settings.wait_timeout.count())},
+    const int wait = replicas_to_wait();
+    conn_->command({"WAIT", std::to_string(wait), std::to_string(options_.settings.wait_timeout.count())},
                    options_.command_timeout + options_.settings.wait_timeout,
-                   [weak, found, asked](std::error_code ec, redis_reply reply) {
+                   [weak, found, asked, wait](std::error_code ec, redis_reply reply) {
                        auto self = weak.lock();
                        if (!self) return;
                        self->checking_replication_ = false;
-                       if (ec || reply.type != redis_reply_type::integer || reply.integer < self->wait_replicas_) return;
-                       self->on_replication_back(*found, asked);
+                       if (ec || reply.type != redis_reply_type::integer || reply.integer < wait) return;
+                       self->on_replication_back(*found, asked, wait);
                    });
 }
 
-void redis_store_impl::on_replication_back(const std::vector<event_batch>& found, std::size_t asked) {
-    spdlog::info("redis store: writes reach {} replica(s) again; {} of {} uncertain batch(es) survived", wait_replicas_,
+void redis_store_impl::on_replication_back(const std::vector<event_batch>& found, std::size_t asked, int wait) {
+    spdlog::info("redis store: writes reach {} replica(s) again; {} of {} uncertain batch(es) survived", wait,
                  found.size(), asked);
     uncertain_.erase(uncertain_.begin(), uncertain_.begin() + static_cast<std::ptrdiff_t>(std::min(asked, uncertain_.size())));
     replicated_ = true;

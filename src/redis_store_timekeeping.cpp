@@ -64,6 +64,7 @@ void redis_store_impl::arm_tick() {
 void redis_store_impl::on_tick() {
     metrics_.store_up.store(available() ? 1 : 0, std::memory_order_relaxed);
     end_due_leases_locally();
+    count_replicas();
     if (!replicated_) check_replication();
     if (!available()) return;
     const auto now = clock_();

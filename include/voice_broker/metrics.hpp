@@ -55,6 +55,9 @@ public:
     std::atomic<std::int64_t> store_up{1};
     std::atomic<std::uint64_t> store_errors{0};
     std::atomic<std::int64_t> instances_alive{1};
+    // Replicas each admitting write waits for now: REDIS_WAIT_REPLICAS, or fewer while the
+    // sentinels could promote fewer (0 in memory mode and without durable admissions).
+    std::atomic<std::int64_t> store_durable_replicas{0};
     // The cost guard (docs/COST.md).  Money in picodollars, rendered as dollars.
     enum class cost_kind { real, estimated };
     // [input][text, audio, cached_text, cached_audio], [output][text, audio]

@@ -10,16 +10,18 @@
 //   - the scripts' own log of batches on the new master never has more than N holders;
 //   - a call whose session ends during the failover is hung up at most 1 s after its deadline;
 //   - the time from the master's death to the first successful join is printed.
-// With one replica, the new master has none left after the failover, and a durable write then
-// has nowhere to wait for: the killed master is restarted once Sentinel has switched (as a
-// supervisor would) as the new master's replica.  With two replicas, Sentinel points the other
-// one at the new master, and nothing needs to come back.
+// With one replica, the new master has none left after the failover, and the killed master
+// stays dead: the sentinels then list no replica they could promote, and the clients must stop
+// waiting for one (a durable write with no failover target has nothing to lose it to) instead of
+// refusing every admission until the old master is back.  With two replicas, Sentinel points the
+// other one at the new master, and durable writes wait for it.
 // FAILOVER_TEST_WAIT_REPLICAS=0 runs it without durable admissions (to see what they prevent).
 #include "redis_store.hpp"
 #include "redis_test_loop.hpp"
 #include "redis_test_server.hpp"
 #include "voice_broker/metrics.hpp"
 #include "voice_broker/redis_master_locator.hpp"
+#include "voice_broker/redis_replica_census.hpp"
 #include "voice_broker/redis_subscriber.hpp"
 
 #include <gtest/gtest.h>
@@ -315,21 +317,11 @@ TEST_P(redis_store_failover, kill_9_of_the_master_during_a_storm_loses_no_admiss
     master->kill();
     killed = steady::now();
     for (auto& r : replicas) r->resume();
-    bool old_master_back = false;
-    // The storm goes on through the failover; with one replica, the dead master comes back once
-    // Sentinel has switched (a supervisor's restart), and Sentinel makes it a replica.
+    // The storm goes on through the failover.
     storm(40s, [&] {
         if (!switched) {
             auto* now_master = current_master();
             if (now_master && now_master != master.get()) switched = steady::now();
-        }
-        if (switched && GetParam() == 1 && !old_master_back) {
-            // As a supervisor's entrypoint does: ask Sentinel where the master is, start as its
-            // replica (Sentinel would convert it too, but only at its next 10 s INFO round).
-            auto* now_master = current_master();
-            master->restart();
-            if (now_master) master->command({"REPLICAOF", "127.0.0.1", std::to_string(now_master->port())});
-            old_master_back = true;
         }
         return first_join && std::all_of(clients.begin(), clients.end(), [](auto& c) { return c->first_join_after_kill.has_value(); }) &&
                steady::now() - *first_join > 2s;
@@ -413,6 +405,73 @@ TEST_P(redis_store_failover, kill_9_of_the_master_during_a_storm_loses_no_admiss
                 ms_between(*killed, *call_deadline), call_late);
     recorder->close();
     locator->close();
+}
+
+// The census without a failover: with every replica dead (the sentinels mark them down) an
+// admission no longer waits for one, since no failover could pick a replica that lacks it; once
+// the replicas are back and the sentinels list them fit, an admission waits again, and one that
+// no replica acknowledges (they are paused) answers 503.
+TEST_P(redis_store_failover, admissions_wait_only_for_replicas_a_failover_could_pick) {
+    std::signal(SIGPIPE, SIG_IGN);
+    auto c = make_client(1);
+    ASSERT_TRUE(loop.run_until([&] { return c->store->available(); }, 10s));
+    int n = 0;
+    // One visitor joins (with a free slot: admitted) and leaves again; the join's answer.
+    const auto admit_once = [&] {
+        std::optional<store_error> joined;
+        const auto ticket = "census-" + std::to_string(++n);
+        c->store->join(join_request{ticket, std::nullopt, "203.0.113.9"}, [&](store_error e, join_outcome o) {
+            joined = e;
+            if (e == store_error::none) {
+                EXPECT_EQ(o.what, join_outcome::kind::joined);
+                EXPECT_EQ(o.status.state, entry_state::active) << "a slot was free";
+            }
+        });
+        EXPECT_TRUE(loop.run_until([&] { return joined.has_value(); }, 5s));
+        bool left = false;
+        c->store->leave(ticket, [&](store_error, auto) { left = true; });
+        EXPECT_TRUE(loop.run_until([&] { return left; }, 5s));
+        return joined.value_or(store_error::unavailable);
+    };
+    const auto sentinels_list_fit = [&](int fit) {
+        return eventually(
+            [&] {
+                const auto listed = promotable_replicas(sentinels[0]->command({"SENTINEL", "REPLICAS", "mymaster"}));
+                return listed && *listed == fit;
+            },
+            15s);
+    };
+    // The census says `replicas`, and the store takes writes (a write that found too few
+    // replicas before the census changed leaves it unavailable until its next check).
+    const auto waits_for = [&](int replicas) {
+        return loop.run_until(
+            [&] { return c->counters.store_durable_replicas.load() == replicas && c->store->available(); }, 5s);
+    };
+    ASSERT_TRUE(waits_for(1));
+    EXPECT_EQ(admit_once(), store_error::none);
+
+    for (auto& r : replicas) r->kill();
+    ASSERT_TRUE(sentinels_list_fit(0)) << sentinels[0]->log();
+    ASSERT_TRUE(waits_for(0)) << "the store still waits for a replica the sentinels cannot promote";
+    // Without waiting: admitted (before the census, every admission here answered 503).
+    EXPECT_EQ(admit_once(), store_error::none);
+    EXPECT_EQ(admit_once(), store_error::none);
+
+    for (auto& r : replicas) {
+        r->restart();
+        // A partial resync (the usual case here) does not say "Finished": ask the replica.
+        ASSERT_TRUE(eventually([&] { return r->command({"INFO", "replication"}).text.find("master_link_status:up") != std::string::npos; }, 10s));
+    }
+    ASSERT_TRUE(sentinels_list_fit(GetParam())) << sentinels[0]->log();
+    ASSERT_TRUE(waits_for(1)) << "the store does not wait for the replicas that came back";
+    EXPECT_EQ(admit_once(), store_error::none);
+    // Now no replica answers, but the sentinels (for down-after-milliseconds) still list them
+    // fit: the admission is uncertain, and 503.
+    for (auto& r : replicas) r->pause();
+    EXPECT_EQ(admit_once(), store_error::unavailable);
+    for (auto& r : replicas) r->resume();
+    // And the store comes back by itself once a write reaches them.
+    EXPECT_TRUE(loop.run_until([&] { return c->store->available(); }, 10s));
 }
 
 INSTANTIATE_TEST_SUITE_P(replicas, redis_store_failover, ::testing::Values(1, 2),
