@@ -307,6 +307,12 @@ local function status_of(e)
     s.exp = redis.call('ZRANGE', P .. 'a', 0, -1, 'WITHSCORES')
   elseif e.st == 'a' then
     s.s, s.x, s.c = num(e.s), num(e.x), tonumber(e.c)
+    -- The last warning whose instant has passed by Redis's clock (largest offsets first), so that
+    -- a page that missed its push (its channel was down) is told again, on any instance.
+    for _, w in ipairs(warning_list(e)) do
+      if s.x - w * 1000 > NOW then break end
+      s.lw = w
+    end
   else
     s.r = e.r
   end

@@ -215,6 +215,7 @@ entry_status redis_store_impl::status_from(const script_doc& s) const {
         out.expires_at = to_steady(expires);
         out.remaining_seconds = std::max<std::int64_t>(0, (expires - now_ms + 999) / 1000);
         out.confirmed = s.small_or("c", 0) == 1;
+        out.last_warning = std::chrono::seconds{static_cast<std::int64_t>(s.count_or("lw", 0))};
     } else {
         out.state = entry_state::ended;
         out.reason = reason_from(s.text_or("r", "left"));

@@ -401,6 +401,7 @@ entry_status session_broker::make_status(const entry& e, steady_time now) const 
         s.started_at = e.started_at;
         s.expires_at = e.expires_at;
         s.remaining_seconds = seconds_until(now, e.expires_at);
+        s.last_warning = last_warning(e, now);
         s.confirmed = e.confirmed;
         break;
     case entry_state::queued: {
@@ -413,6 +414,16 @@ entry_status session_broker::make_status(const entry& e, steady_time now) const 
         break;
     }
     return s;
+}
+
+// The offsets are largest first: the last one whose instant has passed is the latest warning.
+std::chrono::seconds session_broker::last_warning(const entry& e, steady_time now) {
+    std::chrono::seconds fired{0};
+    for (auto offset : e.warning_offsets) {
+        if (e.expires_at - offset > now) break;
+        fired = offset;
+    }
+    return fired;
 }
 
 std::vector<entry_status> session_broker::queued_statuses(steady_time now) const {

@@ -305,6 +305,9 @@ private:
             return store_->channel_closed(opening.status.entry_id);  // the store counted it: give it back
         }
         push_status(opening.status);
+        // A warning that fired while the page had no channel here (it was reconnecting, or its
+        // instance restarted) is told again: delivery is at least once, the page shows it once.
+        if (auto replay = replayed_warning(opening.status)) channel->push(std::move(replay), false);
     }
 
     void on_close_channel(channel_id id) {
@@ -351,6 +354,7 @@ private:
             for (const auto& s : found) {
                 if (s.state != entry_state::ended) {
                     push_status(s);
+                    if (auto replay = replayed_warning(s)) channels_.push(s.entry_id, replay);  // its push may be lost too
                     continue;
                 }
                 join_limits_.ended(s.entry_id);
@@ -373,7 +377,13 @@ private:
 
     void on_warning(const broker_event& ev, bool caused_here) {
         if (caused_here) metrics_.warnings_sent.fetch_add(1, std::memory_order_relaxed);
-        channels_.push(ev.entry_id, warning_message(ev.seconds_left));
+        channels_.push(ev.entry_id, warning_message(ev.seconds_left, ev.seconds_left.count(), false));
+    }
+
+    // The latest warning of an active session, marked as told again; null before the first.
+    static shared_message replayed_warning(const entry_status& s) {
+        if (s.state != entry_state::active || s.last_warning.count() <= 0) return nullptr;
+        return warning_message(s.last_warning, s.remaining_seconds, true);
     }
 
     void on_ended(const broker_event& ev, steady_time t, bool caused_here) {

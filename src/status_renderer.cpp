@@ -88,6 +88,10 @@ std::string status_renderer::render(const entry_status& s, bool as_push) const {
         out += s.confirmed ? "{\"confirmed\":true" : "{\"confirmed\":false";
         out += ",\"etaSeconds\":0,\"expiresAt\":";
         append_plain_string(out, format_iso8601(wall_clock_.to_wall(s.expires_at)));
+        if (s.last_warning.count() > 0) {
+            out += ",\"lastWarningSeconds\":";
+            append_number(out, s.last_warning.count());
+        }
         out += ",\"limits\":";
         out += limits_;
         if (s.paused) out += ",\"paused\":true";

@@ -40,9 +40,14 @@ shared_message ended_message(end_reason why, std::chrono::seconds silence_timeou
     return shared_text(doc.dump());
 }
 
-shared_message warning_message(std::chrono::seconds left) {
-    const auto secs = left.count();
-    return shared_text(nlohmann::json{{"type", "warning"}, {"minutesLeft", (secs + 59) / 60}, {"remainingSeconds", secs}}.dump());
+shared_message warning_message(std::chrono::seconds warning, std::int64_t remaining_seconds, bool replay) {
+    const auto secs = warning.count();
+    auto doc = nlohmann::json{{"type", "warning"},
+                              {"warningSeconds", secs},
+                              {"minutesLeft", (secs + 59) / 60},
+                              {"remainingSeconds", remaining_seconds}};
+    if (replay) doc["replay"] = true;
+    return shared_text(doc.dump());
 }
 
 shared_message unknown_ticket_message() {

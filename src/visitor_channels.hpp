@@ -27,7 +27,10 @@ using shared_message = std::shared_ptr<const std::string>;
 
 // The messages of the live channel (docs/API.md, "Live channel").
 shared_message ended_message(end_reason why, std::chrono::seconds silence_timeout);
-shared_message warning_message(std::chrono::seconds left);
+// A warning: `warning` names which (its offset before the end: the page shows each once),
+// `remaining_seconds` is the time left as it goes out.  `replay`: sent again to a channel that
+// opened after it fired (the first push may have found no channel: at least once, marked).
+shared_message warning_message(std::chrono::seconds warning, std::int64_t remaining_seconds, bool replay);
 shared_message unknown_ticket_message();
 shared_message too_many_channels_message(std::size_t limit);
 

@@ -166,7 +166,10 @@ function renderSessionClock(seconds) {
 
 const warningThresholds = s => s.limits?.warningSeconds?.length ? s.limits.warningSeconds : [180, 120, 60];
 
-// Each threshold is announced once, whether the push or the local clock reaches it first.
+// Each threshold is announced once, whether the push, its replay on a reconnected channel, a status
+// (lastWarningSeconds) or the local clock reaches it first. `s.warned` lives as long as the page's
+// session object: a channel reconnect keeps it, so a replay shows nothing new; a reload starts
+// afresh and shows the latest warning that fired once (the banner went with the old page).
 function warn(s, threshold) {
   if (!current(s) || s.warned.has(threshold)) return;
   // Thresholds already behind (the page was not listening then) are not announced late.
@@ -315,16 +318,20 @@ function retryDelay(attempt, retryAfterSeconds) {
 function receive(s, message) {
   if (!current(s)) return;
   if (message.type === 'status') applyStatus(s, message);
-  else if (message.type === 'warning') onWarning(s, message.remainingSeconds ?? message.minutesLeft * 60);
+  else if (message.type === 'warning') onWarning(s, message);
   else if (message.type === 'ended') finish(s, message.reason, message);
   else if (message.type === 'error' && LOST_TICKET.includes(message.error?.code)) finish(s, 'unknown');
 }
 
-// The push names the moment; the nearest configured threshold says which warning it is.
-function onWarning(s, seconds) {
+// The push says which warning it is (warningSeconds) and the time left as it was sent. A warning
+// is pushed at least once: told again ("replay") on a channel that opens after it fired, since its
+// first push may have found the page reconnecting. warn() shows each once per session; a server
+// without warningSeconds is matched to the nearest configured threshold.
+function onWarning(s, { warningSeconds, remainingSeconds, minutesLeft }) {
+  const seconds = remainingSeconds ?? minutesLeft * 60;
   sessionClock.set(seconds);
   const nearest = (a, b) => (Math.abs(b - seconds) < Math.abs(a - seconds) ? b : a);
-  warn(s, warningThresholds(s).reduce(nearest));
+  warn(s, warningSeconds ?? warningThresholds(s).reduce(nearest));
 }
 
 // 'live', 'reconnecting' or 'unreachable', each reported once when it changes.
@@ -349,6 +356,9 @@ function applyStatus(s, doc) {
   if (doc.state !== 'active') return;
   etaClock.stop();
   sessionClock.set(doc.remainingSeconds ?? Math.round((Date.parse(doc.expiresAt) - Date.now()) / 1000));
+  // The latest warning that fired (also in an HTTP poll while the socket is down): shown unless
+  // this page already showed it, e.g. after a reload mid-call.
+  if (doc.lastWarningSeconds) warn(s, doc.lastWarningSeconds);
   if (!doc.confirmed) s.channel.heartbeat();
   if (waiting) {
     if (s.phase === 'queued') {

@@ -43,6 +43,10 @@ struct entry_status {
     steady_time started_at{};
     steady_time expires_at{};
     std::int64_t remaining_seconds = 0;  // active only
+    // Active only: the last warning whose instant has passed (its offset before the end, one of
+    // the offsets fixed at admission), 0 before the first.  Derived from the deadline and the
+    // store's clock, so that every instance agrees and a page that missed the push learns of it.
+    std::chrono::seconds last_warning{0};
     bool confirmed = false;
     end_reason reason = end_reason::left;  // ended only
     bool paused = false;                   // admissions are paused by the operator
@@ -215,6 +219,7 @@ private:
     const entry* find(std::string_view ticket) const;
     void touch(entry& e, steady_time now);
     entry_status make_status(const entry& e, steady_time now) const;
+    static std::chrono::seconds last_warning(const entry& e, steady_time now);
     slot_schedule schedule(std::size_t places, steady_time now) const;
 
     entry& create(const std::string& ticket, steady_time now);

@@ -3,7 +3,8 @@
 // page's live channel gets SIGTERM mid-call. It closes the channel with 1012 (service restart) and
 // hangs nothing up; the page comes back at once through nginx to the other instance with its
 // ticket, the call goes on, the warnings and the end arrive over the new channel, and the call is
-// hung up once, at the session's end.
+// hung up once, at the session's end.  A second drop, just after the first warning, brings that
+// warning again on the next channel (marked "replay"): the page shows each warning once.
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { runClusterScenario, websocketClients } from './lib/cluster.mjs';
@@ -39,7 +40,15 @@ test('SIGTERM of the instance carrying a call: no hang-up, 1012, the page carrie
       assert.equal(fake.snapshot().hangups.length, 0, 'a graceful restart hung a call up');
       assert.ok(Date.now() < expiresAt - 3500, 'too slow: the first warning is already due');
 
-      // The call goes on; the warnings and the end come from the survivor, each once.
+      // The page's channel drops right after the first warning (as a flaky network would drop it)
+      // and comes back after its back-off: the warning that fired last is told again on the new
+      // channel (at least once), and the page does not show it a second time.
+      const banner = page.getByTestId('warning-banner');
+      await banner.getByText('3 seconds left').waitFor({ timeout: 15_000 });
+      await page.evaluate(() => window.__e2eSockets.at(-1).close(4000));
+      await page.waitForFunction(() => window.__e2eHistory.sockets[2]?.openedAt, null, { timeout: 5000 });
+
+      // The call goes on; the warnings and the end come from the survivor, each shown once.
       await page.getByTestId('ended-reason').and(page.locator('[data-reason=expired]')).waitFor({ timeout: 20_000 });
       await fakeSaw(fake, { hangups: 1 });
       const state = fake.snapshot();
@@ -48,8 +57,15 @@ test('SIGTERM of the instance carrying a call: no hang-up, 1012, the page carrie
       const late = Date.parse(hangup.at) - expiresAt;
       assert.ok(late > -200 && late < 1500, `hung up ${late} ms after the session's expiresAt`);
       const pushes = seen.frames.filter(f => f.type !== 'status');
-      assert.deepEqual(pushes.map(f => (f.type === 'warning' ? f.remainingSeconds : f.type)), [3, 2, 1, 'ended']);
-      const { states } = await history();
+      assert.deepEqual(pushes.filter(f => f.type !== 'warning').map(f => f.type), ['ended']);
+      const warnings = pushes.filter(f => f.type === 'warning');
+      const fresh = warnings.filter(f => !f.replay).map(f => f.warningSeconds);
+      assert.equal(new Set(fresh).size, fresh.length, `a warning was pushed as new twice: ${JSON.stringify(warnings)}`);
+      assert.ok(warnings.some(f => f.replay), `the reopened channel was not told the last warning: ${JSON.stringify(warnings)}`);
+      assert.deepEqual([...new Set(warnings.map(f => f.warningSeconds))], [3, 2, 1], JSON.stringify(warnings));
+      const { states, warningShows } = await history();
+      assert.deepEqual(warningShows.map(text => text.replace(/ The conversation ends automatically\.$/, '')),
+        ['3 seconds left', '2 seconds left', '1 second left'], 'each warning shown once, across the reconnects');
       assert.deepEqual(states, ['idle', 'joining', 'connecting', 'active', 'ended'], 'the page never left the call before its end');
     });
   });

@@ -46,6 +46,7 @@ nlohmann::json reference_status(const entry_status& s, const session_limits& lim
         out["expiresAt"] = format_iso8601(clock.to_wall(s.expires_at));
         out["confirmed"] = s.confirmed;
         out["etaSeconds"] = 0;
+        if (s.last_warning.count() > 0) out["lastWarningSeconds"] = s.last_warning.count();  // once a warning fired
         break;
     case entry_state::ended:
         out["reason"] = to_string(s.reason);
@@ -92,6 +93,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     s.confirmed = in.ConsumeBool();
     s.started_at = instant(in, anchor);
     s.expires_at = instant(in, anchor);
+    s.last_warning = std::chrono::seconds{in.ConsumeIntegralInRange<std::int64_t>(0, 1'000'000)};
     s.ticket = in.ConsumeRemainingBytesAsString();
 
     const status_renderer renderer(limits, clock);

@@ -202,6 +202,57 @@ protected:
     std::int64_t zcard(const std::string& key) { return redis.command({"ZCARD", "{model}:" + key}).integer; }
 };
 
+// An active session's status names the last warning whose instant has passed by Redis's clock, the
+// same on every instance, whether asked by status or by a live channel that opens (docs/API.md,
+// lastWarningSeconds): a page that missed the push while it reconnected is told again.
+TEST_F(redis_store_model, a_status_names_the_last_warning_that_fired_the_same_on_every_instance) {
+    for (int i = 0; i < 2; ++i) clients.push_back(make_client());
+    ASSERT_TRUE(loop.run_until([&] { return clients[0]->store->available() && clients[1]->store->available(); }, 5s));
+    std::optional<join_outcome> joined;
+    run([&](bool& done) {
+        clients[0]->store->join({"model-warned", std::nullopt, "203.0.113.1"}, [&](store_error e, join_outcome o) {
+            if (e == store_error::none) joined = o;
+            done = true;
+        });
+    });
+    ASSERT_TRUE(joined);
+    ASSERT_EQ(joined->status.state, entry_state::active);  // 20 s, warnings at 10 and 5 s left
+    const auto status_on = [&](client& c) {
+        std::optional<entry_status> out;
+        run([&](bool& done) {
+            c.store->status("model-warned", [&](store_error, std::optional<entry_status> s) {
+                out = std::move(s);
+                done = true;
+            });
+        });
+        return out.value_or(entry_status{});
+    };
+    const auto opened_on = [&](client& c) {
+        channel_opening out;
+        run([&](bool& done) {
+            c.store->channel_opened("model-warned", [&](store_error, channel_opening o) {
+                out = std::move(o);
+                done = true;
+            });
+        });
+        c.store->channel_closed(out.status.entry_id);
+        return out.status;
+    };
+    EXPECT_EQ(joined->status.last_warning, 0s);
+    move_clock(9'500);  // half a second before the first warning
+    EXPECT_EQ(status_on(*clients[1]).last_warning, 0s);
+    EXPECT_EQ(opened_on(*clients[1]).last_warning, 0s);
+    move_clock(1'000);
+    for (auto& c : clients) {
+        EXPECT_EQ(status_on(*c).last_warning, 10s) << c->instance;
+        const auto opened = opened_on(*c);
+        EXPECT_EQ(opened.state, entry_state::active);
+        EXPECT_EQ(opened.last_warning, 10s) << c->instance;
+    }
+    move_clock(5'000);
+    for (auto& c : clients) EXPECT_EQ(opened_on(*c).last_warning, 5s) << c->instance;
+}
+
 TEST_F(redis_store_model, a_hundred_thousand_interleaved_operations_keep_every_property) {
     const auto seed = std::getenv("MODEL_TEST_SEED") ? std::stoull(std::getenv("MODEL_TEST_SEED")) : 20261201ULL;
     const auto target = std::getenv("MODEL_TEST_OPS") ? std::stoull(std::getenv("MODEL_TEST_OPS")) : 100000ULL;

@@ -575,6 +575,78 @@ TEST_F(session_api_test, connect_relays_an_sdp_offer_in_relay_mode_only) {
 
 // --- routing ------------------------------------------------------------------------------------
 
+// --- the live channel's warnings ----------------------------------------------------------------
+
+// A page's live channel: keeps every message pushed to it.
+class recording_channel final : public live_channel {
+public:
+    std::vector<json> messages;
+    bool finished = false;
+    void push(std::shared_ptr<const std::string> message, bool) override { messages.push_back(json::parse(*message)); }
+    void finish(close_reason) override { finished = true; }
+
+    std::vector<json> of_type(const std::string& type) const {
+        std::vector<json> out;
+        for (const auto& m : messages) {
+            if (m.value("type", "") == type) out.push_back(m);
+        }
+        return out;
+    }
+};
+
+// A warning that fires while the page has no channel (it is reconnecting) comes on the next one,
+// marked as told again; each later reopen tells the same warning, never a new one.
+TEST_F(session_api_test, a_warning_missed_while_the_channel_was_down_comes_again_on_the_next_channel_once_as_the_same) {
+    const auto ticket = join();  // active until t0 + 300 s; warnings at 180, 120 and 60 s left
+    const auto open = [&] {
+        auto channel = std::make_shared<recording_channel>();
+        const auto id = service->open_channel(ticket, channel);
+        ioc.restart();
+        ioc.poll();
+        return std::pair{id, channel};
+    };
+    const auto close = [&](channel_id id) {
+        service->close_channel(id);
+        ioc.restart();
+        ioc.poll();
+    };
+    auto [first_id, first] = open();
+    ASSERT_EQ(first->of_type("status").size(), 1u);
+    EXPECT_FALSE(first->of_type("status")[0].contains("lastWarningSeconds")) << "no warning yet";
+    EXPECT_TRUE(first->of_type("warning").empty());
+
+    now = t0 + 119s;  // the page loses its channel a second before the 3-minute warning
+    close(first_id);
+    now = t0 + 121s;
+    run_deadlines();  // the warning fires with no channel open
+    EXPECT_TRUE(first->of_type("warning").empty()) << "the closed channel got it";
+    EXPECT_EQ(body_of(respond({"GET", "action=status", {ticket_header(ticket)}})).value("lastWarningSeconds", 0), 180);
+
+    auto [second_id, second] = open();  // the page is back
+    ASSERT_EQ(second->of_type("status").size(), 1u);
+    EXPECT_EQ(second->of_type("status")[0].value("lastWarningSeconds", 0), 180);
+    auto warnings = second->of_type("warning");
+    ASSERT_EQ(warnings.size(), 1u) << "the missed warning did not come on the new channel";
+    EXPECT_EQ(warnings[0], json::parse(R"({"type":"warning","warningSeconds":180,"minutesLeft":3,"remainingSeconds":179,"replay":true})"));
+
+    now = t0 + 122s;  // a second reconnect: the same warning, not a new one
+    close(second_id);
+    auto [third_id, third] = open();
+    warnings = third->of_type("warning");
+    ASSERT_EQ(warnings.size(), 1u);
+    EXPECT_EQ(warnings[0].value("warningSeconds", 0), 180);
+    EXPECT_EQ(warnings[0].value("replay", false), true);
+    EXPECT_EQ(warnings[0].value("remainingSeconds", 0), 178);
+
+    now = t0 + 180s;  // the 2-minute warning finds the channel open: a first push, not a replay
+    run_deadlines();
+    warnings = third->of_type("warning");
+    ASSERT_EQ(warnings.size(), 2u);
+    EXPECT_EQ(warnings[1], json::parse(R"({"type":"warning","warningSeconds":120,"minutesLeft":2,"remainingSeconds":120})"));
+    EXPECT_EQ(body_of(respond({"GET", "action=status", {ticket_header(ticket)}})).value("lastWarningSeconds", 0), 120);
+    close(third_id);
+}
+
 struct method_case {
     const char* action;
     const char* wrong_method;

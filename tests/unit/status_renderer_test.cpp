@@ -45,6 +45,7 @@ json reference_status(const entry_status& s, const session_limits& limits, const
         out["expiresAt"] = format_iso8601(clock.to_wall(s.expires_at));
         out["confirmed"] = s.confirmed;
         out["etaSeconds"] = 0;
+        if (s.last_warning.count() > 0) out["lastWarningSeconds"] = s.last_warning.count();  // once a warning fired
         break;
     case entry_state::ended:
         out["reason"] = to_string(s.reason);
@@ -154,6 +155,7 @@ TEST(status_renderer, matches_the_reference_over_many_random_statuses_and_limits
         s.confirmed = pick(0, 1) == 1;
         s.reason = static_cast<end_reason>(pick(0, static_cast<std::int64_t>(all_end_reasons.size()) - 1));
         s.paused = pick(0, 3) == 0;
+        s.last_warning = std::chrono::seconds{pick(0, 1) == 0 ? 0 : pick(1, 7200)};
         SCOPED_TRACE("round " + std::to_string(round));
         expect_same_document(s, limits, clock);
         if (HasFailure()) return;

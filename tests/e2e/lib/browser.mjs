@@ -37,8 +37,12 @@ const BASE_ARGS = [
 // vibrations the page asked for; and each WebSocket's life (created, opened, closed with which code).
 // The wrappers only record: the real Notification, vibrate and WebSocket do the work.
 function recordPageHistory() {
-  const history = { states: [], warnings: [], activity: [], announcements: [], notifications: [], vibrations: [], sockets: [] };
+  const history = {
+    states: [], warnings: [], warningShows: [], activity: [], announcements: [], notifications: [], vibrations: [], sockets: [],
+  };
   window.__e2eHistory = history;
+  // The page's sockets themselves (not clonable, so beside the history): a test may drop one.
+  window.__e2eSockets = [];
 
   const RealWebSocket = window.WebSocket;
   window.WebSocket = class extends RealWebSocket {
@@ -46,6 +50,7 @@ function recordPageHistory() {
       super(...args);
       const entry = { url: String(args[0]), createdAt: performance.now(), openedAt: null, closedAt: null, code: null };
       history.sockets.push(entry);
+      window.__e2eSockets.push(this);
       this.addEventListener('open', () => { entry.openedAt = performance.now(); });
       this.addEventListener('close', event => {
         entry.closedAt = performance.now();
@@ -81,9 +86,11 @@ function recordPageHistory() {
       new MutationObserver(note).observe(pill, { attributes: true, attributeFilter: ['data-state'] });
     }
     if (banner) {
-      new MutationObserver(() => {
+      new MutationObserver(mutations => {
         const text = banner.textContent.trim();
         if (text && history.warnings.at(-1) !== text) history.warnings.push(text);
+        // Every time the banner is filled anew, even with the same text: a warning shown twice.
+        if (text && mutations.some(m => m.target === banner && m.addedNodes.length)) history.warningShows.push(text);
       }).observe(banner, { childList: true, subtree: true, characterData: true });
     }
     if (status) {
