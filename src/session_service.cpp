@@ -75,7 +75,7 @@ public:
             },
             [this] { return store_->limits().session_duration; }};
         cost_ = std::make_unique<cost_guard>(strand_, settings_, metrics_, std::move(options.sideband), clock_, wall_clock_,
-                                             std::move(cost_hooks));
+                                             std::move(cost_hooks), store_->budget_keeper());
         upstream_calls::hooks upstream_hooks{clock_, [this] { return std::static_pointer_cast<void>(shared_from_this()); },
                                              [this] { note_state(); }};
         upstream_calls_ = std::make_unique<upstream_calls>(strand_, settings_, metrics_, std::move(upstream), *store_, *cost_,
@@ -239,6 +239,11 @@ private:
         store_->join(std::move(request), answering<join_outcome>(std::move(respond), [this, secure = req.secure,
                                                                                       address = req.client_address](
                                                                                          responder& r, join_outcome outcome) {
+                         if (outcome.what == join_outcome::kind::budget_exhausted) {
+                             // The shared budget refused it, on every instance's spend (redis mode).
+                             const auto now_s = std::chrono::time_point_cast<std::chrono::seconds>(wall_clock_.to_wall(now()));
+                             return r(refuse_join(cost_->budget_refusal(), now_s));
+                         }
                          if (outcome.what == join_outcome::kind::joined) join_limits_.joined(outcome.status.entry_id, address);
                          r(answer_join(outcome, store_->limits(), wall_clock_, secure, cost_->hold()));
                      }));
