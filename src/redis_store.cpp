@@ -140,6 +140,7 @@ public:
     std::size_t queue_length() const override { return impl_->queue_length(); }
     std::optional<steady_time> stats_fresh_until() const override { return impl_->stats_fresh_until(); }
     bool available() const override { return impl_->available(); }
+    bool paused_by_operator() const override { return impl_->paused_by_operator(); }
     void shutdown(bool end_sessions) override { impl_->shutdown(end_sessions); }
 
 private:

@@ -130,6 +130,7 @@ public:
     std::size_t queue_length() const override { return queue_.size(); }
     std::optional<steady_time> stats_fresh_until() const override { return std::nullopt; }
     bool available() const override { return conn_ && conn_->is_up() && replicated_; }
+    bool paused_by_operator() const override { return shared_.paused; }
     void shutdown(bool) override;
 
 private:

@@ -84,6 +84,7 @@ public:
             return cost_->admits(t, running_until);
         });
         store_->set_listener(this);
+        metrics_.operator_paused.store(store_->paused_by_operator() ? 1 : 0, std::memory_order_relaxed);  // restored from DATA_DIR
     }
 
     ~service_impl() override {
@@ -201,6 +202,7 @@ private:
 
     // The operator paused, resumed or changed the limits: what stats shows changed.
     void rules_changed() {
+        metrics_.operator_paused.store(store_->paused_by_operator() ? 1 : 0, std::memory_order_relaxed);
         ++stats_changes_;
         published_stats_.withdraw_if_changed(current_stats_inputs());
     }
@@ -212,6 +214,8 @@ private:
         published_stats_.withdraw_if_changed(current_stats_inputs());
         metrics_.active_sessions.store(static_cast<std::int64_t>(store_->active_count()), std::memory_order_relaxed);
         metrics_.queue_length.store(static_cast<std::int64_t>(store_->queue_length()), std::memory_order_relaxed);
+        // Another instance's operator may have paused or resumed (redis mode: a "cfg" event).
+        metrics_.operator_paused.store(store_->paused_by_operator() ? 1 : 0, std::memory_order_relaxed);
     }
 
     void on_request(const http_request& req, responder respond) {
@@ -347,6 +351,7 @@ private:
 
     // Pushes may have been lost: every open channel gets its status again (or its end).
     void on_resync() override {
+        note_state();  // the mirror was read again: the operator's pause among it
         ++stats_changes_;
         published_stats_.withdraw_if_changed(current_stats_inputs());
         auto ids = channels_.entries();

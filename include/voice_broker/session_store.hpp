@@ -166,6 +166,9 @@ public:
     virtual std::optional<steady_time> stats_fresh_until() const = 0;
     // Whether the store can be reached now (the memory store always).
     virtual bool available() const = 0;
+    // Whether the operator's pause holds admissions, as this instance knows now (the shared
+    // store: its mirror of the operator's rules).
+    virtual bool paused_by_operator() const = 0;
 
     // Stops for good.  `end_sessions`: end everything with reason "shutdown" (the memory store:
     // nobody could hang the calls up later); otherwise leave every session to the other instances.
