@@ -182,7 +182,6 @@ void cost_guard::add_real(std::uint64_t entry_id, const monitor_action& usage) {
     budget_.add_real(usage.cost, wall_now(), usage.usage);
 }
 
-
 // ---- the budget kept by the store (redis mode) --------------------------------------------------
 
 budget_terms cost_guard::terms_now() {
