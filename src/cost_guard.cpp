@@ -21,8 +21,8 @@ budget_limits limits_of(const config& c) {
     return {usd_amount::from_dollars(c.cost.daily_budget_usd), usd_amount::from_dollars(c.cost.monthly_budget_usd)};
 }
 
-std::string budget_file_of(const config& c) {
-    if (c.store.data_dir.empty()) return {};
+std::string budget_file_of(const config& c, bool shared) {
+    if (shared || c.store.data_dir.empty()) return {};
     return (std::filesystem::path(c.store.data_dir) / budget_file_name).string();
 }
 
@@ -49,7 +49,7 @@ nlohmann::json tokens_json(const token_usage& t) {
 
 cost_guard::cost_guard(net::any_io_executor strand, const config& settings, metrics& counters,
                        std::shared_ptr<sideband_client> sideband, std::function<steady_time()> clock,
-                       wall_clock_mapping wall_clock, hooks h)
+                       wall_clock_mapping wall_clock, hooks h, shared_budget* shared)
     : strand_(std::move(strand)),
       settings_(settings),
       metrics_(counters),
@@ -57,15 +57,21 @@ cost_guard::cost_guard(net::any_io_executor strand, const config& settings, metr
       clock_(std::move(clock)),
       wall_clock_(wall_clock),
       hooks_(std::move(h)),
-      budget_file_(budget_file_of(settings)),
+      shared_(shared),
+      budget_file_(budget_file_of(settings, shared != nullptr)),
       budget_(limits_of(settings), settings.cost.budget_zone, restored_record(budget_file_), wall_now()),
       timer_(strand_) {
+    if (shared_) {
+        shared_->link_budget([this]() -> std::optional<budget_terms> { return terms_now(); },
+                             [this](const shared_spend& spend) { on_shared_spend(spend); });
+    }
     after_cost_change();
 }
 
 cost_guard::~cost_guard() {
     *alive_ = false;
     timer_.cancel();
+    if (shared_) shared_->link_budget(nullptr, nullptr);
 }
 
 std::chrono::sys_seconds cost_guard::wall_now() const {
@@ -135,7 +141,7 @@ void cost_guard::drain(std::uint64_t entry_id) {
             if (auto c = w.sidebands[call_id]) c->close();
             break;
         case monitor_action::kind::usage:
-            add_real(a);
+            add_real(entry_id, a);
             cost_changed = true;
             break;
         case monitor_action::kind::session_reverted:
@@ -161,7 +167,7 @@ void cost_guard::drain(std::uint64_t entry_id) {
     arm_timer();
 }
 
-void cost_guard::add_real(const monitor_action& usage) {
+void cost_guard::add_real(std::uint64_t entry_id, const monitor_action& usage) {
     metrics_.count_tokens(usage.usage);
     if (!usage.priced) {
         if (std::find(unpriced_models_.begin(), unpriced_models_.end(), usage.model) == unpriced_models_.end()) {
@@ -172,7 +178,37 @@ void cost_guard::add_real(const monitor_action& usage) {
         return;
     }
     metrics_.add_cost(metrics::cost_kind::real, usage.cost);
+    if (shared_) return shared_->add_spend({entry_id, usage.cost, {}, usage.usage});  // its answer updates the view
     budget_.add_real(usage.cost, wall_now(), usage.usage);
+}
+
+// ---- the budget kept by the store (redis mode) --------------------------------------------------
+
+budget_terms cost_guard::terms_now() {
+    const auto s = budget_.status(wall_now());  // rolls to the current periods
+    budget_terms out;
+    out.day_period = s.day.key;
+    out.month_period = s.month.key;
+    out.daily_micro_usd = micro_usd_floor(s.limits.daily);
+    out.monthly_micro_usd = micro_usd_floor(s.limits.monthly);
+    // Rounded up, so committed and one session are never underestimated.
+    out.cost_per_minute_micro_usd = micro_usd_ceil(usd_amount::from_dollars(settings_.cost_per_minute_usd));
+    return out;
+}
+
+void cost_guard::on_shared_spend(const shared_spend& spend) {
+    for (const auto& c : spend.crossed) {
+        // This instance's own addition crossed the line: it is logged here, and nowhere else.
+        const auto limit = c.monthly ? budget_.limits().monthly : budget_.limits().daily;
+        const auto spent = c.monthly ? spend.month.total() : spend.day.total();
+        spdlog::warn("budget: {} % of the {} budget spent ({} of {}; every instance together)", c.percent,
+                     c.monthly ? "month" : "day", format_usd(spent, 2), format_usd(limit, 2));
+    }
+    if (budget_.adopt_shared(spend.day, spend.month, wall_now())) after_cost_change();
+}
+
+usd_amount cost_guard::one_session() const {
+    return usd_amount::from_dollars(settings_.cost_per_minute_usd * static_cast<double>(hooks_.session_length().count()) / 60.0);
 }
 
 cost_guard::session_cost cost_guard::session_ended(std::uint64_t entry_id, std::optional<std::chrono::milliseconds> talked,
@@ -192,9 +228,10 @@ cost_guard::session_cost cost_guard::session_ended(std::uint64_t entry_id, std::
                                                 std::chrono::duration<double, std::ratio<60>>(*talked).count());
     }
     if (count && !complete && out.estimate > out.real) {
-        // What no sideband reported is priced by the estimate: max(real, estimate) in all.
+        // What no sideband reported is priced by the estimate: max(real, estimate) in all.  (In
+        // redis mode the store charged it already, in the step that ended the session.)
         const auto rest = out.estimate - out.real;
-        budget_.add_estimated(rest, wall_now());
+        if (!shared_) budget_.add_estimated(rest, wall_now());
         metrics_.add_cost(metrics::cost_kind::estimated, rest);
     }
     after_cost_change();
@@ -230,8 +267,7 @@ bool cost_guard::admits(steady_time t, const std::vector<steady_time>& running_u
     for (const auto& until : running_until) {
         if (until > t) committed += usd_amount::from_dollars(per_minute * std::chrono::duration<double, std::ratio<60>>(until - t).count());
     }
-    const auto one = usd_amount::from_dollars(per_minute * static_cast<double>(hooks_.session_length().count()) / 60.0);
-    const auto check = budget_.check_admission(wall_now(), committed, one);
+    const auto check = budget_.check_admission(wall_now(), committed, one_session());
     metrics_.budget_exhausted.store(check.exhausted ? 1 : 0, std::memory_order_relaxed);
     if (check.allowed) {
         set_hold(std::nullopt);
@@ -239,15 +275,24 @@ bool cost_guard::admits(steady_time t, const std::vector<steady_time>& running_u
     }
     set_hold(make_hold(admission_hold::reason::budget_exhausted, check.blocking == budget_period::month, check.retry_at));
     arm_timer();
-    return false;
+    // Redis mode: the hold above tells the waiting visitors what the shared spend shows; the
+    // store's script decides, on the figures of every instance at that instant.
+    return shared_ != nullptr;
 }
 
 std::optional<admission_hold> cost_guard::refuses_new_visitors() {
     if (quota_pause_left()) return hold_;
-    const auto check = budget_.check_admission(wall_now(), usd_amount{}, usd_amount::from_dollars(
-        settings_.cost_per_minute_usd * static_cast<double>(hooks_.session_length().count()) / 60.0));
+    const auto check = budget_.check_admission(wall_now(), usd_amount{}, one_session());
     if (!check.exhausted) return std::nullopt;
     return make_hold(admission_hold::reason::budget_exhausted, check.blocking == budget_period::month, check.retry_at);
+}
+
+admission_hold cost_guard::budget_refusal() {
+    if (auto hold = refuses_new_visitors(); hold && hold->why == admission_hold::reason::budget_exhausted) return *hold;
+    // The store saw more spend than this view has yet: the day's budget, unless only the month's is on.
+    const auto s = budget_.status(wall_now());
+    const bool monthly = s.limits.daily.is_zero();
+    return make_hold(admission_hold::reason::budget_exhausted, monthly, monthly ? s.month_resets_at : s.day_resets_at);
 }
 
 admission_hold cost_guard::make_hold(admission_hold::reason why, bool monthly, std::chrono::sys_seconds until) const {
@@ -353,6 +398,9 @@ void cost_guard::shutdown() {
     watched_.clear();
     timer_.cancel();
     save_budget(true);
+    if (shared_ && shared_->spend_pending()) {
+        spdlog::warn("budget: some spending could not be added to the shared budget in Redis before the shutdown");
+    }
 }
 
 void cost_guard::arm_timer() {

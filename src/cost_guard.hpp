@@ -7,6 +7,12 @@
 // fit the budget), and pauses admissions for QUOTA_PAUSE_SECONDS when OpenAI says the account is
 // out of credit.  It decides; the service carries out what it asks through `hooks`.
 //
+// With a store that keeps the budget itself (redis mode: shared_budget), the spend goes to the
+// store instead of DATA_DIR, every instance adding to one figure, and the store's script applies
+// the budget to every admission atomically; the gate here then holds only for the quota pause.
+// The local spend_budget becomes a view of the shared figures (stats, the 503 for new visitors,
+// what waiting visitors are told), refreshed by every answer of the store.
+//
 // Not thread-safe: every call comes on the service's strand, and so do the sidebands' handlers.
 #pragma once
 
@@ -15,6 +21,7 @@
 #include "voice_broker/config.hpp"
 #include "voice_broker/end_reason.hpp"
 #include "voice_broker/session_calls.hpp"
+#include "voice_broker/shared_budget.hpp"
 #include "voice_broker/spend_budget.hpp"
 #include "voice_broker/time.hpp"
 #include "voice_broker/usd_amount.hpp"
@@ -53,10 +60,11 @@ public:
     };
 
     // `sideband`: null when SIDEBAND=off or there is no API key (then calls are priced by the
-    // per-minute estimate alone).
+    // per-minute estimate alone).  `shared`: the store's budget (redis mode), or null (the
+    // budget is this process's, kept in DATA_DIR); it must outlive the guard.
     cost_guard(boost::asio::any_io_executor strand, const config& settings, metrics& counters,
                std::shared_ptr<sideband_client> sideband, std::function<steady_time()> clock,
-               wall_clock_mapping wall_clock, hooks h);
+               wall_clock_mapping wall_clock, hooks h, shared_budget* shared = nullptr);
     ~cost_guard();
     cost_guard(const cost_guard&) = delete;
     cost_guard& operator=(const cost_guard&) = delete;
@@ -87,6 +95,9 @@ public:
     // A new visitor's join while no session could be admitted anyway (the budget is spent, or a
     // quota pause): the hold to refuse it with.
     std::optional<admission_hold> refuses_new_visitors();
+    // The shared store refused a new visitor for the budget: the hold to tell them (the blocking
+    // budget's reset, as far as the shared spend it just reported shows).
+    admission_hold budget_refusal();
 
     // The console's cost fields (admin_context).
     void describe(admin_context& ctx);
@@ -112,7 +123,11 @@ private:
     void set_hold(std::optional<admission_hold> hold);
     void open_sideband(std::uint64_t entry_id, const std::string& call_id);
     void drain(std::uint64_t entry_id);
-    void add_real(const monitor_action& usage);
+    void add_real(std::uint64_t entry_id, const monitor_action& usage);
+    // Redis mode: what the store's admission applies now, and the shared spend it reports.
+    budget_terms terms_now();
+    void on_shared_spend(const shared_spend& spend);
+    usd_amount one_session() const;
     void after_cost_change();
     void save_budget(bool now);
     void arm_timer();
@@ -125,7 +140,8 @@ private:
     std::function<steady_time()> clock_;
     wall_clock_mapping wall_clock_;
     hooks hooks_;
-    std::string budget_file_;  // empty: the budget is not kept across restarts
+    shared_budget* shared_;    // null: this process keeps the budget (memory mode)
+    std::string budget_file_;  // empty: not kept across restarts here (no DATA_DIR, or in the store)
     spend_budget budget_;
     std::unordered_map<std::uint64_t, watched> watched_;  // by entry id
     std::optional<steady_time> quota_paused_until_;

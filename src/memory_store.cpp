@@ -185,6 +185,8 @@ public:
         callback(store_error::none, removed);
     }
 
+    bool paused_by_operator() const override { return operator_.paused; }
+
     void set_paused(bool paused, done<bool> callback) override {
         broker_.set_paused(paused, now());
         operator_.paused = paused;

@@ -200,6 +200,13 @@ void metrics::render_cost(std::string& out) const {
            budget_exhausted);
     scalar(out, "voice_broker_upstream_quota_paused", "gauge",
            "1 while admissions pause because OpenAI answered insufficient_quota.", upstream_quota_paused);
+    {
+        // Either pause: the alert "admissions paused" watches this one gauge.
+        std::atomic<std::int64_t> paused{(operator_paused.load(std::memory_order_relaxed) != 0 ||
+                                          upstream_quota_paused.load(std::memory_order_relaxed) != 0) ? 1 : 0};
+        scalar(out, "voice_broker_admissions_paused", "gauge",
+               "1 while admissions are paused, by the operator or by a quota pause (insufficient_quota).", paused);
+    }
     scalar(out, "voice_broker_sideband_connections", "gauge", "Open sideband WebSockets (one per watched call).",
            sideband_connections);
     scalar(out, "voice_broker_sideband_failures_total", "counter",

@@ -132,6 +132,7 @@ public:
     void end_session(std::uint64_t id, end_reason why, done<bool> c) override { impl_->end_session(id, why, std::move(c)); }
     void set_admission_gate(session_broker::admission_gate g) override { impl_->set_admission_gate(std::move(g)); }
     void recheck_admissions() override { impl_->recheck_admissions(); }
+    shared_budget* budget_keeper() override { return impl_.get(); }
     void remove_queued(std::uint64_t id, done<bool> c) override { impl_->remove_queued(id, std::move(c)); }
     void set_paused(bool p, done<bool> c) override { impl_->set_paused(p, std::move(c)); }
     void change_limits(limits_change l, done<session_limits> c) override { impl_->change_limits(std::move(l), std::move(c)); }
@@ -142,6 +143,7 @@ public:
     std::size_t queue_length() const override { return impl_->queue_length(); }
     std::optional<steady_time> stats_fresh_until() const override { return impl_->stats_fresh_until(); }
     bool available() const override { return impl_->available(); }
+    bool paused_by_operator() const override { return impl_->paused_by_operator(); }
     void shutdown(bool end_sessions) override { impl_->shutdown(end_sessions); }
 
 private:

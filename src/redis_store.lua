@@ -11,7 +11,10 @@
 --   ARGV[11]: the caller's instance id; ARGV[12]: 0, or how long (ms) to keep the batch as
 --   <prefix>b:<seq>; ARGV[13]: 1 when the caller publishes the batch itself (below), else 0;
 --   ARGV[14]: 1 when the caller's admission gate (its cost guard) holds admissions: this run
---   admits nobody; op args start at ARGV[15].
+--   admits nobody (the quota pause: an instance's own);
+--   ARGV[15..19]: the spend budget (shared_budget.hpp): the current day and month in
+--   BUDGET_TIMEZONE ('' when none), the daily and monthly limits and COST_PER_MINUTE_USD, in
+--   micro-dollars (0: off); op args start at ARGV[20].
 -- The operator's pause (P paused) and limits (P limits: users, session ms) override the caller's.
 -- Returns a JSON object (cjson).  What happened is one batch:
 --   {"s":seq,"t":now,"by":instance,"nd":next_deadline,"qc":0|1,"ev":[...]}
@@ -41,10 +44,14 @@
 --   P limits                    hash: the operator's max users and session ms (each optional)
 --   P ic                        hash: each instance's open live channels (its last touch)
 --   P clock                     test only: milliseconds added to TIME
+--   P spend:day:<yyyy-mm-dd>    hash: the spend of a local day in BUDGET_TIMEZONE, every instance
+--   P spend:month:<yyyy-mm>     together: real, est (micro-dollars), token counts (SPEND_TOKENS),
+--                               w80, w100 (the line was crossed); they expire after the period
 -- Entry fields: t ticket, st q|a|e, j joined, ls last seen, cu channel alive until, s started,
 --   x expires, ad admission deadline, c confirmed 0|1, wl warning offsets (s, csv, largest
 --   first), w next warning, r reason, en ended, tk keys minted, l lease (fencing number), ip,
---   in the instance where it joined, then the one that admitted it.
+--   in the instance where it joined, then the one that admitted it, rc the real cost reported
+--   for the session so far (micro-dollars).
 
 local P = KEYS[1]
 local OP = ARGV[1]
@@ -57,7 +64,11 @@ local BY = ARGV[11]
 local KEEP = tonumber(ARGV[12]) or 0
 local DEFER = ARGV[13] == '1'
 local HOLD = ARGV[14] == '1'
-local A0 = 14 -- op arguments: ARGV[A0 + 1], ...
+local BUDGET = {
+  day = ARGV[15] or '', month = ARGV[16] or '',
+  daily = tonumber(ARGV[17]) or 0, monthly = tonumber(ARGV[18]) or 0, per_minute = tonumber(ARGV[19]) or 0,
+}
+local A0 = 19 -- op arguments: ARGV[A0 + 1], ...
 local CLAIM_MS = 30000 -- an instance that claimed a hang-up has this long to report it done
 
 local function now_ms()
@@ -77,6 +88,74 @@ do
 end
 -- Whether this run may admit: not paused by the operator, not held by the caller's gate.
 local function admitting() return not PAUSED and not HOLD end
+
+-- ---- the spend budget (every instance's spend in one place; docs/COST.md) ----------------------
+-- A period's key lives this long after its last addition: past the end of any local day (a
+-- day is at most 25 h) or month, so that a period's spend stays until it is over, then vanishes.
+local SPEND_KEEP = { day = 3 * 86400000, month = 40 * 86400000 }
+local function spend_key(kind)
+  local period = BUDGET[kind]
+  if period == '' then return nil end
+  return P .. 'spend:' .. kind .. ':' .. period
+end
+-- Micro-dollars spent in the current period of `kind`, real and estimated.
+local function spent(kind)
+  local key = spend_key(kind)
+  if not key then return 0 end
+  local v = redis.call('HMGET', key, 'real', 'est')
+  return (tonumber(v[1]) or 0) + (tonumber(v[2]) or 0)
+end
+local function at_per_minute(ms) return ms * BUDGET.per_minute / 60000 end
+-- Committed: the remaining minutes of every active lease, on any instance.
+local function committed()
+  local left = 0
+  local holders = redis.call('ZRANGE', P .. 'a', 0, -1, 'WITHSCORES')
+  for i = 2, #holders, 2 do left = left + math.max(0, tonumber(holders[i]) - NOW) end
+  return at_per_minute(left)
+end
+local function budget_on() return BUDGET.daily > 0 or BUDGET.monthly > 0 end
+-- The issue's rule: spent + committed + one full session must stay within every budget that is on.
+local function budget_fits()
+  if not budget_on() then return true end
+  local need = committed() + at_per_minute(L.session)
+  if BUDGET.daily > 0 and spent('day') + need > BUDGET.daily then return false end
+  if BUDGET.monthly > 0 and spent('month') + need > BUDGET.monthly then return false end
+  return true
+end
+-- Adds spending (micro-dollars; `tokens`: counts by SPEND_TOKENS' field) to the current day and
+-- month, and notes in CROSSED each 80 % or 100 % line this addition is the first to cross.
+local SPEND_TOKENS = { 'ti', 'cti', 'ai', 'cai', 'ii', 'cii', 'to', 'ao' }
+local CROSSED = {}
+local function add_to_spend(real, est, tokens)
+  for _, kind in ipairs({ 'day', 'month' }) do
+    local key = spend_key(kind)
+    if key then
+      if real > 0 then redis.call('HINCRBY', key, 'real', real) end
+      if est > 0 then redis.call('HINCRBY', key, 'est', est) end
+      for i, field in ipairs(SPEND_TOKENS) do
+        if (tokens[i] or 0) > 0 then redis.call('HINCRBY', key, field, tokens[i]) end
+      end
+      redis.call('PEXPIRE', key, SPEND_KEEP[kind])
+      local limit = kind == 'day' and BUDGET.daily or BUDGET.monthly
+      local total = spent(kind)
+      if limit > 0 then
+        for _, line in ipairs({ 80, 100 }) do
+          if total * 100 >= limit * line and redis.call('HSETNX', key, 'w' .. line, 1) == 1 then
+            CROSSED[#CROSSED + 1] = { m = kind == 'month' and 1 or 0, p = line }
+          end
+        end
+      end
+    end
+  end
+end
+
+-- Not even one session fits with nothing running: nobody is admitted before the reset.
+local function budget_exhausted()
+  if not budget_on() then return false end
+  local one = at_per_minute(L.session)
+  return (BUDGET.daily > 0 and spent('day') + one > BUDGET.daily) or
+         (BUDGET.monthly > 0 and spent('month') + one > BUDGET.monthly)
+end
 
 local EVENTS, HANG = {}, {}
 local QUEUE_CHANGED = false
@@ -185,6 +264,11 @@ local function end_entry(e, why)
     HANG[#HANG + 1] = call
   end
   if was_active then
+    -- The session's minutes at COST_PER_MINUTE_USD, less the real cost already reported for it
+    -- (add_spend with its id), are spent from now on: in the same step that frees its slot, so
+    -- that the next admission (below) counts them.  What OpenAI reports later is added on top.
+    local rest = math.ceil(at_per_minute(NOW - num(e.s))) - num(e.rc)
+    if rest > 0 then add_to_spend(0, rest, {}) end
     local day = day_key(NOW)
     redis.call('HINCRBY', day, 'completed', 1)
     redis.call('HINCRBY', day, 'talked_ms', NOW - num(e.s))
@@ -233,6 +317,8 @@ admit_waiting = function()
     elseif NOW >= seen(e) + L.hb then
       -- Gone already (its deadline falls at this same instant): never admit a dead visitor.
       return end_entry(e, 'abandoned') -- admits the next one in turn
+    elseif not budget_fits() then
+      break -- the head waits for the budget (its reset, or a session's end)
     else
       admit(e)
       admitted = true

@@ -4,7 +4,8 @@
 // into the store's types), redis_store_script_calls.cpp (running the script, durable writes and
 // WAIT), redis_store_mirror.cpp (the event batches and the local mirror of the queue and the
 // holders), redis_store_timekeeping.cpp (Redis's clock, deadlines, touches, and leases ended from
-// here while Redis is away).  What Redis says is read through redis_store_reader.  Everything
+// here while Redis is away), redis_store_budget.cpp (the spend budget every instance shares).
+// What Redis says is read through redis_store_reader.  Everything
 // runs on the service's strand; callbacks hold the store weakly.  Private to src/.
 #pragma once
 
@@ -58,7 +59,9 @@ struct known_lease {
     bool orphan = false;
 };
 
-class redis_store_impl final : public session_store, public std::enable_shared_from_this<redis_store_impl> {
+class redis_store_impl final : public session_store,
+                               public shared_budget,
+                               public std::enable_shared_from_this<redis_store_impl> {
 public:
     redis_store_impl(const net::any_io_executor& strand, const session_limits& limits, std::function<steady_time()> clock,
                      redis_store_options options, metrics& counters)
@@ -111,6 +114,13 @@ public:
     void set_admission_gate(session_broker::admission_gate gate) override { gate_ = std::move(gate); }
     // The gate may have opened: an advance admits whoever can be admitted now.
     void recheck_admissions() override;
+    shared_budget* budget_keeper() override { return this; }
+
+    // ---- the shared spend budget (redis_store_budget.cpp) ----------------------------------------
+    void link_budget(std::function<std::optional<budget_terms>()> terms, std::function<void(const shared_spend&)> on_spend) override;
+    void add_spend(const spend_delta& delta) override;
+    bool spend_pending() const override { return !pending_spend_.empty() || spend_in_flight_; }
+
     // New config: the operator's shared rules still override it.
     void reload(const session_limits& limits) override;
     const session_limits& limits() const override { return limits_; }
@@ -121,6 +131,7 @@ public:
     std::size_t queue_length() const override { return queue_.size(); }
     std::optional<steady_time> stats_fresh_until() const override { return std::nullopt; }
     bool available() const override { return conn_ && conn_->is_up() && replicated_; }
+    bool paused_by_operator() const override { return shared_.paused; }
     void shutdown(bool) override;
 
 private:
@@ -183,6 +194,15 @@ private:
     void check_replication();
     void on_replication_back(const std::vector<event_batch>& found, std::size_t asked, int wait);
     void hand_over_hang_ups(std::vector<std::string> calls);
+
+    // ---- the spend budget's part of every run (redis_store_budget.cpp) --------------------------
+    // ARGV[15..19]: the budget's current terms ('' and zeros when none).
+    std::vector<std::string> budget_argv() const;
+    // The answer's shared spend ("sp"), told to the cost guard; a malformed one is ignored (the
+    // next answer brings it again).  `crossed`: the lines an add_spend answer reports.
+    void note_spend(const std::string& op, const script_answer& a);
+    // Sends what is pending (one addition in flight at a time); on failure it is kept for later.
+    void flush_spend();
 
     // ---- Redis time and statuses ----------------------------------------------------------------
 
@@ -260,6 +280,11 @@ private:
     session_limits limits_;         // the config with the operator's shared rules over it
     shared_rules shared_;
     session_broker::admission_gate gate_;
+    std::function<std::optional<budget_terms>()> budget_terms_;
+    std::function<void(const shared_spend&)> on_spend_;
+    std::map<std::uint64_t, spend_delta> pending_spend_;  // not yet added to Redis, by entry id
+    spend_delta in_flight_spend_;
+    bool spend_in_flight_ = false;
     redis_store_options options_;
     metrics& metrics_;
     std::string prefix_;

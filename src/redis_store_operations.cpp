@@ -24,7 +24,8 @@ void redis_store_impl::join_once(join_request request, done<join_outcome> callba
                 if (!retried) return join_once(std::move(request), std::move(callback), true);
                 error = store_error::unavailable;
             }
-            if (error == store_error::none && what != "full") {
+            if (error == store_error::none && what == "budget") out.what = join_outcome::kind::budget_exhausted;
+            if (error == store_error::none && what != "full" && what != "budget") {
                 out.what = what == "existing" ? join_outcome::kind::existing : join_outcome::kind::joined;
                 out.status = status_from(a.reader().object("status"));
             }

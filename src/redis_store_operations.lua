@@ -16,8 +16,11 @@ OPS.join = function()
   elseif e and e.st ~= 'e' then
     touch(e, false) -- asking again is a sign of life
     out.what, out.status = 'existing', status_of(e)
+  elseif budget_exhausted() then
+    out.what = 'budget' -- no place: nobody is admitted before the reset (503 budget_exhausted)
   else
     local slot_free = admitting() and redis.call('ZCARD', P .. 'a') < L.users and redis.call('ZCARD', P .. 'q') == 0
+      and budget_fits()
     if not slot_free and redis.call('ZCARD', P .. 'q') >= L.queue then
       out.what = 'full'
     else
@@ -149,6 +152,18 @@ OPS.advance = function()
   redis.call('ZADD', P .. 'i', NOW, BY)
 end
 
+-- Adds spending to the current day and month (args: real and estimated micro-dollars, the token
+-- counts in SPEND_TOKENS' order, and the entry id the real cost belongs to, or '').  The real
+-- cost is also noted on a live entry, so that its end charges only the rest of its estimate.
+OPS.add_spend = function()
+  local real, est = math.max(0, tonumber(arg(1)) or 0), math.max(0, tonumber(arg(2)) or 0)
+  local tokens = {}
+  for i = 1, #SPEND_TOKENS do tokens[i] = math.max(0, tonumber(arg(2 + i)) or 0) end
+  add_to_spend(real, est, tokens)
+  local e = load(arg(3 + #SPEND_TOKENS) or '')
+  if e and e.st ~= 'e' and real > 0 then redis.call('HINCRBY', ekey(e.id), 'rc', real) end
+end
+
 OPS.hangup_done = function()
   redis.call('ZREM', P .. 'h', arg(1))
 end
@@ -212,5 +227,13 @@ if #EVENTS > 0 then
 end
 out.now = NOW
 out.nd = next_deadline()
+if #CROSSED > 0 then out.crossed = CROSSED end
+if spend_key('day') or spend_key('month') then
+  -- The shared spend, read after the operation (an add_spend included): every instance's stats
+  -- and its refusals of new visitors show what all of them spent.
+  out.sp = { dp = BUDGET.day, mp = BUDGET.month,
+             d = spend_key('day') and redis.call('HGETALL', spend_key('day')) or {},
+             m = spend_key('month') and redis.call('HGETALL', spend_key('month')) or {} }
+end
 if #HANG > 0 then out.hang = HANG end
 return cjson.encode(out)

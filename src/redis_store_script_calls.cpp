@@ -54,6 +54,7 @@ std::vector<std::string> redis_store_impl::argv(const std::string& op, std::vect
                                  std::to_string(wait > 0 || options_.keep_batches ? options_.batch_retention.count() : 0),
                                  wait > 0 ? "1" : "0",
                                  admissions_held(op) ? "1" : "0"};
+    for (auto& b : budget_argv()) out.push_back(std::move(b));
     for (auto& a : args) out.push_back(std::move(a));
     return out;
 }
@@ -158,6 +159,7 @@ void redis_store_impl::on_answer(const std::string& op, bool durable, script_ans
     note_redis_time(a.now);
     arm_deadline(a.next_deadline);
     hand_over_hang_ups(std::move(a.hang_ups));
+    note_spend(op, a);
     if (a.batch) {
         // Deferred: the replicas hold it now, so everyone may hear of it.  Either way this
         // instance's listener hears of the change before the caller's answer goes out.

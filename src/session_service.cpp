@@ -75,7 +75,7 @@ public:
             },
             [this] { return store_->limits().session_duration; }};
         cost_ = std::make_unique<cost_guard>(strand_, settings_, metrics_, std::move(options.sideband), clock_, wall_clock_,
-                                             std::move(cost_hooks));
+                                             std::move(cost_hooks), store_->budget_keeper());
         upstream_calls::hooks upstream_hooks{clock_, [this] { return std::static_pointer_cast<void>(shared_from_this()); },
                                              [this] { note_state(); }};
         upstream_calls_ = std::make_unique<upstream_calls>(strand_, settings_, metrics_, std::move(upstream), *store_, *cost_,
@@ -84,6 +84,7 @@ public:
             return cost_->admits(t, running_until);
         });
         store_->set_listener(this);
+        metrics_.operator_paused.store(store_->paused_by_operator() ? 1 : 0, std::memory_order_relaxed);  // restored from DATA_DIR
     }
 
     ~service_impl() override {
@@ -201,6 +202,7 @@ private:
 
     // The operator paused, resumed or changed the limits: what stats shows changed.
     void rules_changed() {
+        metrics_.operator_paused.store(store_->paused_by_operator() ? 1 : 0, std::memory_order_relaxed);
         ++stats_changes_;
         published_stats_.withdraw_if_changed(current_stats_inputs());
     }
@@ -212,6 +214,8 @@ private:
         published_stats_.withdraw_if_changed(current_stats_inputs());
         metrics_.active_sessions.store(static_cast<std::int64_t>(store_->active_count()), std::memory_order_relaxed);
         metrics_.queue_length.store(static_cast<std::int64_t>(store_->queue_length()), std::memory_order_relaxed);
+        // Another instance's operator may have paused or resumed (redis mode: a "cfg" event).
+        metrics_.operator_paused.store(store_->paused_by_operator() ? 1 : 0, std::memory_order_relaxed);
     }
 
     void on_request(const http_request& req, responder respond) {
@@ -239,6 +243,11 @@ private:
         store_->join(std::move(request), answering<join_outcome>(std::move(respond), [this, secure = req.secure,
                                                                                       address = req.client_address](
                                                                                          responder& r, join_outcome outcome) {
+                         if (outcome.what == join_outcome::kind::budget_exhausted) {
+                             // The shared budget refused it, on every instance's spend (redis mode).
+                             const auto now_s = std::chrono::time_point_cast<std::chrono::seconds>(wall_clock_.to_wall(now()));
+                             return r(refuse_join(cost_->budget_refusal(), now_s));
+                         }
                          if (outcome.what == join_outcome::kind::joined) join_limits_.joined(outcome.status.entry_id, address);
                          r(answer_join(outcome, store_->limits(), wall_clock_, secure, cost_->hold()));
                      }));
@@ -345,6 +354,7 @@ private:
 
     // Pushes may have been lost: every open channel gets its status again (or its end).
     void on_resync() override {
+        note_state();  // the mirror was read again: the operator's pause among it
         ++stats_changes_;
         published_stats_.withdraw_if_changed(current_stats_inputs());
         auto ids = channels_.entries();

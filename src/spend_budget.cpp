@@ -121,6 +121,25 @@ void spend_budget::add_estimated(usd_amount amount, sys_seconds now) {
     check_lines(budget_period::month);
 }
 
+bool spend_budget::adopt_shared(const period_spend& day, const period_spend& month, sys_seconds now) {
+    roll(now);
+    bool changed = false;
+    auto adopt = [&](period_spend& mine, const period_spend& shared) {
+        if (shared.key != mine.key) return;
+        auto next = shared;
+        next.warned_80 = mine.warned_80 || shared.warned_80;
+        next.warned_100 = mine.warned_100 || shared.warned_100;
+        if (next == mine) return;
+        mine = std::move(next);
+        changed = true;
+    };
+    adopt(record_.day, day);
+    adopt(record_.month, month);
+    check_lines(budget_period::day);
+    check_lines(budget_period::month);
+    return changed;
+}
+
 admission_check spend_budget::check_admission(sys_seconds now, usd_amount committed, usd_amount one_session) {
     roll(now);
     admission_check out;

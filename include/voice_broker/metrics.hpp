@@ -69,6 +69,7 @@ public:
     std::array<std::atomic<std::int64_t>, 2> budget_spent_picodollars{}; // gauge, [day, month]
     std::atomic<std::int64_t> budget_exhausted{0};        // 1 while no admission fits the budget
     std::atomic<std::int64_t> upstream_quota_paused{0};   // 1 while admissions pause for insufficient_quota
+    std::atomic<std::int64_t> operator_paused{0};         // 1 while the operator's pause holds admissions
     std::atomic<std::int64_t> sideband_connections{0};
     std::atomic<std::uint64_t> sideband_failures{0};
     std::atomic<std::uint64_t> session_updates_reverted{0};

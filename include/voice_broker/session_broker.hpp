@@ -89,7 +89,9 @@ struct channel_opening {
 };
 
 struct join_outcome {
-    enum class kind { joined, existing, queue_full };
+    // budget_exhausted: a shared store's own budget refused a new visitor (not even one session
+    // fits before the reset); the memory store never answers it (its cost guard refuses first).
+    enum class kind { joined, existing, queue_full, budget_exhausted };
     kind what;
     entry_status status;  // not set for queue_full
 };

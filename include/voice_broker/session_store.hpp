@@ -12,6 +12,7 @@
 #pragma once
 
 #include "voice_broker/session_broker.hpp"
+#include "voice_broker/shared_budget.hpp"
 #include "voice_broker/session_limits.hpp"
 #include "voice_broker/time.hpp"
 
@@ -145,6 +146,9 @@ public:
     // quota pause); admit whoever can be now.
     virtual void set_admission_gate(session_broker::admission_gate gate) = 0;
     virtual void recheck_admissions() = 0;
+    // The store that keeps the spend budget itself, for every instance together (the Redis
+    // store), or nullptr (the memory store: the cost guard keeps it in DATA_DIR).
+    virtual shared_budget* budget_keeper() { return nullptr; }
 
     // A hang-up on_hang_ups() asked for went out (or the call was already gone).
     virtual void hang_up_done(const std::string& call_id) = 0;
@@ -162,6 +166,9 @@ public:
     virtual std::optional<steady_time> stats_fresh_until() const = 0;
     // Whether the store can be reached now (the memory store always).
     virtual bool available() const = 0;
+    // Whether the operator's pause holds admissions, as this instance knows now (the shared
+    // store: its mirror of the operator's rules).
+    virtual bool paused_by_operator() const = 0;
 
     // Stops for good.  `end_sessions`: end everything with reason "shutdown" (the memory store:
     // nobody could hang the calls up later); otherwise leave every session to the other instances.

@@ -72,6 +72,11 @@ public:
     void add_real(usd_amount amount, sys_seconds now, const token_usage& tokens = {});
     void add_estimated(usd_amount amount, sys_seconds now);
 
+    // Redis mode: the spend every instance shares, read from the store.  It replaces this
+    // period's figures (a period that is not the current one is ignored); a line already logged
+    // here or marked in the store stays logged.  Whether anything changed.
+    bool adopt_shared(const period_spend& day, const period_spend& month, sys_seconds now);
+
     // `committed`: the remaining cost of active sessions; `one_session`: a full session at
     // COST_PER_MINUTE_USD.
     admission_check check_admission(sys_seconds now, usd_amount committed, usd_amount one_session);

@@ -81,9 +81,12 @@ TEST(admin_redis, an_operator_on_one_server_sees_and_steers_the_visitors_of_anot
     const auto paused = status(b.port(), waiter["ticket"]);
     EXPECT_EQ(paused["state"], "queued") << "paused on a: nobody is admitted on b either";
     EXPECT_EQ(paused["paused"], true);
+    EXPECT_NE(fetch(b.port(), "GET", "/metrics").body.find("\nvoice_broker_admissions_paused 1\n"), std::string::npos)
+        << "b's gauge follows the pause set on a";
 
     EXPECT_EQ(admin(a.port(), "POST", "/api/admin/resume", cookie).json()["paused"], false);
     EXPECT_EQ(status(b.port(), waiter["ticket"])["state"], "active");
+    EXPECT_NE(fetch(b.port(), "GET", "/metrics").body.find("\nvoice_broker_admissions_paused 0\n"), std::string::npos);
 
     auto limits = admin(a.port(), "PUT", "/api/admin/limits", cookie, R"({"maxConcurrentUsers":2})").json();
     EXPECT_EQ(limits["limits"]["maxConcurrentUsers"], 2) << limits.dump();

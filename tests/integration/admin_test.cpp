@@ -130,14 +130,17 @@ TEST(admin_api, the_actions_steer_the_queue_and_each_writes_an_audit_line) {
 
     EXPECT_EQ(admin(s.port(), "POST", "/api/admin/queue/" + second_in_line + "/remove", cookie).status, 200u);
     EXPECT_EQ(fetch(s.port(), "GET", "/api/session?action=status", {{"X-Session-Ticket", c}}).json()["reason"], "removed");
+    EXPECT_NE(fetch(s.port(), "GET", "/metrics").body.find("\nvoice_broker_admissions_paused 0\n"), std::string::npos);
     EXPECT_EQ(admin(s.port(), "POST", "/api/admin/pause", cookie).json()["paused"], true);
     EXPECT_EQ(fetch(s.port(), "GET", "/api/session?action=status", {{"X-Session-Ticket", b}}).json()["paused"], true);
+    EXPECT_NE(fetch(s.port(), "GET", "/metrics").body.find("\nvoice_broker_admissions_paused 1\n"), std::string::npos);
     EXPECT_EQ(admin(s.port(), "POST", "/api/admin/sessions/" + talking + "/end", cookie).status, 200u);
     EXPECT_EQ(fetch(s.port(), "GET", "/api/session?action=status", {{"X-Session-Ticket", a}}).json()["reason"], "forced");
     EXPECT_EQ(fetch(s.port(), "GET", "/api/session?action=status", {{"X-Session-Ticket", b}}).json()["state"], "queued")
         << "paused: nobody is admitted";
     EXPECT_EQ(admin(s.port(), "POST", "/api/admin/resume", cookie).json()["paused"], false);
     EXPECT_EQ(fetch(s.port(), "GET", "/api/session?action=status", {{"X-Session-Ticket", b}}).json()["state"], "active");
+    EXPECT_NE(fetch(s.port(), "GET", "/metrics").body.find("\nvoice_broker_admissions_paused 0\n"), std::string::npos);
     EXPECT_EQ(admin(s.port(), "POST", "/api/admin/sessions/99999/end", cookie).status, 404u);
     EXPECT_EQ(admin(s.port(), "PUT", "/api/admin/limits", cookie, R"({"maxConcurrentUsers":0})").json()["error"]["code"], "bad_limits");
     for (const auto* line : {"admin: login", "admin: remove id=", "admin: pause", "admin: end_session id=", "admin: resume"}) {
@@ -162,6 +165,8 @@ TEST(admin_api, the_limits_persist_across_a_restart) {
     EXPECT_EQ(stats["maxConcurrentUsers"], 3);
     EXPECT_EQ(stats["sessionDurationMinutes"], 2.0);
     EXPECT_EQ(stats["paused"], true);
+    EXPECT_NE(fetch(again.port(), "GET", "/metrics").body.find("\nvoice_broker_admissions_paused 1\n"), std::string::npos)
+        << "the restored pause is on the gauge from the start";
 }
 
 TEST(admin_api, the_live_view_pushes_the_state_and_closes_4401_at_logout) {

@@ -1,11 +1,13 @@
 // The cost guard in the real binary, against the fake OpenAI on loopback: a spent budget holds the
 // queue and survives a restart, an empty OpenAI account pauses admissions, an orphaned call is
 // hung up, a refused sideband changes nothing else, a silent call ends as idle and passes its slot
-// on, and the wrap-up reaches the fake's transcript once.  (openai_cost_test.cpp covers the
+// on, and the wrap-up reaches the fake's transcript once.  In redis mode, two processes share one
+// budget through the store: one's lease and spend hold the other's admissions and joins.  (openai_cost_test.cpp covers the
 // openai_client alone, call_monitor_live_test.cpp the monitors alone; this file, the service.)
 // Second-scale durations from the environment; every wait ends on an event (a push, a log line,
 // the fake's own wait) or a bounded timeout.
 #include "fake_openai_server.hpp"
+#include "redis_test_server.hpp"
 
 #include <gtest/gtest.h>
 
@@ -207,6 +209,63 @@ TEST(cost_guard_binary, a_spent_budget_holds_the_queue_answers_join_with_the_res
     EXPECT_EQ(refused.json()["error"]["code"], "budget_exhausted");
     EXPECT_FALSE(refused.header("retry-after").empty());
     EXPECT_GE(b.stats()["cost"]["day"]["estimatedUsd"].get<double>(), 0.02);
+}
+
+// Redis mode: two processes, one real Redis, one budget.  One session is 2 s at $0.60/min = $0.02;
+// the day's budget is $0.024; two slots, so only the budget can hold anyone.
+TEST(cost_guard_binary, in_redis_mode_two_instances_share_one_budget_and_it_survives_restarting_both) {
+    redis_test_server redis;
+    temp_dir dir_a, dir_b;
+    const auto env = [&](const std::string& instance) {
+        return settings_map{{"STATE_STORE", "redis"},
+                            {"REDIS_URL", "redis://127.0.0.1:" + std::to_string(redis.port()) + "/0"},
+                            {"REDIS_KEY_PREFIX", "budget-bin-" + std::to_string(::getpid())},
+                            {"INSTANCE_ID", instance},
+                            {"MAX_CONCURRENT_USERS", "2"},
+                            {"SESSION_DURATION_SECONDS", "2"},
+                            {"COST_PER_MINUTE_USD", "0.6"},
+                            {"DAILY_BUDGET_USD", "0.024"},
+                            {"BUDGET_TIMEZONE", "Europe/Berlin"}};
+    };
+    std::string waiting;
+    {
+        broker a(dir_a, env("vb-a"));
+        broker b(dir_b, env("vb-b"));
+        const auto talking = a.join_ticket();
+        auto talking_ws = a.channel(talking);
+        ASSERT_EQ(a.status(talking)["state"], "active");
+        // A slot is free, but a's session is committed: $0.02 + $0.02 > $0.024, on the other instance too.
+        waiting = b.join_ticket();
+        auto waiting_ws = b.channel(waiting);
+        EXPECT_EQ(b.status(waiting)["state"], "queued");
+
+        ASSERT_TRUE(talking_ws->next_of_type("ended", 8s)) << a.output();
+        // Its end charged its minutes in Redis: the other instance's stats show them, and its new
+        // visitors are refused until the reset.  Nobody was admitted.
+        const auto cost = b.stats()["cost"];
+        EXPECT_GE(cost["day"]["estimatedUsd"].get<double>(), 0.02) << cost.dump();
+        EXPECT_LT(cost["day"]["estimatedUsd"].get<double>(), 0.03) << cost.dump();
+        EXPECT_DOUBLE_EQ(cost["day"]["budgetUsd"].get<double>(), 0.024);
+        EXPECT_EQ(a.stats()["cost"]["day"], cost["day"]) << "every instance shows the same shared spend";
+        for (const broker* instance : {&a, &b}) {
+            const auto refused = instance->join();
+            ASSERT_EQ(refused.status, 503u) << refused.body;
+            EXPECT_EQ(refused.json()["error"]["code"], "budget_exhausted");
+            EXPECT_FALSE(refused.header("retry-after").empty());
+        }
+        EXPECT_EQ(b.status(waiting)["state"], "queued");
+        EXPECT_FALSE(std::filesystem::exists(dir_a.path() / "data" / "budget.json")) << "in redis mode the spend is in Redis";
+        EXPECT_EQ(a.stop(), 0) << a.output();
+        EXPECT_EQ(b.stop(), 0) << b.output();
+    }
+    // Both processes are gone; the spend is in Redis, so two new ones hold the budget just the same.
+    broker a(dir_a, env("vb-a"));
+    broker b(dir_b, env("vb-b"));
+    const auto refused = b.join();
+    EXPECT_EQ(refused.status, 503u) << refused.body;
+    EXPECT_EQ(refused.json()["error"]["code"], "budget_exhausted");
+    EXPECT_GE(a.stats()["cost"]["day"]["estimatedUsd"].get<double>(), 0.02);
+    EXPECT_EQ(a.status(waiting)["state"], "queued");
 }
 
 // ---- an empty OpenAI account --------------------------------------------------------------------

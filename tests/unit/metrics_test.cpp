@@ -37,6 +37,20 @@ TEST(metrics, every_family_has_help_type_and_a_value) {
     EXPECT_EQ(text.back(), '\n');
 }
 
+// The alert "admissions paused" (docker/prometheus/alerts.yml) watches one gauge for either pause.
+TEST(metrics, admissions_paused_is_one_while_the_operator_or_a_quota_pause_holds_admissions) {
+    metrics m;
+    EXPECT_TRUE(has_line(m.render(), "voice_broker_admissions_paused 0"));
+    EXPECT_TRUE(has_line(m.render(), "# TYPE voice_broker_admissions_paused gauge"));
+    m.operator_paused = 1;
+    EXPECT_TRUE(has_line(m.render(), "voice_broker_admissions_paused 1"));
+    m.operator_paused = 0;
+    m.upstream_quota_paused = 1;
+    EXPECT_TRUE(has_line(m.render(), "voice_broker_admissions_paused 1"));
+    m.upstream_quota_paused = 0;
+    EXPECT_TRUE(has_line(m.render(), "voice_broker_admissions_paused 0"));
+}
+
 TEST(metrics, values_and_labels) {
     metrics m;
     m.active_sessions = 2;

@@ -476,6 +476,9 @@ private:
         case join_outcome::kind::joined:
             ++stats_.joined;
             break;
+        case join_outcome::kind::budget_exhausted:  // a shared store's answer: the model never expects it
+            MODEL_CHECK(false, "the broker answered budget_exhausted");
+            return;
         }
         compare_status(got.status, ticket, "join");
     }
