@@ -109,6 +109,9 @@ std::string metrics::render() const {
     out.reserve(4096);
     scalar(out, "voice_broker_active_sessions", "gauge", "Sessions holding a slot now.", active_sessions);
     scalar(out, "voice_broker_queue_length", "gauge", "Visitors waiting in the queue now.", queue_length);
+    scalar(out, "voice_broker_store_entries", "gauge",
+           "Entries this instance keeps: live ones and remembered ends (memory store), or its mirror (Redis).",
+           store_entries);
     scalar(out, "voice_broker_websocket_clients", "gauge", "Open live-channel WebSockets.", websocket_clients);
     scalar(out, "voice_broker_open_connections", "gauge", "Open client connections.", open_connections);
     scalar(out, "voice_broker_admissions_total", "counter", "Visitors admitted to a slot.", admissions);

@@ -212,6 +212,7 @@ private:
         published_stats_.withdraw_if_changed(current_stats_inputs());
         metrics_.active_sessions.store(static_cast<std::int64_t>(store_->active_count()), std::memory_order_relaxed);
         metrics_.queue_length.store(static_cast<std::int64_t>(store_->queue_length()), std::memory_order_relaxed);
+        metrics_.store_entries.store(static_cast<std::int64_t>(store_->entry_count()), std::memory_order_relaxed);
     }
 
     void on_request(const http_request& req, responder respond) {

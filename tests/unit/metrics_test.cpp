@@ -22,7 +22,8 @@ TEST(metrics, every_family_has_help_type_and_a_value) {
     metrics m;
     const auto text = m.render();
     for (const char* family :
-         {"voice_broker_active_sessions gauge", "voice_broker_queue_length gauge", "voice_broker_websocket_clients gauge",
+         {"voice_broker_active_sessions gauge", "voice_broker_queue_length gauge", "voice_broker_store_entries gauge",
+          "voice_broker_websocket_clients gauge",
           "voice_broker_open_connections gauge", "voice_broker_admissions_total counter",
           "voice_broker_warnings_sent_total counter", "voice_broker_websocket_slow_dropped_total counter",
           "voice_broker_connections_rejected_total counter", "voice_broker_session_ends_total counter",
