@@ -10,8 +10,8 @@
 //              socket (mint one key, against the fake OpenAI, if admitted), then leave and close
 //              (one round in five: no leave, the socket cut with a reset instead, so the server
 //              must notice a visitor who vanished)
-//   minters    join; when admitted at once, mint 1 to 3 keys (the most one session may have),
-//              then leave; when queued, leave at once
+//   minters    join, poll the status (a heartbeat) every 500 ms until admitted (at most 30 s),
+//              mint 1 to 3 keys (the most one session may have), then leave
 //   abandoned  join, then nothing at all: no live channel, no heartbeat, no leave; the server must
 //              expire the place after HEARTBEAT_TIMEOUT_SECONDS
 //   static     keep-alive GET / (the page), and /api/health on voice-broker
@@ -41,7 +41,7 @@ const deadline = Date.now() + Number(args.seconds) * 1000;
 const count = (kind, fallback) => Number(args[kind] ?? fallback);
 const loops = {
   visitors: vb ? count('visitors', 20) : 0,
-  minters: vb ? count('minters', 2) : 0,
+  minters: vb ? count('minters', 4) : 0,
   abandoned: vb ? count('abandoned', 2) : 0,
   static: count('static', 4),
   slowloris: count('slowloris', 20),
@@ -168,13 +168,23 @@ async function minter() {
   const joined = await joinAnswer();
   if (!joined) return sleep(500);
   const ticket = joined.ticket;
-  if (joined.state === 'active') {
+  let state = joined.state;
+  for (const until = Date.now() + 30_000; state === 'queued' && running() && Date.now() < until; ) {
+    await sleep(500);
+    const r = await request('GET', '/api/session?action=status', { 'X-Session-Ticket': ticket });
+    if (r.status !== 200) {
+      surprise('minters', `status: ${r.status} ${r.body}`);
+      break;
+    }
+    state = JSON.parse(r.body).state;
+  }
+  if (state === 'active') {
     const keys = 1 + Math.floor(Math.random() * 3);
     for (let i = 0; i < keys && running(); i++) await mint('minters', ticket);
   }
   const left = await leave(ticket);
   if (left.status !== 200) surprise('minters', `leave: ${left.status} ${left.body}`);
-  await sleep(joined.state === 'active' ? 100 : 300);
+  await sleep(100);
 }
 
 async function abandoned() {
