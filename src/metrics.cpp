@@ -1,5 +1,7 @@
 #include "voice_broker/metrics.hpp"
 
+#include "voice_broker/logging.hpp"
+
 #include <cstdio>
 
 namespace voice_broker {
@@ -118,6 +120,9 @@ std::string metrics::render() const {
     scalar(out, "voice_broker_warnings_sent_total", "counter", "Time-left warnings sent.", warnings_sent);
     scalar(out, "voice_broker_websocket_slow_dropped_total", "counter",
            "WebSocket clients dropped for not reading their messages.", websocket_dropped_slow);
+    family(out, "voice_broker_log_lines_dropped_total", "counter",
+           "Log lines dropped because the log output did not keep up (a thread that logs never waits).");
+    line(out, "voice_broker_log_lines_dropped_total " + std::to_string(log_lines_dropped()));
     scalar(out, "voice_broker_connections_rejected_total", "counter",
            "Connections refused because MAX_CONNECTIONS was reached.", connections_rejected);
     family(out, "voice_broker_session_ends_total", "counter", "Sessions and queue places ended, by reason.");
