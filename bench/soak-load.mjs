@@ -10,8 +10,9 @@
 //              socket (mint one key, against the fake OpenAI, if admitted), then leave and close
 //              (one round in five: no leave, the socket cut with a reset instead, so the server
 //              must notice a visitor who vanished)
-//   minters    join, poll the status (a heartbeat) every 500 ms until admitted (at most 30 s),
-//              mint 1 to 3 keys (the most one session may have), then leave
+//   minters    join, send a heartbeat (POST ?action=heartbeat, which answers the status) every
+//              500 ms until admitted (at most 30 s), mint 1 to 3 keys (the most one session may
+//              have), then leave
 //   abandoned  join, then nothing at all: no live channel, no heartbeat, no leave; the server must
 //              expire the place after HEARTBEAT_TIMEOUT_SECONDS
 //   static     keep-alive GET / (the page), and /api/health on voice-broker
@@ -171,9 +172,10 @@ async function minter() {
   let state = joined.state;
   for (const until = Date.now() + 30_000; state === 'queued' && running() && Date.now() < until; ) {
     await sleep(500);
-    const r = await request('GET', '/api/session?action=status', { 'X-Session-Ticket': ticket });
+    // A status poll is no sign of life: without a heartbeat the server rightly expires the place.
+    const r = await request('POST', '/api/session?action=heartbeat', { 'X-Session-Ticket': ticket });
     if (r.status !== 200) {
-      surprise('minters', `status: ${r.status} ${r.body}`);
+      surprise('minters', `heartbeat: ${r.status} ${r.body}`);
       break;
     }
     state = JSON.parse(r.body).state;
