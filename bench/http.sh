@@ -20,11 +20,11 @@ WEB="$OUT/www"
 mkdir -p "$WEB"
 cp "$ROOT/static/index.html" "$WEB/"
 
-vb() { # vb NAME PORT [VAR=VALUE...]: voice-broker, one I/O thread, no access log
+vb() { # vb NAME PORT [VAR=VALUE...]: voice-broker ($VB_BINARY, default $BIN), one I/O thread, no access log
   local name="$1" port="$2"
   shift 2
   start_bg "$name" env STATIC_DIR="$WEB" HOST=127.0.0.1 PORT="$port" THREADS=1 LOG_LEVEL=warn \
-    MAX_CONNECTIONS_PER_ADDRESS=0 JOIN_RATE_PER_ADDRESS=0 MAX_TICKETS_PER_ADDRESS=0 DATA_DIR="$(fresh_data_dir)" "$@" "$BIN"
+    MAX_CONNECTIONS_PER_ADDRESS=0 JOIN_RATE_PER_ADDRESS=0 MAX_TICKETS_PER_ADDRESS=0 DATA_DIR="$(fresh_data_dir)" "$@" "${VB_BINARY:-$BIN}"
 }
 
 P_VB_PLAIN="$(free_port)"
@@ -43,6 +43,17 @@ VB_TLS_PID=$BG_PID
 P_VB_LOG="$(free_port)"
 vb vb-tls-log "$P_VB_LOG" TLS_CERT_FILE="$CERT" TLS_KEY_FILE="$KEY" LOG_LEVEL=info
 VB_LOG_PID=$BG_PID
+
+# BEFORE_BIN (run.sh's BENCH_BEFORE_BIN): an older build with the access log off and on, as two
+# more sides of figure 1, interleaved with the others: a change's effect on the log's cost.
+if [[ -n "${BEFORE_BIN:-}" ]]; then
+  P_VB_BEFORE="$(free_port)"
+  VB_BINARY="$BEFORE_BIN" vb vb-tls-before "$P_VB_BEFORE" TLS_CERT_FILE="$CERT" TLS_KEY_FILE="$KEY"
+  VB_BEFORE_PID=$BG_PID
+  P_VB_BEFORE_LOG="$(free_port)"
+  VB_BINARY="$BEFORE_BIN" vb vb-tls-before-log "$P_VB_BEFORE_LOG" TLS_CERT_FILE="$CERT" TLS_KEY_FILE="$KEY" LOG_LEVEL=info
+  VB_BEFORE_LOG_PID=$BG_PID
+fi
 
 P_NGX_TLS="$(free_port)"
 P_NGX_PLAIN="$(free_port)"
@@ -96,7 +107,8 @@ start_bg node-express node "$HERE/node-stats-server.mjs" --mode express --port "
 EXPRESS_PID=$BG_PID
 
 for url in "https://127.0.0.1:$P_VB_TLS/api/health" "https://127.0.0.1:$P_VB_LOG/api/health" "https://127.0.0.1:$P_NGX_TLS/" "http://127.0.0.1:$P_NGX_PLAIN/" \
-  "https://127.0.0.1:$P_NODE/api/session?action=stats" "https://127.0.0.1:$P_EXPRESS/api/session?action=stats"; do
+  "https://127.0.0.1:$P_NODE/api/session?action=stats" "https://127.0.0.1:$P_EXPRESS/api/session?action=stats" \
+  ${BEFORE_BIN:+"https://127.0.0.1:$P_VB_BEFORE/api/health" "https://127.0.0.1:$P_VB_BEFORE_LOG/api/health"}; do
   wait_http "$url"
 done
 NGX_PIDS="$NGX_PID $(pgrep -P "$NGX_PID" | tr '\n' ' ')"
@@ -167,6 +179,10 @@ plan=(
   "4|voice-broker|https://127.0.0.1:$P_VB_TLS/|$VB_TLS_PID|gzip close"
   "4|nginx|https://127.0.0.1:$P_NGX_TLS/|$NGX_PIDS|gzip close"
 )
+if [[ -n "${BEFORE_BIN:-}" ]]; then
+  plan+=("1|before|https://127.0.0.1:$P_VB_BEFORE/|$VB_BEFORE_PID|gzip"
+    "1|before+access-log|https://127.0.0.1:$P_VB_BEFORE_LOG/|$VB_BEFORE_LOG_PID|gzip")
+fi
 
 wrk_args() { # OPTIONS -> WRK_ARGS
   WRK_ARGS=()
@@ -200,7 +216,9 @@ for fig in 1 2 3 4; do
 done
 
 # The access-log side wrote one line per request: keep the first 1000 (to look at), not gigabytes.
-if [[ -f "$OUT/logs/vb-tls-log.log" ]]; then
-  head -n 1000 "$OUT/logs/vb-tls-log.log" >"$OUT/logs/vb-tls-log.head.log"
-  : >"$OUT/logs/vb-tls-log.log"
-fi
+for name in vb-tls-log vb-tls-before-log; do
+  if [[ -f "$OUT/logs/$name.log" ]]; then
+    head -n 1000 "$OUT/logs/$name.log" >"$OUT/logs/$name.head.log"
+    : >"$OUT/logs/$name.log"
+  fi
+done

@@ -147,3 +147,20 @@ record() {
 
 # median of the numbers given as arguments.
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+
+# start_fake_openai: the fake OpenAI (tests/fakes/fake-openai) on a free loopback port, on the
+# client core (a remote upstream takes no CPU from the broker); sets FAKE_KEY, FAKE_PID, FAKE_PORT.
+start_fake_openai() {
+  local i
+  [[ -d "$ROOT/tests/fakes/fake-openai/node_modules/werift" ]] ||
+    npm ci --prefix "$ROOT/tests/fakes/fake-openai" --no-audit --no-fund --loglevel=error >/dev/null
+  FAKE_KEY="bench-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
+  SERVER_CPU="$CLIENT_CPU" start_bg fake-openai env FAKE_OPENAI_KEY="$FAKE_KEY" node "$ROOT/tests/fakes/fake-openai/server.mjs" --port 0
+  FAKE_PID=$BG_PID
+  for ((i = 0; i < 100; i++)); do
+    grep -q listening "$OUT/logs/fake-openai.log" 2>/dev/null && break
+    sleep 0.1
+  done
+  FAKE_PORT="$(sed -n 's/.*"listening":\([0-9]*\).*/\1/p' "$OUT/logs/fake-openai.log" | head -1)"
+  [[ -n "$FAKE_PORT" ]] || die "the fake OpenAI did not start: $(cat "$OUT/logs/fake-openai.log")"
+}

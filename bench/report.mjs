@@ -82,6 +82,22 @@ for (const [fig, name] of [
   }
 }
 
+// 1c: the same for an older build (BENCH_BEFORE_BIN), measured in the same interleaved runs, and
+// the two builds side by side with the access log on.
+{
+  const side = (s, k) => pick({ fig: '1', side: s }, k);
+  if (side('before+access-log', 'rps').length) {
+    row('1', 'before: access log on: requests/s', side('before+access-log', 'rps'), 'before, access log off', side('before', 'rps'), { target: '>= 0.9x', met: (r) => r >= 0.9 });
+    row('1', 'before: access log on: server CPU us/request', side('before+access-log', 'cpuUsPerReq'), 'before, access log off', side('before', 'cpuUsPerReq'), {
+      target: '<= 1.1x',
+      met: (r) => r <= 1.1,
+    });
+    row('1', 'access log on, this build: requests/s', side('voice-broker+access-log', 'rps'), 'before, access log on', side('before+access-log', 'rps'));
+    row('1', 'access log on, this build: server CPU us/request', side('voice-broker+access-log', 'cpuUsPerReq'), 'before, access log on', side('before+access-log', 'cpuUsPerReq'));
+    row('1', 'access log off, this build: requests/s', side('voice-broker', 'rps'), 'before, access log off', side('before', 'rps'));
+  }
+}
+
 // 3: the stats API over HTTPS.
 if (pick({ fig: '3', side: 'voice-broker' }, 'rps').length) {
   const s = (side, k) => pick({ fig: '3', side }, k);

@@ -13,6 +13,7 @@
 #   BENCH_QUEUE_SIZES ("1000 5000 10000"), BENCH_QUEUE_RUNS (3), BENCH_TOKEN_MINTS (3000),
 #   BENCH_FIGS ("1 2 3 4 5 6 7": a subset),
 #   BENCH_QUIET_WAIT (seconds to wait for a quiet machine before each run, 10),
+#   BENCH_BEFORE_BIN (an older build: figure 1 gets two more sides, its access log off and on),
 #   VOICE_BROKER_BIN (default: build/release/voice-broker, built with the release preset).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -72,6 +73,13 @@ fi
 cp "$BIN" "$OUT/voice-broker"
 BIN="$OUT/voice-broker"
 "$BIN" --version >/dev/null || die "$BIN does not run (was it being linked?)"
+BEFORE_BIN=""
+if [[ -n "${BENCH_BEFORE_BIN:-}" ]]; then
+  cp "$BENCH_BEFORE_BIN" "$OUT/voice-broker-before"
+  BEFORE_BIN="$OUT/voice-broker-before"
+  "$BEFORE_BIN" --version >/dev/null || die "$BENCH_BEFORE_BIN does not run"
+fi
+export BEFORE_BIN
 TLS_DIR="$(mktemp -d /tmp/vb-bench-tls.XXXXXX)"
 trap 'stop_all_started; rm -rf "$TLS_DIR"' EXIT
 export CERT="$TLS_DIR/cert.pem" KEY="$TLS_DIR/key.pem"

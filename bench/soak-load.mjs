@@ -4,10 +4,17 @@
 //
 //   node soak-load.mjs --url http://127.0.0.1:P --seconds S --mode vb|nginx [--KIND N ...]
 //
-// Kinds (N loops of each; --mode nginx has no visitors: nginx serves the page only):
+// Kinds (N loops of each; --mode nginx has no visitors, minters or abandoned ones: nginx serves
+// the page only):
 //   visitors   join, open the live WebSocket, poll the status a few times with heartbeats over the
-//              socket, then leave and close (one round in five: no leave, the socket cut with a
-//              reset instead, so the server must notice a visitor who vanished)
+//              socket (mint one key, against the fake OpenAI, if admitted), then leave and close
+//              (one round in five: no leave, the socket cut with a reset instead, so the server
+//              must notice a visitor who vanished)
+//   minters    join, send a heartbeat (POST ?action=heartbeat, which answers the status) every
+//              500 ms until admitted (at most 30 s), mint 1 to 3 keys (the most one session may
+//              have), then leave
+//   abandoned  join, then nothing at all: no live channel, no heartbeat, no leave; the server must
+//              expire the place after HEARTBEAT_TIMEOUT_SECONDS
 //   static     keep-alive GET / (the page), and /api/health on voice-broker
 //   slowloris  a request head sent one field a second and never finished, until the server's
 //              request timeout closes it; then again
@@ -35,6 +42,8 @@ const deadline = Date.now() + Number(args.seconds) * 1000;
 const count = (kind, fallback) => Number(args[kind] ?? fallback);
 const loops = {
   visitors: vb ? count('visitors', 20) : 0,
+  minters: vb ? count('minters', 4) : 0,
+  abandoned: vb ? count('abandoned', 2) : 0,
   static: count('static', 4),
   slowloris: count('slowloris', 20),
   oversized: count('oversized', 2),
@@ -99,12 +108,23 @@ function raw(onConnect, { limit = 20_000, onData } = {}) {
 const statusOf = (text) => Number(/^HTTP\/1\.[01] (\d{3})/.exec(text)?.[1] ?? 0);
 const answers = (text) => (text.match(/HTTP\/1\.[01] \d{3}/g) ?? []).length;
 
-async function join() {
+// The join answer (null when the queue is full, a legitimate answer under load).
+async function joinAnswer() {
   const r = await request('POST', '/api/session?action=join');
-  if (r.status === 503) return null; // queue full: a legitimate answer under load
+  if (r.status === 503) return null;
   if (r.status !== 200) throw new Error(`join: ${r.status} ${r.body}`);
-  return JSON.parse(r.body).ticket;
+  return JSON.parse(r.body);
 }
+const join = async () => (await joinAnswer())?.ticket ?? null;
+
+const keysMinted = { visitors: 0, minters: 0 };
+// One key for a slot holder; the broker calls the fake OpenAI's POST /v1/realtime/client_secrets.
+async function mint(kind, ticket) {
+  const r = await request('POST', '/api/session?action=token', { 'X-Session-Ticket': ticket });
+  if (r.status === 200 && JSON.parse(r.body).value?.startsWith('ek_')) keysMinted[kind]++;
+  else surprise(kind, `token: ${r.status} ${r.body}`);
+}
+const leave = (ticket) => request('POST', '/api/session?action=leave', { 'X-Session-Ticket': ticket });
 
 async function visitor() {
   const ticket = await join();
@@ -124,9 +144,14 @@ async function visitor() {
       reject(new Error('live channel closed before its first status'));
     });
   });
+  let minted = false;
   for (let i = 0; i < 3 && running(); i++) {
     const r = await request('GET', '/api/session?action=status', { 'X-Session-Ticket': ticket });
     if (r.status !== 200) surprise('visitors', `status: ${r.status} ${r.body}`);
+    else if (!minted && JSON.parse(r.body).state === 'active') {
+      minted = true;
+      await mint('visitors', ticket);
+    }
     if (ws.readyState === WebSocket.OPEN) ws.send('{"type":"heartbeat"}');
     await sleep(100 + Math.random() * 200);
   }
@@ -135,9 +160,38 @@ async function visitor() {
     ws.terminate();
     return;
   }
-  const left = await request('POST', '/api/session?action=leave', { 'X-Session-Ticket': ticket });
+  const left = await leave(ticket);
   if (left.status !== 200) surprise('visitors', `leave: ${left.status} ${left.body}`);
   ws.close();
+}
+
+async function minter() {
+  const joined = await joinAnswer();
+  if (!joined) return sleep(500);
+  const ticket = joined.ticket;
+  let state = joined.state;
+  for (const until = Date.now() + 30_000; state === 'queued' && running() && Date.now() < until; ) {
+    await sleep(500);
+    // A status poll is no sign of life: without a heartbeat the server rightly expires the place.
+    const r = await request('POST', '/api/session?action=heartbeat', { 'X-Session-Ticket': ticket });
+    if (r.status !== 200) {
+      surprise('minters', `heartbeat: ${r.status} ${r.body}`);
+      break;
+    }
+    state = JSON.parse(r.body).state;
+  }
+  if (state === 'active') {
+    const keys = 1 + Math.floor(Math.random() * 3);
+    for (let i = 0; i < keys && running(); i++) await mint('minters', ticket);
+  }
+  const left = await leave(ticket);
+  if (left.status !== 200) surprise('minters', `leave: ${left.status} ${left.body}`);
+  await sleep(100);
+}
+
+async function abandoned() {
+  await join(); // and never a word again
+  await sleep(1000);
 }
 
 async function staticPage() {
@@ -226,7 +280,7 @@ async function smuggle() {
   await sleep(100);
 }
 
-const kinds = { visitors: visitor, static: staticPage, slowloris, oversized, garbage, abrupt, smuggle };
+const kinds = { visitors: visitor, minters: minter, abandoned, static: staticPage, slowloris, oversized, garbage, abrupt, smuggle };
 const errors = Object.fromEntries(Object.keys(loops).map((k) => [k, 0]));
 await Promise.all(
   Object.entries(loops).flatMap(([kind, n]) =>
@@ -247,4 +301,4 @@ await Promise.all(
 );
 for (const s of open) (s.terminate ?? s.destroy).call(s);
 for (const a of agents) a.destroy();
-console.log(JSON.stringify({ mode: vb ? 'vb' : 'nginx', loops, rounds, surprises, errors, examples }));
+console.log(JSON.stringify({ mode: vb ? 'vb' : 'nginx', loops, rounds, keysMinted, surprises, errors, examples }));

@@ -1,31 +1,38 @@
 #!/usr/bin/env bash
 # bench/soak.sh [--smoke]: a bounded soak of the real server, with nginx as the anchor.
 #
-# voice-broker (release build, one I/O thread) and Debian's nginx (bench/soak-nginx.conf, one
-# process, the same header limit and timeouts) run side by side on the server core, each on
-# 127.0.0.1 only, each under its own bench/soak-load.mjs on the client core for SOAK_SECONDS:
-#   voice-broker: visitors (join, live WebSocket, status polls, heartbeats, leave, or vanish with
-#     a reset), the page and /api/health, and the hostile clients;
+# voice-broker (release build, one I/O thread, minting keys from the fake OpenAI on the client
+# core) and Debian's nginx (bench/soak-nginx.conf, one process, the same header limit and
+# timeouts) run side by side on the server core, each on 127.0.0.1 only, each under its own
+# bench/soak-load.mjs on the client core for SOAK_SECONDS:
+#   voice-broker: visitors (join, live WebSocket, status polls, heartbeats, a key when admitted,
+#     leave, or vanish with a reset), minters (join, 1-3 keys when admitted, leave), abandoned
+#     visitors (join, then nothing: the server must expire them), the page and /api/health, and
+#     the hostile clients;
 #   nginx: the page and the same hostile clients (slowloris heads, 32 KiB headers, garbage after a
 #     WebSocket upgrade, connections reset at once, half-way or before the answer, smuggling).
 # Phases: start, a 3-second warm-up of the same load (so what a server opens once, lazily, is in
 # the baseline), the baseline (idle), the load, then a drain of up to SOAK_DRAIN_SECONDS.  Every
 # SOAK_SAMPLE_SECONDS both servers' VmRSS, open descriptors (/proc/PID/fd), threads, and
-# connections (voice-broker: /metrics voice_broker_open_connections and websocket_clients;
-# nginx: stub_status) go to samples.tsv.
+# connections (voice-broker: /metrics voice_broker_open_connections and websocket_clients, and the
+# entries its store keeps, voice_broker_store_entries; nginx: stub_status) go to samples.tsv.
 #
-# Verdict on voice-broker (exit 1 if any fails): descriptors and open connections back to the
-# baseline after the drain; no WebSocket client left; RSS slope over the last half of the load
-# at most SOAK_RSS_SLOPE_KIB_PER_MIN (least squares over the samples); the process alive; the
-# load met no unexpected answer (surprises) and no error.  nginx's figures are the anchor: the
-# table gives each of voice-broker's figures beside nginx's and their ratio.  Results go to
+# Verdict on voice-broker (exit 1 if any fails): RSS, descriptors and store entries grow less
+# than 5 % over the last two thirds of the load (the last 20 of 30 minutes; growth = the least-
+# squares line's rise over that window / its value at the window's start); descriptors and open
+# connections back to the baseline after the drain; no WebSocket client left; RSS slope over the
+# last half of the load at most SOAK_RSS_SLOPE_KIB_PER_MIN; the process alive; the load met no
+# unexpected answer (surprises) and no error.  nginx's figures are the anchor: the table gives
+# each of voice-broker's figures beside nginx's and their ratio.  Results go to
 # bench/results/<date>-soak[-smoke]/ (git-ignored): samples.tsv, load-*.json, runs.jsonl,
 # table.md, logs/.
 #
-#   --smoke   60 seconds, samples every 2 s: proves the script works and judges descriptors and
-#             connections (CI); too short to judge the RSS slope.
+#   --smoke   60 seconds, samples every 2 s: proves the script works and judges descriptors
+#             (growth over the last 40 s, and back after the drain) and connections (CI).  RSS and
+#             entries are shown, not judged: ended tickets are remembered for 10 minutes (up to
+#             10,000), so both grow by design for the first minutes.
 #
-# Environment (optional): SOAK_SECONDS (1800; smoke 60), SOAK_SAMPLE_SECONDS (5; smoke 2),
+# Environment (optional): SOAK_SECONDS (1800; smoke 60), SOAK_SAMPLE_SECONDS (10; smoke 2),
 #   SOAK_DRAIN_SECONDS (20), SOAK_RSS_SLOPE_KIB_PER_MIN (256; smoke: none, the slope is shown but
 #   not judged: memory still grows by design for the first minutes, see bench/README.md),
 #   SOAK_LOAD (extra soak-load.mjs flags, e.g. "--visitors 40"),
@@ -56,9 +63,12 @@ fi
 if ((SMOKE)); then
   SECONDS_LOAD="${SOAK_SECONDS:-60}" SAMPLE="${SOAK_SAMPLE_SECONDS:-2}" SLOPE_LIMIT="${SOAK_RSS_SLOPE_KIB_PER_MIN:-none}"
 else
-  SECONDS_LOAD="${SOAK_SECONDS:-1800}" SAMPLE="${SOAK_SAMPLE_SECONDS:-5}" SLOPE_LIMIT="${SOAK_RSS_SLOPE_KIB_PER_MIN:-256}"
+  SECONDS_LOAD="${SOAK_SECONDS:-1800}" SAMPLE="${SOAK_SAMPLE_SECONDS:-10}" SLOPE_LIMIT="${SOAK_RSS_SLOPE_KIB_PER_MIN:-256}"
 fi
 DRAIN="${SOAK_DRAIN_SECONDS:-20}"
+# What the growth verdict judges: the smoke only descriptors (see --smoke above).
+JUDGE_GROWTH=rss,fds,entries
+((SMOKE)) && JUDGE_GROWTH=fds
 MODE=soak
 ((SMOKE)) && MODE=soak-smoke
 OUT="$HERE/results/$(date -u +%Y%m%dT%H%M%SZ)-$MODE"
@@ -82,11 +92,13 @@ fi
 trap stop_all_started EXIT
 cd "$OUT"
 
-# ---- the two servers ----------------------------------------------------------------------------
+# ---- the two servers (and voice-broker's upstream, the fake OpenAI) ------------------------------
+start_fake_openai
 VB_PORT="$(free_port)"
 start_bg voice-broker env DATA_DIR="$(fresh_data_dir)" STATIC_DIR="$ROOT/static" HOST=127.0.0.1 PORT="$VB_PORT" THREADS=1 \
-  LOG_LEVEL=warn MAX_CONCURRENT_USERS=2 MAX_QUEUE_LENGTH=1000 HEARTBEAT_TIMEOUT_SECONDS=10 \
-  MAX_TICKETS_PER_ADDRESS=0 JOIN_RATE_PER_ADDRESS=0 MAX_CONNECTIONS_PER_ADDRESS=0 "$BIN"
+  LOG_LEVEL=warn MAX_CONCURRENT_USERS=4 MAX_QUEUE_LENGTH=1000 HEARTBEAT_TIMEOUT_SECONDS=10 \
+  MAX_TICKETS_PER_ADDRESS=0 JOIN_RATE_PER_ADDRESS=0 MAX_CONNECTIONS_PER_ADDRESS=0 \
+  OPENAI_API_KEY="$FAKE_KEY" OPENAI_BASE_URL="http://127.0.0.1:$FAKE_PORT" "$BIN"
 VB_PID=$BG_PID
 NGX_PORT="$(free_port)"
 NGX_STATUS_PORT="$(free_port)"
@@ -112,14 +124,15 @@ vb_gauge() { # vb_gauge NAME...: the values of /metrics gauges, space-separated 
 ngx_conns() { { curl -s --max-time 2 "http://127.0.0.1:$NGX_STATUS_PORT/status" || true; } | awk '/^Active connections:/ {print $3; f=1} END {if (!f) print -1}'; }
 T0=$(date +%s.%N)
 sample() { # sample PHASE: one line of samples.tsv
-  local vb_conns vb_ws vb_queue n_conns
-  read -r vb_conns vb_ws vb_queue <<<"$(vb_gauge voice_broker_open_connections voice_broker_websocket_clients voice_broker_queue_length)"
+  local vb_conns vb_ws vb_queue vb_entries n_conns
+  read -r vb_conns vb_ws vb_queue vb_entries <<<"$(vb_gauge voice_broker_open_connections voice_broker_websocket_clients \
+    voice_broker_queue_length voice_broker_store_entries)"
   n_conns="$(ngx_conns)"
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(awk -v now="$(date +%s.%N)" -v t0="$T0" 'BEGIN {printf "%.1f", now - t0}')" "$1" \
-    "$(rss_kb "$VB_PID" 2>/dev/null || echo 0)" "$(fd_count "$VB_PID")" "$(threads "$VB_PID")" "$vb_conns" "$vb_ws" "$vb_queue" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(awk -v now="$(date +%s.%N)" -v t0="$T0" 'BEGIN {printf "%.1f", now - t0}')" "$1" \
+    "$(rss_kb "$VB_PID" 2>/dev/null || echo 0)" "$(fd_count "$VB_PID")" "$(threads "$VB_PID")" "$vb_conns" "$vb_ws" "$vb_queue" "$vb_entries" \
     "$(rss_kb "$NGX_PID" 2>/dev/null || echo 0)" "$(fd_count "$NGX_PID")" "$(threads "$NGX_PID")" "$n_conns" >>"$OUT/samples.tsv"
 }
-printf 't\tphase\tvb_rss_kb\tvb_fds\tvb_threads\tvb_conns\tvb_ws\tvb_queue\tngx_rss_kb\tngx_fds\tngx_threads\tngx_conns\n' >"$OUT/samples.tsv"
+printf 't\tphase\tvb_rss_kb\tvb_fds\tvb_threads\tvb_conns\tvb_ws\tvb_queue\tvb_entries\tngx_rss_kb\tngx_fds\tngx_threads\tngx_conns\n' >"$OUT/samples.tsv"
 
 # load SECONDS TAG: both loads at once on the client core; their JSON in load-TAG-{vb,nginx}.json.
 load() {
@@ -180,10 +193,11 @@ VB_ALIVE=1
 kill -0 "$VB_PID" 2>/dev/null || VB_ALIVE=0
 stop_pid "$VB_PID"
 stop_pid "$NGX_PID"
+stop_pid "$FAKE_PID"
 
 # ---- figures and verdict --------------------------------------------------------------------------
 node "$HERE/soak-report.mjs" "$OUT" --slope-limit "$SLOPE_LIMIT" --alive "$VB_ALIVE" --drained-after "$DRAINED_AFTER" \
-  --seconds "$SECONDS_LOAD" --mode "$MODE" --asan "$ASAN_BUILD" | tee "$OUT/table.md"
+  --seconds "$SECONDS_LOAD" --mode "$MODE" --asan "$ASAN_BUILD" --judge-growth "$JUDGE_GROWTH" | tee "$OUT/table.md"
 verdict=${PIPESTATUS[0]}
 log "results: $OUT"
 exit "$verdict"

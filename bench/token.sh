@@ -13,15 +13,7 @@ source "$HERE/lib.sh"
 trap stop_all_started EXIT
 cd "$OUT"
 
-FAKE_KEY="bench-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
-SERVER_CPU="$CLIENT_CPU" start_bg fake-openai env FAKE_OPENAI_KEY="$FAKE_KEY" node "$ROOT/tests/fakes/fake-openai/server.mjs" --port 0
-FAKE_PID=$BG_PID
-for ((i = 0; i < 100; i++)); do
-  grep -q listening "$OUT/logs/fake-openai.log" 2>/dev/null && break
-  sleep 0.1
-done
-FAKE_PORT="$(sed -n 's/.*"listening":\([0-9]*\).*/\1/p' "$OUT/logs/fake-openai.log" | head -1)"
-[[ -n "$FAKE_PORT" ]] || die "the fake OpenAI did not start: $(cat "$OUT/logs/fake-openai.log")"
+start_fake_openai
 
 VB_PORT="$(free_port)"
 start_bg vb-token env DATA_DIR="$(fresh_data_dir)" STATIC_DIR="$ROOT/static" HOST=127.0.0.1 PORT="$VB_PORT" THREADS=1 LOG_LEVEL=warn \

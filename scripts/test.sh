@@ -50,8 +50,9 @@ echo "sideband bench smoke: ok ($(grep -c '^|' /tmp/vb-sideband-smoke.log) table
 VOICE_BROKER_BIN="$PWD/build/debug/voice-broker" bash bench/store.sh --smoke > /tmp/vb-bench-store-smoke.log 2>&1 || { tail -40 /tmp/vb-bench-store-smoke.log; echo "bench store smoke failed"; exit 1; }
 VOICE_BROKER_BIN="$PWD/build/debug/voice-broker" bash bench/queue-cluster.sh --smoke > /tmp/vb-bench-queue-cluster-smoke.log 2>&1 || { tail -40 /tmp/vb-bench-queue-cluster-smoke.log; echo "bench queue-cluster smoke failed"; exit 1; }
 echo "bench store + queue-cluster smoke: ok"
-# Soak, smoke size: 60 s of visitors and hostile clients beside nginx; fails if descriptors or
-# connections do not return to the baseline or memory keeps growing.
+# Soak, smoke size: 60 s of visitors, key mints against the fake OpenAI, abandoned places and
+# hostile clients beside nginx; fails if descriptors or connections do not return to the baseline,
+# if descriptors grow over the last 40 s, or if the load meets an unexpected answer.
 VOICE_BROKER_BIN="$PWD/build/debug/voice-broker" bash bench/soak.sh --smoke > /tmp/vb-soak-smoke.log 2>&1 || { tail -40 /tmp/vb-soak-smoke.log; echo "soak smoke failed"; exit 1; }
 echo "soak smoke: ok"
 

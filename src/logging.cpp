@@ -1,5 +1,6 @@
 #include "voice_broker/logging.hpp"
 
+#include "voice_broker/buffered_log_sink.hpp"
 #include "voice_broker/http_message.hpp"
 #include "voice_broker/time.hpp"
 
@@ -7,6 +8,8 @@
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+
+#include <mutex>
 
 namespace voice_broker {
 
@@ -49,16 +52,48 @@ private:
     std::vector<std::string> secrets_;
 };
 
+// What the destination behind buffered_log_sink gets: batches of finished lines, written as they are.
+class verbatim_formatter final : public spdlog::formatter {
+public:
+    void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
+        dest.append(msg.payload.data(), msg.payload.data() + msg.payload.size());
+    }
+    std::unique_ptr<spdlog::formatter> clone() const override { return std::make_unique<verbatim_formatter>(); }
+};
+
+// The sink of the logger setup_logging installed last, for log_lines_dropped() (the logger owns
+// it, not this).
+std::mutex current_sink_mutex;
+std::weak_ptr<buffered_log_sink> current_sink;
+
 }  // namespace
 
 void setup_logging(log_format style, const std::string& level, std::vector<std::string> secrets,
                    std::shared_ptr<spdlog::sinks::sink> sink) {
     if (!sink) sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
-    auto logger = std::make_shared<spdlog::logger>("voice-broker", sink);
+    sink->set_formatter(std::make_unique<verbatim_formatter>());
+    // Lines are written in batches by buffered_log_sink's own thread: a thread that logs (an I/O
+    // thread writing the access log) never writes, flushes or waits for the output itself.
+    auto buffered = std::make_shared<buffered_log_sink>(sink, buffered_log_sink::limits{});
+    auto logger = std::make_shared<spdlog::logger>("voice-broker", buffered);
     logger->set_formatter(std::make_unique<line_formatter>(style, std::move(secrets)));
     logger->set_level(spdlog::level::from_str(level));
-    logger->flush_on(spdlog::level::trace);
+    logger->flush_on(spdlog::level::off);  // buffered_log_sink hands warnings over at once itself
+    {
+        std::lock_guard lock(current_sink_mutex);
+        current_sink = buffered;
+    }
     spdlog::set_default_logger(logger);
+}
+
+void flush_logs() {
+    if (auto logger = spdlog::default_logger()) logger->flush();
+}
+
+std::uint64_t log_lines_dropped() {
+    std::lock_guard lock(current_sink_mutex);
+    const auto sink = current_sink.lock();
+    return sink ? sink->dropped() : 0;
 }
 
 std::string redact_query(std::string_view target) {

@@ -106,8 +106,10 @@ int main(int argc, char** argv) {
         s.run();
     } catch (const std::exception& e) {
         spdlog::critical("cannot start: {}", e.what());
+        flush_logs();
         return 1;
     }
     curl_global_cleanup();
+    flush_logs();  // the lines of the shutdown, before the process ends
     return 0;
 }

@@ -247,6 +247,7 @@ public:
     }
     std::size_t active_count() const override { return broker_.active_count(); }
     std::size_t queue_length() const override { return broker_.queue_length(); }
+    std::size_t entry_count() const override { return broker_.remembered(); }
     bool available() const override { return true; }
     std::optional<steady_time> stats_fresh_until() const override {
         // Nothing stats shows changes before the broker's next deadline but through an event.
@@ -330,7 +331,11 @@ private:
             }
         }
         if (!hang_ups.empty()) save_calls();
-        if (listener_ && !events.empty()) listener_->on_events(events, clock_(), true);
+        // Forgetting old ends raises no event, but the entry gauge must still follow it.
+        const auto entries = broker_.remembered();
+        const bool forgot = entries < entries_told_;
+        entries_told_ = entries;
+        if (listener_ && (!events.empty() || forgot)) listener_->on_events(events, clock_(), true);
         if (listener_ && !hang_ups.empty()) listener_->on_hang_ups(std::move(hang_ups));
         arm_timer();
     }
@@ -363,6 +368,7 @@ private:
         });
     }
 
+    std::size_t entries_told_ = 0;  // broker_.remembered() at the last after_change()
     std::function<steady_time()> clock_;
     std::function<std::chrono::system_clock::time_point()> wall_clock_;
     restart_files files_;

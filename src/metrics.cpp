@@ -1,5 +1,7 @@
 #include "voice_broker/metrics.hpp"
 
+#include "voice_broker/logging.hpp"
+
 #include <cstdio>
 
 namespace voice_broker {
@@ -109,12 +111,18 @@ std::string metrics::render() const {
     out.reserve(4096);
     scalar(out, "voice_broker_active_sessions", "gauge", "Sessions holding a slot now.", active_sessions);
     scalar(out, "voice_broker_queue_length", "gauge", "Visitors waiting in the queue now.", queue_length);
+    scalar(out, "voice_broker_store_entries", "gauge",
+           "Entries this instance keeps: live ones and remembered ends (memory store), or its mirror (Redis).",
+           store_entries);
     scalar(out, "voice_broker_websocket_clients", "gauge", "Open live-channel WebSockets.", websocket_clients);
     scalar(out, "voice_broker_open_connections", "gauge", "Open client connections.", open_connections);
     scalar(out, "voice_broker_admissions_total", "counter", "Visitors admitted to a slot.", admissions);
     scalar(out, "voice_broker_warnings_sent_total", "counter", "Time-left warnings sent.", warnings_sent);
     scalar(out, "voice_broker_websocket_slow_dropped_total", "counter",
            "WebSocket clients dropped for not reading their messages.", websocket_dropped_slow);
+    family(out, "voice_broker_log_lines_dropped_total", "counter",
+           "Log lines dropped because the log output did not keep up (a thread that logs never waits).");
+    line(out, "voice_broker_log_lines_dropped_total " + std::to_string(log_lines_dropped()));
     scalar(out, "voice_broker_connections_rejected_total", "counter",
            "Connections refused because MAX_CONNECTIONS was reached.", connections_rejected);
     family(out, "voice_broker_session_ends_total", "counter", "Sessions and queue places ended, by reason.");

@@ -141,6 +141,7 @@ public:
     void for_each_queued_status(const std::function<void(const entry_status&)>& f) const override { impl_->for_each_queued_status(f); }
     std::size_t active_count() const override { return impl_->active_count(); }
     std::size_t queue_length() const override { return impl_->queue_length(); }
+    std::size_t entry_count() const override { return impl_->entry_count(); }
     std::optional<steady_time> stats_fresh_until() const override { return impl_->stats_fresh_until(); }
     bool available() const override { return impl_->available(); }
     bool paused_by_operator() const override { return impl_->paused_by_operator(); }

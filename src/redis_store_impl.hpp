@@ -129,6 +129,9 @@ public:
     void for_each_queued_status(const std::function<void(const entry_status&)>& f) const override;
     std::size_t active_count() const override { return holders_.size(); }
     std::size_t queue_length() const override { return queue_.size(); }
+    std::size_t entry_count() const override {
+        return holders_.size() + queue_.size() + leases_.size() + local_channels_.size();
+    }
     std::optional<steady_time> stats_fresh_until() const override { return std::nullopt; }
     bool available() const override { return conn_ && conn_->is_up() && replicated_; }
     bool paused_by_operator() const override { return shared_.paused; }

@@ -1,5 +1,6 @@
 // server: the listener, signals, SIGHUP reloads and the two-phase shutdown.  It owns the I/O
 // threads (one io_context each), the session service, the router and the shared context.
+#include "voice_broker/logging.hpp"
 #include "voice_broker/server.hpp"
 
 #include "session_entry_points.hpp"
@@ -215,6 +216,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
                 self->reload_in_background();
             } else if (self->stopping.load()) {
                 spdlog::warn("second signal: stopping at once");
+                flush_logs();  // _Exit runs no destructor: what was logged would be lost
                 std::_Exit(1);
             } else {
                 spdlog::info("signal {}: shutting down (send it again to stop at once)", signo);

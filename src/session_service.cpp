@@ -216,6 +216,7 @@ private:
         metrics_.queue_length.store(static_cast<std::int64_t>(store_->queue_length()), std::memory_order_relaxed);
         // Another instance's operator may have paused or resumed (redis mode: a "cfg" event).
         metrics_.operator_paused.store(store_->paused_by_operator() ? 1 : 0, std::memory_order_relaxed);
+        metrics_.store_entries.store(static_cast<std::int64_t>(store_->entry_count()), std::memory_order_relaxed);
     }
 
     void on_request(const http_request& req, responder respond) {

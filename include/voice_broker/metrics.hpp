@@ -34,6 +34,7 @@ public:
 
     std::atomic<std::int64_t> active_sessions{0};
     std::atomic<std::int64_t> queue_length{0};
+    std::atomic<std::int64_t> store_entries{0};
     std::atomic<std::int64_t> websocket_clients{0};
     std::atomic<std::int64_t> open_connections{0};
     std::atomic<std::uint64_t> admissions{0};

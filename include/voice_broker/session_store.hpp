@@ -162,6 +162,10 @@ public:
     virtual void for_each_queued_status(const std::function<void(const entry_status&)>& f) const = 0;
     virtual std::size_t active_count() const = 0;
     virtual std::size_t queue_length() const = 0;
+    // Every entry this instance keeps in memory (the memory store: live ones and remembered ends;
+    // the Redis store: its mirror of holders, queue, leases and local channels): the gauge a soak
+    // watches for growth.
+    virtual std::size_t entry_count() const = 0;
     // Until when nothing that stats shows can change but by an event (nullopt: only for an instant).
     virtual std::optional<steady_time> stats_fresh_until() const = 0;
     // Whether the store can be reached now (the memory store always).

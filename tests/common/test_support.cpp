@@ -120,7 +120,10 @@ log_capture::~log_capture() {
     spdlog::set_default_logger(std::make_shared<spdlog::logger>("null"));
 }
 
-std::string log_capture::text() const { return impl_->sink->text(); }
+std::string log_capture::text() const {
+    flush_logs();  // the lines are written in batches: everything logged so far, now
+    return impl_->sink->text();
+}
 
 bool log_capture::wait_for(const std::string& needle, std::chrono::milliseconds timeout) const {
     return impl_->sink->wait_for(needle, timeout);

@@ -10,6 +10,8 @@
 #include <openssl/ssl.h>
 
 #include <future>
+#include <map>
+#include <sstream>
 
 using namespace voice_broker;
 using namespace voice_broker::testing;
@@ -224,6 +226,34 @@ TEST(http_server, keep_alive_serves_several_requests_on_one_connection) {
         EXPECT_EQ(r.status, 200u);
         EXPECT_TRUE(r.keep_alive);
     }
+}
+
+// Issue 15: the access log is written in batches off the I/O thread; no line may be lost,
+// doubled or left unredacted on the way.
+TEST(http_server, every_request_gets_exactly_one_redacted_access_line) {
+    test_server s;
+    constexpr int requests = 300;
+    {
+        http_client c(s.port());
+        for (int i = 0; i < requests; ++i) {
+            const auto id = "access-" + std::to_string(i);
+            ASSERT_EQ(c.get("/api/health?ticket=tk-" + std::to_string(i), {{"X-Request-Id", id}}).status, 200u);
+        }
+    }
+    // The line is logged once the answer is written, which may be after the client read it.
+    ASSERT_TRUE(s.logs().wait_for("rid=access-" + std::to_string(requests - 1), std::chrono::seconds(5))) << s.logs().text();
+    const auto text = s.logs().text();
+    std::map<std::string, int> lines_per_id;
+    std::istringstream lines(text);
+    for (std::string line; std::getline(lines, line);) {
+        const auto rid = line.find(" rid=access-");
+        if (rid == std::string::npos) continue;
+        EXPECT_NE(line.find(" GET /api/health?ticket=[redacted] 200 "), std::string::npos) << line;
+        ++lines_per_id[line.substr(rid + 5, line.find(' ', rid + 5) - rid - 5)];
+    }
+    EXPECT_EQ(lines_per_id.size(), static_cast<std::size_t>(requests));
+    for (const auto& [id, n] : lines_per_id) EXPECT_EQ(n, 1) << id;
+    EXPECT_EQ(text.find("tk-"), std::string::npos) << "a ticket reached the log";
 }
 
 TEST(http_server, pipelined_requests_are_answered_in_order) {

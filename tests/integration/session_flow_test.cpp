@@ -274,7 +274,7 @@ TEST(session_flow, stats_and_metrics_describe_the_state_without_tickets) {
     EXPECT_EQ(stats.body.find(a.ticket), std::string::npos);
     const auto metrics = fetch(s.port(), "GET", "/metrics");
     EXPECT_EQ(metrics.header("content-type").rfind("text/plain; version=0.0.4", 0), 0u);
-    for (const auto* family : {"voice_broker_active_sessions 1", "voice_broker_queue_length 1",
+    for (const auto* family : {"voice_broker_active_sessions 1", "voice_broker_queue_length 1", "voice_broker_store_entries 2",
                                "voice_broker_admissions_total 1", "voice_broker_session_ends_total{reason=\"expired\"} 0",
                                "voice_broker_queue_wait_seconds_bucket", "voice_broker_websocket_clients 0",
                                "voice_broker_http_requests_total{status=\"200\"}"}) {

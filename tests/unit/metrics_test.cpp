@@ -22,10 +22,11 @@ TEST(metrics, every_family_has_help_type_and_a_value) {
     metrics m;
     const auto text = m.render();
     for (const char* family :
-         {"voice_broker_active_sessions gauge", "voice_broker_queue_length gauge", "voice_broker_websocket_clients gauge",
+         {"voice_broker_active_sessions gauge", "voice_broker_queue_length gauge", "voice_broker_store_entries gauge",
+          "voice_broker_websocket_clients gauge",
           "voice_broker_open_connections gauge", "voice_broker_admissions_total counter",
           "voice_broker_warnings_sent_total counter", "voice_broker_websocket_slow_dropped_total counter",
-          "voice_broker_connections_rejected_total counter", "voice_broker_session_ends_total counter",
+          "voice_broker_connections_rejected_total counter", "voice_broker_log_lines_dropped_total counter", "voice_broker_session_ends_total counter",
           "voice_broker_queue_wait_seconds histogram", "voice_broker_http_requests_total counter",
           "voice_broker_tokens_minted_total counter", "voice_broker_hangups_sent_total counter",
           "voice_broker_hangups_failed_total counter", "voice_broker_upstream_timeouts_total counter",
