@@ -325,6 +325,10 @@ void cost_guard::after_cost_change() {
     metrics_.set_today_cost(metrics::cost_kind::estimated, s.day.estimated);
     metrics_.set_budget(0, s.limits.daily, s.day.total());
     metrics_.set_budget(1, s.limits.monthly, s.month.total());
+    // Spent alone leaves no room for one session: so says the gauge (and stats) at once, not
+    // only when the gate next runs (in redis mode the spend may be another instance's).
+    metrics_.budget_exhausted.store(budget_.check_admission(wall_now(), usd_amount{}, one_session()).exhausted ? 1 : 0,
+                                    std::memory_order_relaxed);
     save_budget(false);
 }
 

@@ -248,6 +248,7 @@ TEST(cost_guard_binary, in_redis_mode_two_instances_share_one_budget_and_it_surv
         EXPECT_DOUBLE_EQ(cost["day"]["budgetUsd"].get<double>(), 0.024);
         EXPECT_EQ(a.stats()["cost"]["day"], cost["day"]) << "every instance shows the same shared spend";
         for (const broker* instance : {&a, &b}) {
+            EXPECT_EQ(instance->stats()["cost"]["budgetExhausted"], true) << "the shared spend leaves no room for a session";
             const auto refused = instance->join();
             ASSERT_EQ(refused.status, 503u) << refused.body;
             EXPECT_EQ(refused.json()["error"]["code"], "budget_exhausted");
