@@ -25,6 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -171,6 +172,12 @@ private:
     // outcome unknown: the scripts are idempotent by ticket and id, so the caller may ask again)
     // all mean store_error::unavailable.  So does a durable write that too few replicas hold.
     void run(const std::string& op, std::vector<std::string> args, reply_fn done);
+    // Whether run(op) would send the script now (otherwise it answers unavailable at once).
+    bool would_run(const std::string& op) const;
+    // A join answered 503 after its script may have run left a place (perhaps a slot) under a
+    // ticket nobody was told of: it is taken back (a leave) once the store takes writes again.
+    void take_back_later(const std::string& fresh_ticket);
+    void take_back_untold_joins();
     // The script's answer, checked (redis_store_reader), or nullopt (counted and logged) when the
     // call failed or the answer is malformed.
     std::optional<script_answer> parse_reply(const std::string& op, std::error_code ec, const redis_reply& reply);
@@ -308,6 +315,8 @@ private:
     bool replicated_ = true;          // false from an unacknowledged durable write until a WAIT succeeds
     bool checking_replication_ = false;
     std::vector<event_batch> uncertain_;     // batches of writes whose replication is not known
+    std::deque<std::string> untold_joins_;   // fresh tickets of joins answered 503 that may have run
+    bool taking_back_ = false;
     std::optional<std::uint64_t> gap_since_;  // the mirror's seq when a gap began to be waited for
 
     std::int64_t offset_ms_ = 0;  // Redis ms - local steady ms

@@ -14,8 +14,9 @@ void redis_store_impl::join_once(join_request request, done<join_outcome> callba
     const auto answer_by = clock_known_ ? redis_now() + ms(options_.command_timeout) : 0;
     std::vector<std::string> args{request.fresh_ticket, request.existing_ticket.value_or(""), request.client_address,
                                   std::to_string(answer_by)};
+    const bool sent = would_run("join");
     run("join", std::move(args),
-        [this, request = std::move(request), callback = std::move(callback), retried](store_error error, const script_answer& a) mutable {
+        [this, sent, request = std::move(request), callback = std::move(callback), retried](store_error error, const script_answer& a) mutable {
             join_outcome out{join_outcome::kind::queue_full, {}};
             const auto what = error == store_error::none ? a.reader().text_or("what", "") : std::string();
             if (what == "late") {
@@ -24,6 +25,8 @@ void redis_store_impl::join_once(join_request request, done<join_outcome> callba
                 if (!retried) return join_once(std::move(request), std::move(callback), true);
                 error = store_error::unavailable;
             }
+            // Answered 503 after its script may have run: whatever place it made is nobody's.
+            if (error != store_error::none && sent) take_back_later(request.fresh_ticket);
             if (error == store_error::none && what == "budget") out.what = join_outcome::kind::budget_exhausted;
             if (error == store_error::none && what != "full" && what != "budget") {
                 out.what = what == "existing" ? join_outcome::kind::existing : join_outcome::kind::joined;

@@ -102,14 +102,18 @@ void redis_store_impl::count_replicas() {
 // Runs one operation.  An unreachable Redis, an error, or an answer that did not come (its
 // outcome unknown: the scripts are idempotent by ticket and id, so the caller may ask again)
 // all mean store_error::unavailable.  So does a durable write that too few replicas hold.
+bool redis_store_impl::would_run(const std::string& op) const {
+    if (!conn_ || !conn_->is_up() || closing_) return false;
+    // Until a write has been seen to reach the replicas again, no durable one is tried: each
+    // would be a change that a failover may undo.
+    return replicas_for(op) == 0 || replicated_;
+}
+
 void redis_store_impl::run(const std::string& op, std::vector<std::string> args, reply_fn done) {
-    if (!conn_ || !conn_->is_up() || closing_) return done(store_error::unavailable, script_answer{});
+    if (!would_run(op)) return done(store_error::unavailable, script_answer{});
     std::weak_ptr<redis_store_impl> weak = shared_from_this();
     const int wait = replicas_for(op);
     if (wait > 0) {
-        // Until a write has been seen to reach the replicas again, none is tried: each would
-        // be a change that a failover may undo.
-        if (!replicated_) return done(store_error::unavailable, script_answer{});
         script_.run_replicated(*conn_, {prefix_}, argv(op, std::move(args), wait), wait, options_.settings.wait_timeout,
                                options_.command_timeout + options_.settings.wait_timeout,
                                [weak, op, wait, done = std::move(done)](std::error_code ec, redis_reply reply, std::int64_t acked) {
@@ -264,6 +268,27 @@ void redis_store_impl::on_replication_back(const std::vector<event_batch>& found
     }
     arm_lease_timer();
     advance();
+}
+
+void redis_store_impl::take_back_later(const std::string& fresh_ticket) {
+    // Bounded: an outage long enough to fill it leaves the rest to the heartbeat timeout.
+    if (untold_joins_.size() >= 10000) untold_joins_.pop_front();
+    untold_joins_.push_back(fresh_ticket);
+}
+
+// One leave at a time, oldest first; a ticket whose join never ran is simply unknown.
+void redis_store_impl::take_back_untold_joins() {
+    if (taking_back_ || untold_joins_.empty() || !would_run("leave")) return;
+    taking_back_ = true;
+    std::weak_ptr<redis_store_impl> weak = shared_from_this();
+    run("leave", {untold_joins_.front()}, [weak](store_error error, const script_answer&) {
+        auto self = weak.lock();
+        if (!self) return;
+        self->taking_back_ = false;
+        if (error != store_error::none) return;  // the next tick tries again
+        self->untold_joins_.pop_front();
+        self->take_back_untold_joins();
+    });
 }
 
 void redis_store_impl::hand_over_hang_ups(std::vector<std::string> calls) {

@@ -73,6 +73,7 @@ void redis_store_impl::on_tick() {
         touch();
     }
     if (!synced_ && !resyncing_) resync();
+    take_back_untold_joins();
     flush_spend();  // spending kept while Redis was away
     // A deadline another instance announced while this one was not listening.
     if (!armed_deadline_ms_ || *armed_deadline_ms_ <= redis_now()) advance();
