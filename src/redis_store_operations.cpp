@@ -14,6 +14,9 @@ void redis_store_impl::join_once(join_request request, done<join_outcome> callba
     const auto answer_by = clock_known_ ? redis_now() + ms(options_.command_timeout) : 0;
     std::vector<std::string> args{request.fresh_ticket, request.existing_ticket.value_or(""), request.client_address,
                                   std::to_string(answer_by)};
+    // A place taken by an earlier join that answered 503 goes first: the leave is sent ahead on
+    // the same connection, so Redis runs it before this join.
+    take_back_untold_joins();
     const bool sent = would_run("join");
     run("join", std::move(args),
         [this, sent, request = std::move(request), callback = std::move(callback), retried](store_error error, const script_answer& a) mutable {

@@ -268,6 +268,7 @@ void redis_store_impl::on_replication_back(const std::vector<event_batch>& found
     }
     arm_lease_timer();
     advance();
+    take_back_untold_joins();
 }
 
 void redis_store_impl::take_back_later(const std::string& fresh_ticket) {

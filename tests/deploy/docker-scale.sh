@@ -455,7 +455,12 @@ else
   else
     fail "every join refused during the failover window answered 503 store_unavailable" "$unexpected"
   fi
-  expect_output "that visitor is queued behind B (position 2)" '"position":2' "$join_c"
+  # A join answered 503 whose script ran on the new master (its WAIT found no replica yet) left a
+  # place nobody was told of: it is taken back, so this visitor's place is 2 at the latest moments
+  # after (the join may answer 3 while an instance has yet to take one back).
+  TICKET_C="$(ticket_of "$join_c")"
+  behind_b() { [[ "$(status_at "$NGINX" "$TICKET_C")" == *'"position":2'* ]]; }
+  if wait_until 5 behind_b; then pass "that visitor is queued behind B (position 2)"; else fail "that visitor is queued behind B (position 2)" "$(status_at "$NGINX" "$TICKET_C")"; fi
   switched() { [[ "$(master_port)" == "$REPLICA" ]]; }
   check "the sentinels promoted redis2" wait_until 10 switched
   for port in "$APP1" "$APP2"; do
