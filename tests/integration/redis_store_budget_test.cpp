@@ -14,6 +14,7 @@
 #include "redis_store.hpp"
 #include "redis_test_loop.hpp"
 #include "redis_test_server.hpp"
+#include "store_event_log.hpp"
 #include "voice_broker/metrics.hpp"
 
 #include <gtest/gtest.h>
@@ -23,16 +24,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-struct event_log final : store_listener {
-    std::vector<broker_event> events;
-    void on_events(const std::vector<broker_event>& e, steady_time, bool) override { events.insert(events.end(), e.begin(), e.end()); }
-    void on_hang_ups(std::vector<std::string>) override {}
-    void on_resync() override { ++resyncs; }
-    int resyncs = 0;
-    bool saw(broker_event::kind k, std::uint64_t id) const {
-        return std::any_of(events.begin(), events.end(), [&](const broker_event& e) { return e.what == k && e.entry_id == id; });
-    }
-};
+using event_log = store_event_log;
 
 class redis_store_budget : public ::testing::Test {
 protected:

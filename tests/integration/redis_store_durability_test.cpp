@@ -9,6 +9,7 @@
 #include "redis_store.hpp"
 #include "redis_test_loop.hpp"
 #include "redis_test_server.hpp"
+#include "store_event_log.hpp"
 #include "voice_broker/metrics.hpp"
 #include "voice_broker/redis_subscriber.hpp"
 
@@ -31,16 +32,7 @@ session_limits limits() {
     return l;
 }
 
-struct event_log final : store_listener {
-    std::vector<broker_event> events;
-    void on_events(const std::vector<broker_event>& e, steady_time, bool) override { events.insert(events.end(), e.begin(), e.end()); }
-    void on_hang_ups(std::vector<std::string>) override {}
-    void on_resync() override { ++resyncs; }
-    int resyncs = 0;
-    std::size_t count(broker_event::kind k) const {
-        return static_cast<std::size_t>(std::count_if(events.begin(), events.end(), [k](const broker_event& e) { return e.what == k; }));
-    }
-};
+using event_log = store_event_log;
 
 class redis_store_durability : public ::testing::Test {
 protected:
