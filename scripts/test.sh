@@ -4,6 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
+# Disk: a cold run peaks near 8 GB (the build trees, ccache, the Docker data root).  Say so up
+# front instead of failing half an hour in with "No space left on device".
+avail_gb=$(( $(df -Pk . | awk 'NR==2 {print $4}') / 1048576 ))
+echo "disk: ${avail_gb} GB free here"
+(( avail_gb >= 10 )) || echo "warning: the full test run needs about 8 GB of free disk (10 GB to be safe)"
 scripts/install-deps.sh test
 
 # The fake OpenAI (a Node server with a real WebRTC peer) that the integration tests start.
@@ -14,6 +19,8 @@ grep -E "^# (pass|fail)" /tmp/vb-fake-openai-tests.log | tr '\n' ' '; echo "(fak
 
 # Paths relative to the checkout, so a fresh clone elsewhere (CI) still hits the cache.
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}" CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=true
+# Every preset's objects fit in well under 2 GB compressed; the cap keeps an old cache from growing.
+export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-3G}"
 cmake --preset debug >/dev/null
 cmake --build --preset debug
 
@@ -24,12 +31,15 @@ ctest --preset debug -j2 --timeout 300
 # Fuzz smoke: every libFuzzer target (tests/fuzz) 30 s, two at a time, after replaying the
 # findings (clang-16, ASan + UBSan, the fuzz preset).
 FUZZ_JOBS=2 scripts/fuzz.sh 30
+# Passed: nothing later needs the fuzz tree (1 GB); ccache rebuilds it in about a minute.
+rm -rf build/fuzz
 
 # ThreadSanitizer: the library, the binary and the integration tests only (g++, the tsan preset;
 # ccache keeps the rebuild to what changed).
 cmake --preset tsan >/dev/null
 cmake --build --preset tsan
 ctest --preset tsan -j2
+rm -rf build/tsan   # 1 GB, as the fuzz tree above
 
 # The page in a real Chromium against the real server and the fake OpenAI's WebRTC peer, inside
 # a network namespace that has only loopback.
