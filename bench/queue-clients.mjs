@@ -129,6 +129,8 @@ const result = { clients: N };
 const rssBase = rssKb();
 if (!floor) {
   const redis0 = redisNs();
+  const server0 = cpuNs();
+  const client0 = process.cpuUsage();
   const t0 = now();
   await pool(N, 50, async (i) => {
     const r = await post(i, '/api/session?action=join');
@@ -136,6 +138,12 @@ if (!floor) {
     clients[i].ticket = JSON.parse(r.body).ticket;
   });
   result.joinsPerSec = Math.round(N / (ms(t0, now()) / 1000));
+  // What a join costs each side: with one core for all the clients, joins/s is mostly the
+  // client's own limit (its CPU per join near 1e6 / joins/s); the server's CPU per join is the
+  // server's own cost.
+  result.serverCpuUsPerJoin = +((cpuNs() - server0) / 1e3 / N).toFixed(1);
+  const client = process.cpuUsage(client0);
+  result.clientCpuUsPerJoin = +((client.user + client.system) / N).toFixed(1);
   if (redisPid) result.redisCpuUsPerJoin = +((redisNs() - redis0) / 1e3 / N).toFixed(1);
 }
 const t1 = now();

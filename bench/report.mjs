@@ -165,12 +165,28 @@ for (const n of sizes) {
   row('6', `${label}, ws: server CPU ms/broadcast`, s('voice-broker', 'cpuMsPerBroadcast'), 'Node ws', s('node-ws', 'cpuMsPerBroadcast'), {
     note: `(floor ${fmt(median(s('floor', 'cpuMsPerBroadcast')))} ms)`,
   });
-  row('6', `${label}, ws: joins/s`, s('voice-broker', 'joinsPerSec'), 'Node ws', s('node-ws', 'joinsPerSec'));
+  row('6', `${label}, ws: joins/s`, s('voice-broker', 'joinsPerSec'), 'Node ws', s('node-ws', 'joinsPerSec'), {
+    target: '>= 1.0x',
+    met: (r) => r >= 1.0,
+    note: `(client CPU us/join ${fmt(median(s('voice-broker', 'clientCpuUsPerJoin')))} vs ${fmt(median(s('node-ws', 'clientCpuUsPerJoin')))})`,
+  });
+  row('6', `${label}, ws: server CPU us/join`, s('voice-broker', 'serverCpuUsPerJoin'), 'Node ws', s('node-ws', 'serverCpuUsPerJoin'), {
+    target: '<= 1.0x',
+    met: (r) => r <= 1.0,
+  });
   row('6', `${label}, wss: server RSS KB/client`, s('voice-broker-tls', 'kbPerClient'), 'Node ws (TLS)', s('node-ws-tls', 'kbPerClient'), {
     target: 'reported',
   });
   row('6', `${label}, wss: slot frees -> last client updated, ms`, s('voice-broker-tls', 'broadcastMsMedian'), 'Node ws (TLS)', s('node-ws-tls', 'broadcastMsMedian'));
-  row('6', `${label}, wss: joins/s`, s('voice-broker-tls', 'joinsPerSec'), 'Node ws (TLS)', s('node-ws-tls', 'joinsPerSec'));
+  row('6', `${label}, wss: joins/s`, s('voice-broker-tls', 'joinsPerSec'), 'Node ws (TLS)', s('node-ws-tls', 'joinsPerSec'), {
+    target: '>= 1.0x',
+    met: (r) => r >= 1.0,
+    note: `(client CPU us/join ${fmt(median(s('voice-broker-tls', 'clientCpuUsPerJoin')))} vs ${fmt(median(s('node-ws-tls', 'clientCpuUsPerJoin')))})`,
+  });
+  row('6', `${label}, wss: server CPU us/join`, s('voice-broker-tls', 'serverCpuUsPerJoin'), 'Node ws (TLS)', s('node-ws-tls', 'serverCpuUsPerJoin'), {
+    target: '<= 1.0x',
+    met: (r) => r <= 1.0,
+  });
 }
 if (sizes.length) noteBusy('6');
 

@@ -99,6 +99,7 @@ const vb = side('vb');
 const ngx = side('ngx');
 const growths = {
   rss: growth('vb_rss_kb'), fds: growth('vb_fds_own'), entries: growth('vb_entries'), fdsRaw: growth('vb_fds'), conns: growth('vb_conns'),
+  redis_keys: growth('redis_keys'), redis_rss: growth('redis_rss_kb'),
   ngxRss: growth('ngx_rss_kb'), ngxFds: growth('ngx_fds_own'), ngxFdsRaw: growth('ngx_fds'), ngxConns: growth('ngx_conns'),
 };
 const judged = new Set((args['judge-growth'] ?? 'rss,fds,entries').split(',').filter(Boolean));
@@ -127,6 +128,11 @@ const growthTable = [
   ['client connections (the load, shown)', showGrowth(growths.conns), showGrowth(growths.ngxConns)],
   ['store entries (voice_broker_store_entries)', showGrowth(growths.entries), '(none)'],
 ];
+const withRedis = rows.some((r) => r.redis_keys >= 0);
+if (withRedis) {
+  growthTable.push(['Redis: keys (DBSIZE)', showGrowth(growths.redis_keys), '(none)']);
+  growthTable.push(['Redis: resident memory (MiB)', showGrowth(growths.redis_rss, mib), '(none)']);
+}
 const roundsOf = (l) => Object.entries(l.rounds).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ');
 const troubles = (l) => Object.entries(l.surprises).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n} surprise(s)`)
   .concat(Object.entries(l.errors).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n} error(s)`));
@@ -136,7 +142,8 @@ const checks = [
   [`descriptors back to the baseline (${vb.fdsAfter} after, ${vb.fdsBase} before)`, vb.fdsAfter <= vb.fdsBase],
   [`client connections back to the baseline (${vb.connsAfter} after, ${vb.connsBase} before; the sampler's own is one)`, vb.connsAfter >= 0 && vb.connsAfter <= vb.connsBase],
   [`no live-channel WebSocket left (${after.vb_ws})`, after.vb_ws === 0],
-  ...[['rss', 'RSS'], ['fds', 'descriptors not held by a client connection'], ['entries', 'store entries']].map(([key, what]) =>
+  ...[['rss', 'RSS'], ['fds', 'descriptors not held by a client connection'], ['entries', 'store entries'],
+    ...(withRedis ? [['redis_keys', "Redis's keys"], ['redis_rss', "Redis's RSS"]] : [])].map(([key, what]) =>
     judged.has(key)
       ? [`${what} grow less than 5 % over the last ${windowSeconds} s of the load (${growths[key].pct} %, 2 SE ${growths[key].errorPct} %)`, growthOk(growths[key])]
       : [`${what} over the last ${windowSeconds} s of the load: ${growths[key].pct} %, not judged (too short a run)`, true]),

@@ -36,6 +36,8 @@
 #   SOAK_DRAIN_SECONDS (20), SOAK_RSS_SLOPE_KIB_PER_MIN (256; smoke: none, the slope is shown but
 #   not judged: memory still grows by design for the first minutes, see bench/README.md),
 #   SOAK_LOAD (extra soak-load.mjs flags, e.g. "--visitors 40"),
+#   SOAK_STORE (memory; redis: voice-broker keeps its state in a redis-server of its own on
+#     loopback, AOF on, whose RSS and key count are sampled too and judged like the store entries),
 #   VOICE_BROKER_BIN (default: build/release/voice-broker, built with the release preset).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -51,7 +53,11 @@ case "${1:-}" in
 esac
 
 missing=()
-for pair in nginx:nginx curl:curl taskset:util-linux node:nodejs npm:npm; do
+STORE="${SOAK_STORE:-memory}"
+[[ "$STORE" == memory || "$STORE" == redis ]] || die "SOAK_STORE is memory or redis, not $STORE"
+pairs=(nginx:nginx curl:curl taskset:util-linux node:nodejs npm:npm)
+[[ "$STORE" == redis ]] && pairs+=(redis-server:redis-server redis-cli:redis-tools)
+for pair in "${pairs[@]}"; do
   command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
 done
 if ((${#missing[@]})); then
@@ -68,9 +74,11 @@ fi
 DRAIN="${SOAK_DRAIN_SECONDS:-20}"
 # What the growth verdict judges: the smoke only descriptors (see --smoke above).
 JUDGE_GROWTH=rss,fds,entries
+[[ "$STORE" == redis ]] && JUDGE_GROWTH+=,redis_keys,redis_rss
 ((SMOKE)) && JUDGE_GROWTH=fds
 MODE=soak
-((SMOKE)) && MODE=soak-smoke
+[[ "$STORE" == redis ]] && MODE=soak-redis
+((SMOKE)) && MODE+=-smoke
 OUT="$HERE/results/$(date -u +%Y%m%dT%H%M%SZ)-$MODE"
 mkdir -p "$OUT/logs"
 BIN="${VOICE_BROKER_BIN:-$ROOT/build/release/voice-broker}"
@@ -94,8 +102,15 @@ cd "$OUT"
 
 # ---- the two servers (and voice-broker's upstream, the fake OpenAI) ------------------------------
 start_fake_openai
+STORE_ENV=()
+REDIS_PID=0
+if [[ "$STORE" == redis ]]; then
+  mkdir -p "$OUT/redis"
+  start_redis "$OUT/redis"
+  STORE_ENV=(STATE_STORE=redis REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0" REDIS_KEY_PREFIX=soak)
+fi
 VB_PORT="$(free_port)"
-start_bg voice-broker env DATA_DIR="$(fresh_data_dir)" STATIC_DIR="$ROOT/static" HOST=127.0.0.1 PORT="$VB_PORT" THREADS=1 \
+start_bg voice-broker env "${STORE_ENV[@]}" DATA_DIR="$(fresh_data_dir)" STATIC_DIR="$ROOT/static" HOST=127.0.0.1 PORT="$VB_PORT" THREADS=1 \
   LOG_LEVEL=warn MAX_CONCURRENT_USERS=4 MAX_QUEUE_LENGTH=1000 HEARTBEAT_TIMEOUT_SECONDS=10 \
   MAX_TICKETS_PER_ADDRESS=0 JOIN_RATE_PER_ADDRESS=0 MAX_CONNECTIONS_PER_ADDRESS=0 \
   OPENAI_API_KEY="$FAKE_KEY" OPENAI_BASE_URL="http://127.0.0.1:$FAKE_PORT" "$BIN"
@@ -121,18 +136,24 @@ vb_gauge() { # vb_gauge NAME...: the values of /metrics gauges, space-separated 
     awk -v n="$name" '$1 == n {v = $2} END {print (v == "" ? -1 : v)}' <<<"$text"
   done | xargs
 }
+# redis_figures: Redis's RSS (KiB) and key count, or -1 -1 without Redis.
+redis_figures() {
+  if ((REDIS_PID == 0)); then echo "-1 -1"; return; fi
+  echo "$(rss_kb "$REDIS_PID" 2>/dev/null || echo 0) $(redis-cli -p "$REDIS_PORT" dbsize 2>/dev/null || echo -1)"
+}
 ngx_conns() { { curl -s --max-time 2 "http://127.0.0.1:$NGX_STATUS_PORT/status" || true; } | awk '/^Active connections:/ {print $3; f=1} END {if (!f) print -1}'; }
 T0=$(date +%s.%N)
 sample() { # sample PHASE: one line of samples.tsv
-  local vb_conns vb_ws vb_queue vb_entries n_conns
+  local vb_conns vb_ws vb_queue vb_entries n_conns r_rss r_keys
+  read -r r_rss r_keys <<<"$(redis_figures)"
   read -r vb_conns vb_ws vb_queue vb_entries <<<"$(vb_gauge voice_broker_open_connections voice_broker_websocket_clients \
     voice_broker_queue_length voice_broker_store_entries)"
   n_conns="$(ngx_conns)"
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(awk -v now="$(date +%s.%N)" -v t0="$T0" 'BEGIN {printf "%.1f", now - t0}')" "$1" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(awk -v now="$(date +%s.%N)" -v t0="$T0" 'BEGIN {printf "%.1f", now - t0}')" "$1" \
     "$(rss_kb "$VB_PID" 2>/dev/null || echo 0)" "$(fd_count "$VB_PID")" "$(threads "$VB_PID")" "$vb_conns" "$vb_ws" "$vb_queue" "$vb_entries" \
-    "$(rss_kb "$NGX_PID" 2>/dev/null || echo 0)" "$(fd_count "$NGX_PID")" "$(threads "$NGX_PID")" "$n_conns" >>"$OUT/samples.tsv"
+    "$(rss_kb "$NGX_PID" 2>/dev/null || echo 0)" "$(fd_count "$NGX_PID")" "$(threads "$NGX_PID")" "$n_conns" "$r_rss" "$r_keys" >>"$OUT/samples.tsv"
 }
-printf 't\tphase\tvb_rss_kb\tvb_fds\tvb_threads\tvb_conns\tvb_ws\tvb_queue\tvb_entries\tngx_rss_kb\tngx_fds\tngx_threads\tngx_conns\n' >"$OUT/samples.tsv"
+printf 't\tphase\tvb_rss_kb\tvb_fds\tvb_threads\tvb_conns\tvb_ws\tvb_queue\tvb_entries\tngx_rss_kb\tngx_fds\tngx_threads\tngx_conns\tredis_rss_kb\tredis_keys\n' >"$OUT/samples.tsv"
 
 # load SECONDS TAG: both loads at once on the client core; their JSON in load-TAG-{vb,nginx}.json.
 load() {
@@ -194,6 +215,7 @@ kill -0 "$VB_PID" 2>/dev/null || VB_ALIVE=0
 stop_pid "$VB_PID"
 stop_pid "$NGX_PID"
 stop_pid "$FAKE_PID"
+((REDIS_PID == 0)) || stop_pid "$REDIS_PID"
 
 # ---- figures and verdict --------------------------------------------------------------------------
 node "$HERE/soak-report.mjs" "$OUT" --slope-limit "$SLOPE_LIMIT" --alive "$VB_ALIVE" --drained-after "$DRAINED_AFTER" \

@@ -278,7 +278,7 @@ protected:
         const bool no_body = res.omit_body || res.status == 304 || res.status == 204;
 
         out_.clear();
-        write_response_head(out_, res, body_->size(), {ctx_->headers.lines(secure_), request_id_, keep, version_ ? version_ : 11});
+        write_response_head(out_, res, body_->size(), {ctx_->headers.lines_for(res, secure_), request_id_, keep, version_ ? version_ : 11});
         status_ = res.status;
         bytes_ = no_body ? 0 : body_->size();
         std::array<net::const_buffer, 2> buffers{net::buffer(out_), net::const_buffer{}};

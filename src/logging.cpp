@@ -22,25 +22,34 @@ public:
     }
 
     void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
-        std::string text(msg.payload.data(), msg.payload.size());
+        // Runs on the thread that logs (an I/O thread for the access log): no copy of the line
+        // unless a secret has to be masked in it.
+        std::string_view text(msg.payload.data(), msg.payload.size());
+        std::string masked;
         for (const auto& secret : secrets_) {
+            if (text.find(secret) == std::string_view::npos) continue;
+            if (masked.empty()) masked.assign(text);
             static constexpr std::string_view mask = "[redacted]";
             // Continue after the mask: a secret that occurs inside the mask itself must not loop.
-            for (auto pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos + mask.size())) {
-                text.replace(pos, secret.size(), mask);
+            for (auto pos = masked.find(secret); pos != std::string::npos; pos = masked.find(secret, pos + mask.size())) {
+                masked.replace(pos, secret.size(), mask);
             }
+            text = masked;
         }
         const auto when = format_iso8601(msg.time);
         const auto level = spdlog::level::to_string_view(msg.level);
-        std::string line;
         if (style_ == log_format::json) {
             nlohmann::json doc = {{"time", when}, {"level", std::string_view(level.data(), level.size())}, {"msg", text}};
-            line = doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+            const auto line = doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+            dest.append(line.data(), line.data() + line.size());
         } else {
-            line = when + " " + std::string(level.data(), level.size()) + " " + text;
+            dest.append(when.data(), when.data() + when.size());
+            dest.push_back(' ');
+            dest.append(level.data(), level.data() + level.size());
+            dest.push_back(' ');
+            dest.append(text.data(), text.data() + text.size());
         }
-        line += '\n';
-        dest.append(line.data(), line.data() + line.size());
+        dest.push_back('\n');
     }
 
     std::unique_ptr<spdlog::formatter> clone() const override {

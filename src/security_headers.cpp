@@ -24,7 +24,22 @@ security_headers::security_headers(const std::string& upstream_base_url) {
         auto& out = https ? https_lines_ : plain_lines_;
         out = "Server: voice-broker\r\n";
         for (const auto& [name, value] : probe.headers) out += name + ": " + value + "\r\n";
+        // A JSON answer is never rendered as a page: it needs only what keeps it from being one
+        // (OWASP's REST Security Cheat Sheet), not the page's script, media and feature policy.
+        // That is 400 bytes less on every API answer, which clients poll.
+        auto& api = https ? https_api_lines_ : plain_api_lines_;
+        api = "Server: voice-broker\r\n"
+              "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n"
+              "X-Content-Type-Options: nosniff\r\n"
+              "X-Frame-Options: DENY\r\n";
+        if (https) api += "Strict-Transport-Security: max-age=31536000; includeSubDomains\r\n";
     }
+}
+
+std::string_view security_headers::lines_for(const http_response& res, bool https) const {
+    const bool api = !res.prepared_head && res.header("Content-Type").starts_with("application/json");
+    if (api) return https ? https_api_lines_ : plain_api_lines_;
+    return https ? https_lines_ : plain_lines_;
 }
 
 void security_headers::apply(http_response& res, bool https) const {

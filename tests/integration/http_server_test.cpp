@@ -77,15 +77,39 @@ TEST(http_server, serves_index_with_security_headers) {
 
 TEST(http_server, csp_names_the_configured_upstream_origin) {
     test_server s(settings_map{{"OPENAI_BASE_URL", "http://127.0.0.1:9/"}});
-    const auto r = fetch(s.port(), "GET", "/api/health");
+    const auto r = fetch(s.port(), "GET", "/");
     EXPECT_NE(r.header("content-security-policy").find("connect-src 'self' http://127.0.0.1:9;"), std::string::npos);
 }
+
+namespace {
+// A JSON answer (errors included) is never a page: it carries the short set that keeps it from
+// being framed, sniffed or run as one, not the page's script, media and feature policy.
+void expect_api_security_headers(const response& r) {
+    EXPECT_EQ(r.header("content-security-policy"), "default-src 'none'; frame-ancestors 'none'");
+    EXPECT_EQ(r.header("x-content-type-options"), "nosniff");
+    EXPECT_EQ(r.header("x-frame-options"), "DENY");
+    EXPECT_TRUE(r.header("permissions-policy").empty());
+    EXPECT_EQ(r.header("x-request-id").size(), 16u);
+}
+}  // namespace
 
 TEST(http_server, error_responses_also_carry_security_headers) {
     test_server s;
     const auto r = fetch(s.port(), "GET", "/nope.html");
     expect_json_error(r, 404, "not_found");
-    for (const auto& h : security_header_names) EXPECT_FALSE(r.header(h).empty()) << h;
+    expect_api_security_headers(r);
+}
+
+TEST(http_server, json_answers_carry_the_short_api_set_and_pages_the_full_one) {
+    test_server s;
+    const auto join = fetch(s.port(), "POST", "/api/session?action=join");
+    EXPECT_EQ(join.status, 200u);
+    expect_api_security_headers(join);
+    EXPECT_EQ(join.header("cache-control"), "no-store");
+    expect_api_security_headers(fetch(s.port(), "GET", "/api/health"));
+    const auto page = fetch(s.port(), "GET", "/");
+    for (const auto& h : security_header_names) EXPECT_FALSE(page.header(h).empty()) << h;
+    EXPECT_NE(page.header("content-security-policy").find("script-src 'self'"), std::string::npos);
 }
 
 TEST(http_server, mime_types_and_cacheability) {
@@ -398,7 +422,9 @@ TEST(https_server, serves_page_and_health_over_tls_with_hsts) {
     const auto r = c.get("/");
     EXPECT_EQ(r.status, 200u);
     EXPECT_NE(r.header("strict-transport-security").find("max-age="), std::string::npos);
-    EXPECT_EQ(c.get("/api/health").json()["status"], "ok");
+    const auto health = c.get("/api/health");
+    EXPECT_EQ(health.json()["status"], "ok");
+    EXPECT_NE(health.header("strict-transport-security").find("max-age="), std::string::npos) << "JSON answers too";
     EXPECT_EQ(c.negotiated_tls_version(), "TLSv1.3");
 }
 
