@@ -119,6 +119,7 @@ public:
     channel_id open_channel(std::string ticket, std::shared_ptr<live_channel> channel) override {
         const auto id = next_channel_id_.fetch_add(1, std::memory_order_relaxed);
         on_strand([id, ticket = std::move(ticket), channel = std::move(channel)](service_impl& self) {
+            self.channels_.opening(id);
             self.store_->channel_opened(ticket, [&self, id, channel](store_error error, channel_opening opening) {
                 self.on_channel_opened(id, channel, error, opening);
             });
@@ -310,6 +311,11 @@ private:
     // ---- live channels ---------------------------------------------------------------------------
     void on_channel_opened(channel_id id, const std::shared_ptr<live_channel>& channel, store_error error,
                            const channel_opening& opening) {
+        if (!channels_.opened(id)) {  // the page closed it while the store was asked
+            const bool counted = error == store_error::none && opening.what == channel_opening::kind::opened;
+            if (counted) store_->channel_closed(opening.status.entry_id);
+            return;
+        }
         if (!accepts_opening(*channel, error, opening, settings_.cost.silence_timeout)) return;
         if (!channels_.add(id, opening.status.entry_id, channel)) {
             return store_->channel_closed(opening.status.entry_id);  // the store counted it: give it back

@@ -74,7 +74,10 @@ bool visitor_channels::add(channel_id id, std::uint64_t entry_id, const std::sha
 
 std::optional<std::uint64_t> visitor_channels::remove(channel_id id) {
     const auto found = entry_by_channel_.find(id);
-    if (found == entry_by_channel_.end()) return std::nullopt;
+    if (found == entry_by_channel_.end()) {
+        opening_.erase(id);
+        return std::nullopt;
+    }
     const auto entry_id = found->second;
     entry_by_channel_.erase(found);
     if (auto it = by_entry_.find(entry_id); it != by_entry_.end()) {

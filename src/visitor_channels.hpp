@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace voice_broker {
@@ -45,10 +46,18 @@ public:
     // `per_entry`: WS_CONNECTIONS_PER_TICKET (0: no limit).
     explicit visitor_channels(std::size_t per_entry) : per_entry_(per_entry) {}
 
+    // A channel opens in two steps: the store is asked about its ticket (`opening`), then its
+    // answer comes (`opened`: false when the page closed the channel in between, and with the
+    // Redis store the answer takes a round trip).  Such a channel must not be added: nothing
+    // would ever remove it, and it would hold its connection for the life of the process.
+    void opening(channel_id id) { opening_.insert(id); }
+    bool opened(channel_id id) { return opening_.erase(id) > 0; }
+
     // False when the entry already has `per_entry` channels open: the channel is told so and
     // closed, and the caller gives the store its count back.
     bool add(channel_id id, std::uint64_t entry_id, const std::shared_ptr<live_channel>& channel);
-    // The entry the channel belonged to, if it was still open here.
+    // The entry the channel belonged to, if it was still open here (a channel still opening is
+    // forgotten: see `opened`).
     std::optional<std::uint64_t> remove(channel_id id);
     std::optional<std::uint64_t> entry_of(channel_id id) const;
 
@@ -76,6 +85,7 @@ private:
     std::size_t per_entry_;
     std::unordered_map<std::uint64_t, std::vector<open_channel>> by_entry_;
     std::unordered_map<channel_id, std::uint64_t> entry_by_channel_;
+    std::unordered_set<channel_id> opening_;
 };
 
 }  // namespace voice_broker
