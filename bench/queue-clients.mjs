@@ -11,7 +11,10 @@
 //   queue costs Redis (each instance's periodic touch of its live channels).
 //
 // queue mode (voice-broker, the Node ws server): N POST ?action=join (50 at a time, keep-alive),
-// then N WebSockets to /api/session/ws?ticket=T (200 handshakes at a time), each waiting for its
+// made by this process (--joiner node, the default) or by wrk (--joiner wrk: bench/join.lua, one
+// URL only; the load generator of figures 1-4, so that the server is the limit: this process
+// spends 3-4 times a fast server's CPU on each join, and with one core for the clients it would
+// measure itself), then N WebSockets to /api/session/ws?ticket=T (200 handshakes at a time), each waiting for its
 // first status.  Then B times: the slot holder leaves (POST ?action=leave), and the clock runs
 // from sending that request until the last remaining client has received a status whose
 // position is one less than before (the new slot holder: state "active").
@@ -20,9 +23,12 @@
 // Memory: the server's VmRSS before the first join and after the last WebSocket is open.
 // Source addresses rotate over 127.0.0.2-9 so that repeated runs never run out of ports.
 // Prints one JSON line.
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
 import WebSocket from 'ws';
 
 const args = Object.fromEntries(
@@ -35,6 +41,9 @@ const N = Number(args.clients);
 const B = Number(args.broadcasts ?? 3);
 const pids = String(args.pid).split(',').map(Number);
 const floor = args.mode === 'floor';
+const joiner = args.joiner ?? 'node';
+if (joiner !== 'node' && joiner !== 'wrk') throw new Error(`--joiner is node or wrk, not ${joiner}`);
+if (joiner === 'wrk' && bases.length > 1) throw new Error('--joiner wrk takes one URL');
 const lib = tls ? https : http;
 const agents = bases.map(() => new lib.Agent({ keepAlive: true, maxSockets: 50, rejectUnauthorized: false }));
 const sourceAddress = (i) => `127.0.0.${2 + (i % 8)}`;
@@ -69,6 +78,41 @@ function post(i, path, headers = {}) {
     req.on('error', reject);
     req.end();
   });
+}
+
+// The N joins by wrk (bench/join.lua): their tickets in answer order, and wrk's own wall time from
+// the first join sent to the last answered.  wrk runs until its -d or SIGINT: it is interrupted as
+// soon as the tickets file appears.
+async function joinWithWrk() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vb-joins-'));
+  const file = path.join(dir, 'tickets');
+  const script = new URL('./join.lua', import.meta.url).pathname;
+  const child = spawn('wrk', ['-t1', '-c50', '-d120s', '-s', script, bases[0].href], {
+    env: { ...process.env, JOINS: String(N), TICKETS_FILE: file },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+  const deadline = Date.now() + 120_000;
+  try {
+    while (!fs.existsSync(file)) {
+      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`wrk joins: no tickets (${stderr.slice(0, 300)})`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    // wrk's CPU so far (utime + stime, in clock ticks of 10 ms): the client's cost of the joins.
+    const fields = fs.readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    const cpuUs = (Number(fields[11]) + Number(fields[12])) * 10_000;
+    child.kill('SIGINT');
+    await exited;
+    const [head, ...tickets] = fs.readFileSync(file, 'utf8').trim().split('\n');
+    const [seconds, failed] = head.split(' ').map(Number);
+    if (failed > 0 || tickets.length !== N) throw new Error(`wrk joins: ${failed} failed, ${tickets.length} of ${N} tickets (${stderr.slice(0, 300)})`);
+    return { tickets, seconds, cpuUs };
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 async function pool(count, width, work) {
@@ -132,18 +176,24 @@ if (!floor) {
   const server0 = cpuNs();
   const client0 = process.cpuUsage();
   const t0 = now();
-  await pool(N, 50, async (i) => {
-    const r = await post(i, '/api/session?action=join');
-    if (r.status !== 200) throw new Error(`join ${i}: ${r.status} ${r.body.slice(0, 200)}`);
-    clients[i].ticket = JSON.parse(r.body).ticket;
-  });
-  result.joinsPerSec = Math.round(N / (ms(t0, now()) / 1000));
-  // What a join costs each side: with one core for all the clients, joins/s is mostly the
-  // client's own limit (its CPU per join near 1e6 / joins/s); the server's CPU per join is the
-  // server's own cost.
+  if (joiner === 'wrk') {
+    const { tickets, seconds, cpuUs } = await joinWithWrk();
+    tickets.forEach((t, i) => (clients[i].ticket = t));
+    result.joinsPerSec = Math.round(N / seconds);
+    result.wrkCpuUsPerJoin = +(cpuUs / N).toFixed(1);
+  } else {
+    await pool(N, 50, async (i) => {
+      const r = await post(i, '/api/session?action=join');
+      if (r.status !== 200) throw new Error(`join ${i}: ${r.status} ${r.body.slice(0, 200)}`);
+      clients[i].ticket = JSON.parse(r.body).ticket;
+    });
+    result.joinsPerSec = Math.round(N / (ms(t0, now()) / 1000));
+  }
+  // What a join costs each side: the server's own cost, and the client's (this process's, or
+  // wrk's with --joiner wrk).
   result.serverCpuUsPerJoin = +((cpuNs() - server0) / 1e3 / N).toFixed(1);
   const client = process.cpuUsage(client0);
-  result.clientCpuUsPerJoin = +((client.user + client.system) / N).toFixed(1);
+  result.clientCpuUsPerJoin = result.wrkCpuUsPerJoin ?? +((client.user + client.system) / N).toFixed(1);
   if (redisPid) result.redisCpuUsPerJoin = +((redisNs() - redis0) / 1e3 / N).toFixed(1);
 }
 const t1 = now();

@@ -3,9 +3,10 @@
 # server of each kind on the server core:
 #   voice-broker (ws and wss), the floor (floor.c: raw send() of one frame to every socket), and
 #   the Node `ws` server doing the same broadcast (ws and wss),
-# and queue-clients.mjs on the client core: N joins, N WebSockets, 3 slot releases.  Records the
-# server's VmRSS growth per client, join throughput, and the time from the release until the
-# last client holds its new place.  Called by run.sh.
+# and queue-clients.mjs on the client core: N joins (made by wrk, bench/join.lua, so that join
+# throughput is the server's and not the client's), N WebSockets, 3 slot releases.  Records the
+# server's VmRSS growth per client, join throughput and CPU per join, and the time from the
+# release until the last client holds its new place.  Called by run.sh.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=bench/lib.sh
@@ -60,8 +61,9 @@ for n in $QUEUE_SIZES; do
       quiet_check "fig 6 $side $n clients run $run"
       mode=queue
       [[ "$side" == floor ]] && mode=floor
+      # The joins by wrk (bench/join.lua), as figures 1-4 load: the server is then the limit.
       json="$(taskset -c "$CLIENT_CPU" node "$HERE/queue-clients.mjs" --url "$SIDE_URL" --clients "$n" \
-        --broadcasts "$BROADCASTS" --pid "$SIDE_PID" --mode "$mode")" || die "fig 6 $side $n: $json"
+        --broadcasts "$BROADCASTS" --pid "$SIDE_PID" --mode "$mode" --joiner wrk)" || die "fig 6 $side $n: $json"
       stop_pid "$SIDE_PID"
       log "fig 6 $side, $n clients, run $run: $json"
       # shellcheck disable=SC2046 # the numeric fields become KEY=VALUE words

@@ -168,7 +168,7 @@ for (const n of sizes) {
   row('6', `${label}, ws: joins/s`, s('voice-broker', 'joinsPerSec'), 'Node ws', s('node-ws', 'joinsPerSec'), {
     target: '>= 1.0x',
     met: (r) => r >= 1.0,
-    note: `(client CPU us/join ${fmt(median(s('voice-broker', 'clientCpuUsPerJoin')))} vs ${fmt(median(s('node-ws', 'clientCpuUsPerJoin')))})`,
+    note: `(load generator's CPU us/join ${fmt(median(s('voice-broker', 'clientCpuUsPerJoin')))} vs ${fmt(median(s('node-ws', 'clientCpuUsPerJoin')))})`,
   });
   row('6', `${label}, ws: server CPU us/join`, s('voice-broker', 'serverCpuUsPerJoin'), 'Node ws', s('node-ws', 'serverCpuUsPerJoin'), {
     target: '<= 1.0x',
@@ -181,7 +181,7 @@ for (const n of sizes) {
   row('6', `${label}, wss: joins/s`, s('voice-broker-tls', 'joinsPerSec'), 'Node ws (TLS)', s('node-ws-tls', 'joinsPerSec'), {
     target: '>= 1.0x',
     met: (r) => r >= 1.0,
-    note: `(client CPU us/join ${fmt(median(s('voice-broker-tls', 'clientCpuUsPerJoin')))} vs ${fmt(median(s('node-ws-tls', 'clientCpuUsPerJoin')))})`,
+    note: `(load generator's CPU us/join ${fmt(median(s('voice-broker-tls', 'clientCpuUsPerJoin')))} vs ${fmt(median(s('node-ws-tls', 'clientCpuUsPerJoin')))})`,
   });
   row('6', `${label}, wss: server CPU us/join`, s('voice-broker-tls', 'serverCpuUsPerJoin'), 'Node ws (TLS)', s('node-ws-tls', 'serverCpuUsPerJoin'), {
     target: '<= 1.0x',
