@@ -118,7 +118,10 @@ class recording_sink final : public spdlog::sinks::sink {
 public:
     void log(const spdlog::details::log_msg& msg) override {
         std::unique_lock lock(mutex_);
+        ++blocked_;
+        changed_.notify_all();
         changed_.wait(lock, [&] { return !held_; });
+        --blocked_;
         text_.append(msg.payload.data(), msg.payload.size());
         writers_.push_back(std::this_thread::get_id());
         ++batches_;
@@ -132,6 +135,11 @@ public:
         std::lock_guard lock(mutex_);
         held_ = held;
         changed_.notify_all();
+    }
+    // Waits until a writer is inside log() (stuck there while held); false after `timeout`.
+    bool wait_until_a_writer_is_inside(std::chrono::milliseconds timeout) {
+        std::unique_lock lock(mutex_);
+        return changed_.wait_for(lock, timeout, [&] { return blocked_ > 0; });
     }
     // Waits until the text holds `needle`; false after `timeout`.
     bool wait_for(const std::string& needle, std::chrono::milliseconds timeout) {
@@ -155,6 +163,7 @@ private:
     std::mutex mutex_;
     std::condition_variable changed_;
     bool held_ = false;
+    int blocked_ = 0;
     std::string text_;
     std::vector<std::thread::id> writers_;
     int batches_ = 0;
@@ -213,6 +222,9 @@ TEST(buffered_log_sink, a_stalled_output_never_blocks_the_caller_and_the_dropped
     {
         buffered_log_sink sink(out, {.interval = std::chrono::milliseconds(1), .batch_bytes = 100, .max_bytes = 1000});
         sink.log(message(spdlog::level::warn, "first"));  // the writer takes it and is then stuck
+        // ...once it is in the destination: before that, it could take some of the lines below
+        // too and tell of the dropped ones in two notices.
+        ASSERT_TRUE(out->wait_until_a_writer_is_inside(std::chrono::seconds(5)));
         const std::string line(99, 'x');
         for (int i = 0; i < 1000; ++i) sink.log(message(spdlog::level::info, line));  // returns: nothing waits
         EXPECT_GE(sink.dropped(), 980u);
