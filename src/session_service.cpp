@@ -375,7 +375,7 @@ private:
                     continue;
                 }
                 join_limits_.ended(s.entry_id);
-                channels_.end(s.entry_id, ended_message(s.reason, settings_.cost.silence_timeout));
+                end_channels(s.entry_id, s.reason);
             }
         });
     }
@@ -416,7 +416,16 @@ private:
             }
         }
         join_limits_.ended(ev.entry_id);
-        channels_.end(ev.entry_id, ended_message(ev.reason, settings_.cost.silence_timeout));
+        end_channels(ev.entry_id, ev.reason);
+    }
+
+    // The session is over: its channels are told why and close, and the store gets each one's
+    // count back.  Their closing cannot do it (they are no longer here to be found), and the Redis
+    // store would otherwise keep them in its list of this instance's channels for good, and touch
+    // them in Redis every tick (the Redis soak found it: that list grew by every ended session).
+    void end_channels(std::uint64_t entry_id, end_reason why) {
+        const auto closed = channels_.end(entry_id, ended_message(why, settings_.cost.silence_timeout));
+        for (std::size_t i = 0; i < closed; ++i) store_->channel_closed(entry_id);
     }
 
     // One pass over the queue; a visitor's channels are found by entry id (no string hashing) and

@@ -116,15 +116,17 @@ void visitor_channels::push(std::uint64_t entry_id, const shared_message& msg) {
     for (auto& c : it->second) c.channel->push(msg, false);
 }
 
-void visitor_channels::end(std::uint64_t entry_id, const shared_message& msg) {
+std::size_t visitor_channels::end(std::uint64_t entry_id, const shared_message& msg) {
     const auto it = by_entry_.find(entry_id);
-    if (it == by_entry_.end()) return;
+    if (it == by_entry_.end()) return 0;
+    const auto ended = it->second.size();
     for (auto& c : it->second) {
         c.channel->push(msg, false);
         c.channel->finish(live_channel::close_reason::done);
         entry_by_channel_.erase(c.id);
     }
     by_entry_.erase(it);
+    return ended;
 }
 
 void visitor_channels::close_all(live_channel::close_reason why) {

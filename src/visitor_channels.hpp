@@ -66,8 +66,9 @@ public:
     // whole queue).
     void push_status(const entry_status& s, const status_renderer& renderer);
     void push(std::uint64_t entry_id, const shared_message& msg);
-    // The session is over: its channels get `msg` and close.
-    void end(std::uint64_t entry_id, const shared_message& msg);
+    // The session is over: its channels get `msg` and close.  Returns how many there were: the
+    // caller gives the store each one's count back (their closing will not: they are gone here).
+    std::size_t end(std::uint64_t entry_id, const shared_message& msg);
     void close_all(live_channel::close_reason why);
 
     bool empty() const { return by_entry_.empty(); }

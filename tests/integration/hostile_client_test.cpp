@@ -335,6 +335,43 @@ TEST(hostile_client, garbage_right_after_the_upgrade_leaves_no_connection_behind
                                                         {"REDIS_KEY_PREFIX", "hostile-" + std::to_string(::getpid())}});
 }
 
+namespace {
+// A gauge of /metrics (-1: not there).
+long gauge(std::uint16_t port, const std::string& name) {
+    const auto text = fetch(port, "GET", "/metrics").body;
+    const auto at = text.find("\n" + name + " ");
+    return at == std::string::npos ? -1 : std::stol(text.substr(at + name.size() + 2));
+}
+}  // namespace
+
+// A regression test (the Redis soak found it): a session that ends while its page's channel is
+// open leaves nothing behind in the store's count of this instance's channels.  The channels of
+// an ended session were closed without giving the store their count back, so the Redis store
+// kept every one in its list of local channels for good (and touched them all in Redis every
+// tick): voice_broker_store_entries grew by one with every ended session.  It failed before the
+// fix (5 sessions ended: 5 entries left).
+TEST(hostile_client, ended_sessions_leave_no_channel_counted_in_the_redis_store) {
+    redis_test_server redis;
+    test_server s(settings_map{{"STATE_STORE", "redis"},
+                               {"REDIS_URL", "redis://127.0.0.1:" + std::to_string(redis.port()) + "/0"},
+                               {"REDIS_KEY_PREFIX", "ended-" + std::to_string(::getpid())}});
+    for (int i = 0; i < 5; ++i) {
+        const auto ticket = join_ticket(s.port());
+        ASSERT_FALSE(ticket.empty());
+        ws_client channel(s.port(), "/api/session/ws?ticket=" + ticket);
+        ASSERT_TRUE(channel.next_of_type("status"));
+        EXPECT_EQ(fetch(s.port(), "POST", "/api/session?action=leave", {{"X-Session-Ticket", ticket}}).status, 200u);
+        EXPECT_TRUE(channel.next_of_type("ended")) << "the page is told its session ended";
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    long entries = gauge(s.port(), "voice_broker_store_entries");
+    while (entries != 0 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling a gauge: no event to wait on
+        entries = gauge(s.port(), "voice_broker_store_entries");
+    }
+    EXPECT_EQ(entries, 0) << "entries of ended sessions are still counted";
+}
+
 // A regression test for issue 15: one ticket may hold at most 4 live channels (it failed before the fix).
 TEST(hostile_client, a_ticket_holds_at_most_four_live_channels) {
     test_server s;
