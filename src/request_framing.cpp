@@ -9,6 +9,7 @@ std::optional<std::string_view> framing_problem(const request_head_facts& head) 
     // RFC 9112 3.2: a client must send exactly one Host in HTTP/1.1; more than one is never valid.
     if (head.host_fields > 1) return "more than one Host header";
     if (head.version >= 11 && head.host_fields == 0) return "no Host header";
+    if (!head.content_length_plain) return "a Content-Length that is not one decimal number";
     if (head.transfer_encoding_fields == 0 && head.transfer_encoding.empty()) return std::nullopt;
     // RFC 9112 6.3: a request whose last transfer coding is not chunked has no knowable length;
     // with Content-Length as well, it may be a smuggling attempt (6.1).

@@ -21,6 +21,11 @@ inline request_head_facts head_facts(const http::request_parser<http::string_bod
     }
     facts.read_as_chunked = parser.chunked();
     facts.has_content_length = msg.count(http::field::content_length) > 0;
+    for (const auto& f : msg) {
+        if (f.name() != http::field::content_length) continue;
+        const auto v = f.value();
+        if (v.empty() || v.find_first_not_of("0123456789") != std::string_view::npos) facts.content_length_plain = false;
+    }
     return facts;
 }
 

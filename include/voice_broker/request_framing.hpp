@@ -22,6 +22,10 @@ struct request_head_facts {
     // would leave the body to be read as the next request.
     bool read_as_chunked = false;
     bool has_content_length = false;
+    // Every Content-Length field is one decimal number.  Beast also takes a list of equal values
+    // ("0,0"), which RFC 9110 8.6 lets a server refuse; nginx does, and so does this server: a
+    // proxy in front may read such a field otherwise (request smuggling).
+    bool content_length_plain = true;
 };
 
 // Why the head cannot be accepted (a short reason for the answer), or nullopt.

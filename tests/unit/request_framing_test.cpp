@@ -37,6 +37,15 @@ TEST(request_framing, host_rules) {
     EXPECT_EQ(framing_problem(facts), "more than one Host header");
 }
 
+// The fuzz finding content-length-list: "Content-Length: 0000000,000000" was let through.
+TEST(request_framing, a_content_length_that_is_not_one_number_is_refused) {
+    request_head_facts facts;
+    facts.host_fields = 1;
+    facts.has_content_length = true;
+    facts.content_length_plain = false;
+    EXPECT_EQ(framing_problem(facts), "a Content-Length that is not one decimal number");
+}
+
 TEST(request_framing, chunked_read_as_chunked_passes) {
     EXPECT_EQ(framing_problem(with_transfer_encoding("chunked", 1, true)), std::nullopt);
     EXPECT_EQ(framing_problem(with_transfer_encoding("gzip, chunked", 1, true)), std::nullopt);
