@@ -296,13 +296,13 @@ TEST(hostile_client, frames_sent_with_the_upgrade_request_are_read) {
 }
 
 namespace {
-// The open-connection gauge, as /metrics says it (the /metrics request itself is one of them).
-long open_connections(std::uint16_t port) {
+// A gauge of /metrics (-1: not there); the /metrics request itself is one open connection.
+long gauge(std::uint16_t port, const std::string& name) {
     const auto text = fetch(port, "GET", "/metrics").body;
-    const std::string name = "\nvoice_broker_open_connections ";
-    const auto at = text.find(name);
-    return at == std::string::npos ? -1 : std::stol(text.substr(at + name.size()));
+    const auto at = text.find("\n" + name + " ");
+    return at == std::string::npos ? -1 : std::stol(text.substr(at + name.size() + 2));
 }
+long open_connections(std::uint16_t port) { return gauge(port, "voice_broker_open_connections"); }
 
 // A regression test (the Redis soak found it): a live channel that the page closes while the
 // store is still being asked about its ticket is not kept.  With the Redis store the answer takes
@@ -360,15 +360,6 @@ TEST(hostile_client, garbage_right_after_the_upgrade_leaves_no_connection_behind
                                                         {"REDIS_URL", "redis://127.0.0.1:" + std::to_string(redis.port()) + "/0"},
                                                         {"REDIS_KEY_PREFIX", "hostile-" + std::to_string(::getpid())}});
 }
-
-namespace {
-// A gauge of /metrics (-1: not there).
-long gauge(std::uint16_t port, const std::string& name) {
-    const auto text = fetch(port, "GET", "/metrics").body;
-    const auto at = text.find("\n" + name + " ");
-    return at == std::string::npos ? -1 : std::stol(text.substr(at + name.size() + 2));
-}
-}  // namespace
 
 // A regression test (the Redis soak found it): a session that ends while its page's channel is
 // open leaves nothing behind in the store's count of this instance's channels.  The channels of
